@@ -141,7 +141,7 @@ class CompoundLoss(nn.Module):
         seg, classes, boxes = split_pred(pred)
         items = [F.softmax(seg.float(), dim=1)] + [None if t is None else torch.sigmoid(t.float()) for t in (classes, boxes)]
         items = items[:len(pred)]
-        return tuple(items) if type(pred) is tuple else type(pred)(*items)
+        return type(pred)(items) if type(pred) in (tuple, list) else type(pred)(*items)
 
     def decodes(self, x):
         """Predicted class index per pixel (argmax over the class dimension of the seg output)."""

@@ -2,9 +2,13 @@
 1-indexed starts over the mask flattened column-major (top to bottom, then left to right)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__ = ["encode", "decode", "parse_runs"]
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def encode(mask: np.ndarray) -> str:
@@ -33,10 +37,17 @@ def parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     if len(tokens) % 2:
         raise ValueError(f"RLE has an odd number of tokens ({len(tokens)}): expected start/length pairs")
     try:
+        # Fast path; Python's int() also takes "1_000" and non-ASCII digits, which are not RLE integers.
+        if "_" in rle or not rle.isascii():
+            raise ValueError
         values = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
-        raise ValueError(f"RLE token {bad!r} is not an integer") from None
+    except (ValueError, OverflowError):
+        for t in tokens:
+            if not _INTEGER.fullmatch(t):
+                raise ValueError(f"RLE token {t!r} is not an integer") from None
+            if abs(int(t)) >= 2**63:
+                raise ValueError(f"RLE token {t!r} is too large") from None
+        values = np.array([int(t) for t in tokens], dtype=np.int64)  # e.g. split on non-ASCII whitespace
     starts, lengths = values[0::2], values[1::2]
     if starts.size == 0:
         return starts, lengths
@@ -46,7 +57,8 @@ def parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     if (lengths < 1).any():
         i = int(np.argmax(lengths < 1))
         raise ValueError(f"RLE run {i} has length {lengths[i]} (< 1)")
-    ends = starts - 1 + lengths  # exclusive, 0-based
+    # exclusive, 0-based; clipped first so that huge tokens cannot overflow int64 and slip past the check
+    ends = np.minimum(starts, n_pixels + 1) - 1 + np.minimum(lengths, n_pixels + 1)
     if (ends > n_pixels).any():
         i = int(np.argmax(ends > n_pixels))
         raise ValueError(f"RLE run {i} (start {starts[i]}, length {lengths[i]}) runs past the end of "

@@ -1,0 +1,231 @@
+"""The book runner: execute the papermill notebooks of a profile in dependency order into ``book/notebooks/``,
+skip executions whose notebook, parameters and inputs have not changed, keep a good result when a
+re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book with
+``execute_notebooks: off``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import runs
+from .profiles import REPO_ROOT, load_profile, runs_dir
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BOOK = REPO_ROOT / "book"
+OUT = BOOK / "notebooks"
+FAILED_DIR = BOOK / "failed"
+GENERATED = BOOK / "generated"
+BUILD = REPO_ROOT / "_build"
+
+
+@dataclass
+class Step:
+    notebook: str                 # source name in notebooks/, without .ipynb
+    output: str                   # path under book/notebooks/, without .ipynb
+    parameters: dict
+    status: str = "pending"       # executed | cached | failed
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class BookResult:
+    profile: str
+    steps: list[Step] = field(default_factory=list)
+    index_html: Path | None = None
+    build_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.build_ok and not any(s.status == "failed" for s in self.steps)
+
+
+def plan(profile: dict) -> list[Step]:
+    """The notebook executions of a profile, in dependency order (training before evaluation before results)."""
+    name = profile["name"]
+    steps = [Step("architecture", "architecture", {"profile": name}),
+             Step("data", "data", {"profile": name})]
+    refines = profile["data"]["refine"] and profile["data"]["kind"] != "ccp"
+    if refines:
+        steps.append(Step("refinement", "refinement", {"profile": name}))
+    variants = [("refined" if refines else "base", m) for m in profile["models"]]
+    if refines:
+        variants += [("base", m) for m in profile["table1_models"]]
+    for variant, model in variants:
+        steps.append(Step("train", f"train/{model}-{variant}", {"profile": name, "model": model, "variant": variant}))
+    for model in profile["models"]:
+        steps.append(Step("evaluate", f"evaluate/{model}", {"profile": name, "model": model}))
+    branch_models = [m for m in profile["models"] if m in ("extended_unet", "classbranch_only", "branches")]
+    focus = "extended_unet" if "extended_unet" in profile["models"] else (branch_models or profile["models"])[0]
+    steps.append(Step("injection", "injection", {"profile": name, "model": focus}))
+    steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}))
+    steps.append(Step("results", "results", {"profile": name}))
+    if (NOTEBOOKS / "parser.ipynb").is_file():
+        steps.append(Step("parser", "parser", {"profile": name, "model": focus}))
+    return steps
+
+
+def _package_digest() -> str:
+    """Changes to the library invalidate cached notebook executions."""
+    h = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "clothparse").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _inputs_digest(profile: dict) -> str:
+    """What the runs of a profile currently are (completion markers of runs and evaluations)."""
+    h = hashlib.sha256()
+    root = runs_dir(profile)
+    for marker in sorted(root.rglob(runs.COMPLETE)) if root.is_dir() else []:
+        h.update(str(marker.relative_to(root)).encode())
+        h.update(marker.read_bytes())
+    return h.hexdigest()
+
+
+def _step_key(step: Step, profile: dict, package: str) -> str:
+    source = (NOTEBOOKS / f"{step.notebook}.ipynb").read_bytes()
+    return runs.stable_hash({"nb": hashlib.sha256(source).hexdigest(), "params": step.parameters,
+                             "profile": profile, "package": package}, length=24)
+
+
+def execute(step: Step, profile: dict, package: str, force: bool = False, log=print) -> Step:
+    import papermill as pm
+
+    out = OUT / f"{step.output}.ipynb"
+    keyfile = out.with_suffix(".key")
+    # Upstream state enters the key of notebooks that read runs (all but architecture/data).
+    upstream = "" if step.notebook in ("architecture", "data", "train") else _inputs_digest(profile)
+    key = _step_key(step, profile, package) + upstream[:16]
+    if not force and out.is_file() and keyfile.is_file() and keyfile.read_text() == key:
+        step.status = "cached"
+        log(f"  cached    {step.output}")
+        return step
+    out.parent.mkdir(parents=True, exist_ok=True)
+    running = out.with_name(out.stem + ".running.ipynb")
+    log(f"  executing {step.output} {step.parameters}")
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(running), parameters=step.parameters,
+                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
+                            request_save_on_cell_execute=True)
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+        step.seconds = time.perf_counter() - t0
+        step.status, step.error = "failed", f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+        failed = FAILED_DIR / f"{step.output}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if running.is_file():
+            os.replace(running, failed)
+        keep = "kept the previous good result" if out.is_file() else "no earlier result"
+        log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
+        return step
+    step.seconds = time.perf_counter() - t0
+    os.replace(running, out)
+    keyfile.write_text(key)
+    (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
+    step.status = "executed"
+    log(f"  done      {step.output} in {step.seconds:.0f}s")
+    return step
+
+
+def write_summary(profile: dict, steps: list[Step], total_seconds: float) -> Path:
+    """The book's first page facts: profile, data, hardware, commit, and the time of every step."""
+    import torch
+
+    from .runs import device_description, git_commit
+
+    device = "cuda" if profile["device"] in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+    data = profile["data"]
+    data_desc = (f"synthetic, generated: {data['synthetic']['n_images']} images at "
+                 f"{data['synthetic']['height']}×{data['synthetic']['width']} (seed {data['synthetic']['seed']})"
+                 if data["kind"] == "synthetic" else f"{data['kind']} at `{data['root']}`")
+    timings = _timings_table(steps)
+    lines = [
+        f"| | |", "|---|---|",
+        f"| Profile | `{profile['name']}` — {profile['description']} |",
+        f"| Data | {data_desc}; refined: {bool(data['refine'])} |",
+        f"| Input size (H×W) | {profile['size'][0]}×{profile['size'][1]} |",
+        f"| Models | {', '.join(profile['models'])} |",
+        f"| Schedule | batch {profile['train']['batch_size']}, {profile['train']['epochs_frozen']} frozen + "
+        f"{profile['train']['epochs_unfrozen']} unfrozen epochs, lr_max {profile['train']['lr_max']} |",
+        f"| Encoder weights | {profile['encoder_weights'] or 'random initialisation (offline)'} |",
+        f"| Hardware | {device_description(device)} |",
+        f"| Commit | `{git_commit()}` |",
+        f"| Built | {runs.now()} in {total_seconds / 60:.1f} min (cached steps take no time) |",
+        "", "**Steps**", "", timings,
+    ]
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    path = GENERATED / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _timings_table(steps: list[Step]) -> str:
+    rows = ["| step | parameters | status | seconds |", "|---|---|---|---:|"]
+    for s in steps:
+        params = ", ".join(f"{k}={v}" for k, v in s.parameters.items() if k != "profile")
+        rows.append(f"| {s.output} | {params} | {s.status} | {s.seconds:.0f} |")
+    return "\n".join(rows)
+
+
+def write_toc() -> Path:
+    """``_toc.yml`` limited to the pages that exist (a step that never succeeded has no page)."""
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+
+    def exists(entry) -> bool:
+        if "file" in entry:
+            f = REPO_ROOT / entry["file"]
+            return any(f.with_suffix(s).is_file() for s in (".md", ".ipynb"))
+        return True
+
+    for part in toc.get("parts", []):
+        part["chapters"] = [c for c in part["chapters"] if exists(c)]
+    toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    path = GENERATED / "_toc.yml"
+    path.write_text(yaml.safe_dump(toc, sort_keys=False))
+    return path
+
+
+def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(REPO_ROOT), "--toc", str(toc),
+           "--path-output", str(REPO_ROOT)]
+    log("  building  jupyter-book")
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    index = BUILD / "html" / "index.html"
+    if proc.returncode != 0:
+        log(proc.stdout[-4000:] + proc.stderr[-4000:])
+        return False, index
+    return index.is_file(), index
+
+
+def build_book(profile: str | dict = "default", force: bool = False, build: bool = True, log=print) -> BookResult:
+    """Execute every notebook of ``profile`` (cached), write the summary page and build the book."""
+    profile = load_profile(profile) if not isinstance(profile, dict) else profile
+    result = BookResult(profile["name"])
+    package = _package_digest()
+    t0 = time.perf_counter()
+    log(f"clothparse book — profile {profile['name']}")
+    for step in plan(profile):
+        result.steps.append(execute(step, profile, package, force=force, log=log))
+    total = time.perf_counter() - t0
+    write_summary(profile, result.steps, total)
+    runs.write_json(GENERATED / "steps.json", [s.__dict__ for s in result.steps])
+    if build:
+        ok, index = jupyter_book_build(write_toc(), log=log)
+        result.build_ok, result.index_html = ok, index
+        log(f"book: {index}" if ok else "book build FAILED")
+    failed = [s.output for s in result.steps if s.status == "failed"]
+    if failed:
+        log(f"{len(failed)} notebook(s) failed: {', '.join(failed)} (copies in {FAILED_DIR})")
+    return result

@@ -1,0 +1,209 @@
+"""Evaluation of a run: one pass over a split gives the confusion matrix, every IoU variant, the
+ClassBranch scores (Table 4), per-image loss (Figure 6) and the predictions the figures need, for the
+plain model and for each ground-truth injection variant (Table 5, Figure 5).
+
+Injection variants (the same code path, ``clothparse.injection``):
+
+- ``plain`` — no prior;
+- ``gt`` — full injection: every clothing class's presence from the ground truth (Table 5);
+- ``gt_hard`` — full injection, and absent classes forbidden in the output;
+- ``no_dress`` — partial injection: only the dress entry is known (from the ground truth), the rest
+  unknown — on an image without a dress this is the paper's Figure 5 "no dress" prior.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import runs
+from .categories import CLASSES, CLOTHING, NUM_CLOTHING
+
+VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
+DRESS = CLOTHING.index("dress")
+
+
+def load_model(run_dir: Path, device: str = "cpu"):
+    """The trained model of a run folder (safetensors weights), in eval mode, and its params."""
+    from safetensors.torch import load_file
+
+    from .models import build_model
+
+    run_dir = Path(run_dir)
+    params_path, weights = run_dir / "params.json", run_dir / "model.safetensors"
+    if not params_path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no params.json)")
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir}: no model.safetensors — the run has not finished training")
+    params = runs.read_json(params_path)
+    if list(params.get("classes", CLASSES)) != list(CLASSES):
+        raise ValueError(f"{run_dir} was trained on classes {params.get('classes')}, not this package's {list(CLASSES)}")
+    model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None)
+    model.load_state_dict(load_file(str(weights), device="cpu"))
+    return model.to(device).eval(), params
+
+
+def _normalise(images_uint8: torch.Tensor) -> torch.Tensor:
+    """B×H×W×3 uint8 → B×3×H×W float, ImageNet statistics (as in training)."""
+    from fastai.vision.all import imagenet_stats
+
+    mean = torch.tensor(imagenet_stats[0], device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(imagenet_stats[1], device=images_uint8.device).view(1, 3, 1, 1)
+    return (images_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+
+
+def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
+    """The B×8 prior of an injection variant, from ground-truth presence (B×8 bool)."""
+    if variant == "plain":
+        return None
+    if variant in ("gt", "gt_hard"):
+        return present.float()
+    if variant == "no_dress":
+        prior = torch.full(present.shape, float("nan"), device=present.device)
+        prior[:, DRESS] = present[:, DRESS].float()
+        return prior
+    raise ValueError(f"unknown injection variant {variant!r}; known: {VARIANTS}")
+
+
+@torch.inference_mode()
+def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int = 64,
+                   variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
+                   progress: bool = True) -> dict:
+    """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix and its summary
+    (``result[variant]``), plus for ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain
+    summary. Predicted masks are kept for store rows in ``keep``."""
+    from .boxes import boxes_from_masks
+    from .injection import apply_hard
+    from .losses import CompoundLoss
+    from .metrics import ConfusionMatrix, iou_summary
+
+    model = model.to(device).eval()
+    indices = np.asarray(indices, dtype=np.int64)
+    keep_set = set(np.asarray(keep if keep is not None else [], dtype=np.int64).tolist())
+    cms = {v: ConfusionMatrix() for v in variants}
+    loss_fn = CompoundLoss()
+    per_image, class_logits, gt_present, kept = [], [], [], {v: {} for v in variants}
+    amp = device.startswith("cuda")
+    batches = range(0, len(indices), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="evaluate", unit="batch")
+    for start in batches:
+        rows = indices[start:start + batch_size]
+        sorted_rows = np.sort(rows)  # memmap reads in order; results are mapped back below
+        order = np.argsort(np.argsort(rows))
+        images = torch.from_numpy(np.ascontiguousarray(store.images[sorted_rows]))[order].to(device)
+        target = torch.from_numpy(store.masks[sorted_rows].astype(np.int64))[order].to(device)
+        x = _normalise(images)
+        _, present = boxes_from_masks(target)
+        for variant in variants:
+            prior = variant_prior(variant, present)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                out = model(x, prior=prior) if prior is not None else model(x)
+            seg = out[0].float()
+            if variant == "gt_hard":
+                seg = apply_hard(seg, prior)
+            pred = seg.argmax(1)
+            cms[variant].update(pred, target)
+            if variant == "plain":
+                fout = type(out)(*(o.float() if o is not None else None for o in out))
+                per_image.append(loss_fn.per_image(fout, target).cpu())
+                gt_present.append(present.cpu())
+                if out[1] is not None:
+                    class_logits.append(out[1].float().cpu())
+            for r, p in zip(rows.tolist(), pred.to(torch.uint8).cpu().numpy()):
+                if r in keep_set:
+                    kept[variant][r] = p
+    result: dict = {"indices": indices}
+    for v in variants:
+        result[v] = {"confusion": cms[v].matrix, "summary": iou_summary(cms[v].matrix)}
+    result["summary"] = result["plain"]["summary"] if "plain" in variants else result[variants[0]]["summary"]
+    result["per_image_loss"] = torch.cat(per_image).numpy() if per_image else np.zeros(0)
+    result["gt_present"] = torch.cat(gt_present).numpy() if gt_present else np.zeros((0, NUM_CLOTHING), bool)
+    result["class_logits"] = torch.cat(class_logits).numpy() if class_logits else None
+    result["kept"] = kept
+    return result
+
+
+def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = False, force: bool = False,
+             progress: bool = True, prepared=None) -> Path:
+    """Evaluate a run on a split; write ``<run>/evaluation/<split>/`` and return that folder.
+
+    ``prior`` (B×8 or an 8-vector / "skirt,-dress" string) adds a user-given injection variant named
+    ``prior``; the ground-truth variants of the module docstring are always written.
+    """
+    from .injection import parse_prior
+    from .metrics import multilabel_scores
+    from .prepare import prepare
+    from .profiles import load_profile
+
+    run_dir = Path(run_dir)
+    if not runs.is_complete(run_dir):
+        raise FileNotFoundError(f"{run_dir}: the run is not complete (no {runs.COMPLETE} marker); train it first")
+    params = runs.read_json(run_dir / "params.json")
+    profile = load_profile(params["profile_full"])
+    out_dir = run_dir / "evaluation" / split
+    eval_key = {"split": split, "prior": None if prior is None else str(prior), "hard": hard}
+    if (out_dir / runs.COMPLETE).is_file() and not force and runs.read_json(out_dir / runs.COMPLETE).get("key") == eval_key:
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Every run is evaluated on the same images: the (refined, where the profile refines) split.
+    prepared = prepared or prepare(profile, variant="refined", progress=progress)
+    store = prepared.store
+    idx = prepared.indices(split)
+    if len(idx) == 0:
+        raise ValueError(f"split {split!r} is empty")
+    device = params.get("device", "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        device = "cpu"
+    model, _ = load_model(run_dir, device)
+    rng = np.random.default_rng(0)
+    n_keep = min(int(profile["evaluate"]["qualitative_sample"]), len(idx))
+    keep = np.sort(rng.choice(idx, size=n_keep, replace=False))
+    variants = VARIANTS
+    res = evaluate_split(model, store, idx, device=device, batch_size=int(profile["evaluate"]["batch_size"]),
+                         variants=variants, keep=keep, progress=progress)
+    metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "variants": {}}
+    for v in variants:
+        np.save(out_dir / f"confusion_{v}.npy", res[v]["confusion"])
+        metrics["variants"][v] = res[v]["summary"]
+    if res["class_logits"] is not None:
+        predicted = 1 / (1 + np.exp(-res["class_logits"])) > 0.5
+        metrics["classbranch"] = multilabel_scores(res["gt_present"], predicted)
+        np.save(out_dir / "class_logits.npy", res["class_logits"])
+    ids = [store.image_ids[i] for i in idx]
+    per_image = pd.DataFrame({"row": idx, "image_id": ids, "loss": res["per_image_loss"]})
+    for c, name in enumerate(CLOTHING):
+        per_image[f"gt_{name}"] = res["gt_present"][:, c]
+    per_image.to_csv(out_dir / "per_image.csv", index=False)
+    np.savez_compressed(out_dir / "predictions.npz", rows=keep,
+                        **{v: np.stack([res["kept"][v][r] for r in keep]) for v in variants})
+    if prior is not None:
+        user_prior = torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
+        metrics["user_prior"] = {"prior": user_prior.tolist(), "hard": hard,
+                                 "summary": _evaluate_user_prior(model, store, idx, user_prior, hard, device,
+                                                                 int(profile["evaluate"]["batch_size"]))}
+    runs.write_json(out_dir / "metrics.json", metrics)
+    runs.mark_complete(out_dir, {"key": eval_key})
+    return out_dir
+
+
+@torch.inference_mode()
+def _evaluate_user_prior(model, store, idx, prior, hard, device, batch_size) -> dict:
+    from .injection import apply_hard
+    from .metrics import ConfusionMatrix, iou_summary
+
+    cm = ConfusionMatrix()
+    for start in range(0, len(idx), batch_size):
+        rows = np.sort(idx[start:start + batch_size])
+        x = _normalise(torch.from_numpy(np.ascontiguousarray(store.images[rows])).to(device))
+        target = torch.from_numpy(store.masks[rows].astype(np.int64)).to(device)
+        p = prior.to(device).expand(len(rows), -1) if prior.ndim == 1 else prior[start:start + batch_size].to(device)
+        seg = model(x, prior=p)[0].float()
+        if hard:
+            seg = apply_hard(seg, p)
+        cm.update(seg.argmax(1), target)
+    return iou_summary(cm.matrix)

@@ -1,0 +1,415 @@
+"""The store: every image and mask of a dataset resized once to the training size, as uint8 arrays.
+
+Training reads only the store (memory-mapped ``.npy`` files), so the accelerator never waits on
+JPEG decoding or RLE decoding. A store lives in ``root/<key>/`` where ``key`` hashes what it was
+made from (:func:`store_key`): a different source, refinement, size, set of image ids or store
+format gives a different folder; the same inputs reuse the finished one.
+
+Layout of ``root/<key>/``::
+
+    images.npy   N×H×W×3 uint8 (RGB)
+    masks.npy    N×H×W   uint8 (0..8, see clothparse.categories)
+    index.csv    i,image_id,classes,classes_resized  (space-separated clothing ids 1..8; ``classes``
+                 from the original-resolution mask, ``classes_resized`` from the stored one: a tiny
+                 garment can vanish when shrunk)
+    meta.json    key, format, size, source, refinement, n, skipped (reader's and store's), created, ...
+    COMPLETE     written last
+
+A build writes into ``root/<key>.tmp-<pid>/`` and renames it to ``root/<key>/`` only when complete,
+so an interrupted build leaves nothing that looks finished; its leftovers are removed by the next
+build. Images the dataset cannot load (``ValueError`` / ``OSError``, e.g. a corrupt JPEG) are
+skipped, counted and listed with their reason in ``meta.json``.
+
+Resizing: images with PIL ``BOX`` (area averaging) when shrinking in both directions, ``BILINEAR``
+otherwise; masks with ``NEAREST`` (class ids must never blend).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+from PIL import Image
+
+from .datasets.base import check_sample, classes_present
+
+__all__ = ["FORMAT_VERSION", "DEFAULT_SIZE", "store_key", "resize_image", "resize_mask", "build_store",
+           "open_store", "Store", "StoreError"]
+
+#: Bump when the layout or the resizing changes: it is part of the key, so old stores are not reused.
+FORMAT_VERSION: int = 1
+#: Training size of the paper, H × W.
+DEFAULT_SIZE: tuple[int, int] = (288, 192)
+#: Below this many images a build runs in-process by default (starting workers costs more).
+_INPROCESS_BELOW: int = 64
+_CHUNK: int = 16
+
+
+class StoreError(RuntimeError):
+    """A store folder is missing, incomplete or inconsistent."""
+
+
+def _ids_digest(image_ids: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for i in image_ids:
+        h.update(str(i).encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def store_key(source: str, refinement: str | None, size: Sequence[int],
+              image_ids: Sequence[str] | None = None) -> str:
+    """sha256 (hex) of the inputs a store depends on.
+
+    ``source`` describes the data (reader kind, root, generator seed …), ``refinement`` the cleaning
+    applied (None = raw), ``size`` is H × W. ``image_ids``, when given, enter through a digest so a
+    dataset whose image set changed under the same description gets a new store.
+    """
+    h, w = (int(v) for v in size)
+    payload = {"format": FORMAT_VERSION, "source": str(source), "refinement": refinement, "size": [h, w]}
+    if image_ids is not None:
+        payload["image_ids"] = _ids_digest(image_ids)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """H×W×3 uint8 → ``size`` (H, W): BOX (area) when shrinking both ways, else BILINEAR."""
+    h, w = (int(v) for v in size)
+    if image.shape[:2] == (h, w):
+        return np.ascontiguousarray(image)
+    shrink = image.shape[0] >= h and image.shape[1] >= w
+    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image).resize((w, h), resample=resample))
+
+
+def resize_mask(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """H×W uint8 class mask → ``size`` (H, W) with nearest neighbour (no new class ids appear)."""
+    h, w = (int(v) for v in size)
+    if mask.shape == (h, w):
+        return np.ascontiguousarray(mask)
+    return np.asarray(Image.fromarray(mask).resize((w, h), resample=Image.Resampling.NEAREST))
+
+
+def _classes_str(classes: Sequence[int]) -> str:
+    return " ".join(str(int(c)) for c in classes)
+
+
+def _parse_classes(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in str(text).split())
+
+
+# --- building ----------------------------------------------------------------------------------
+
+# Per-process state of a build worker (set by _init_worker; in-process builds use the same code).
+_W: dict[str, Any] = {}
+
+
+def _init_worker(dataset, folder: str, n: int, size: tuple[int, int]) -> None:
+    h, w = size
+    _W.update(dataset=dataset, size=size,
+              images=open_memmap(os.path.join(folder, "images.full.npy"), mode="r+"),
+              masks=open_memmap(os.path.join(folder, "masks.full.npy"), mode="r+"))
+    assert _W["images"].shape == (n, h, w, 3)
+
+
+def _id_of(dataset, i: int) -> str:
+    ids = getattr(dataset, "image_ids", None)
+    return str(ids[i]) if ids is not None else str(i)
+
+
+def _process_chunk(indices: Sequence[int]) -> list[tuple]:
+    """Load, check, resize and write rows ``indices``; one result tuple per index:
+    ``(i, image_id, classes, classes_resized, None)`` or ``(i, image_id, None, None, reason)``."""
+    ds, size, images, masks = _W["dataset"], _W["size"], _W["images"], _W["masks"]
+    out = []
+    for i in indices:
+        try:
+            sample = ds[i]
+            image, mask = np.asarray(sample.image), np.asarray(sample.mask)
+            check_sample(image, mask, source=f"image {sample.image_id!r}")
+            if mask.dtype != np.uint8:
+                if mask.size and mask.min() < 0:
+                    raise ValueError(f"image {sample.image_id!r}: negative mask value {int(mask.min())}")
+                mask = mask.astype(np.uint8)
+        except (ValueError, OSError) as err:  # unreadable file or bad annotation: skip, with the reason
+            out.append((i, _id_of(ds, i), None, None, f"{type(err).__name__}: {err}"))
+            continue
+        small_mask = resize_mask(mask, size)
+        images[i] = resize_image(image, size)
+        masks[i] = small_mask
+        out.append((i, str(sample.image_id), classes_present(mask), classes_present(small_mask), None))
+    images.flush()
+    masks.flush()
+    return out
+
+
+def _default_workers(n: int) -> int:
+    if n < _INPROCESS_BELOW:
+        return 0
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(cpus, 8))
+
+
+def _describe_source(dataset) -> str:
+    for attr in ("source", "description"):
+        value = getattr(dataset, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    root = getattr(dataset, "root", None)
+    kind = f"{type(dataset).__module__}.{type(dataset).__qualname__}"
+    return f"{kind}:{Path(root).resolve()}" if root is not None else kind
+
+
+def _skip_entries(report) -> list[list[str]]:
+    if report is None:
+        return []
+    entries = getattr(report, "entries", report)
+    return [[str(a), str(b)] for a, b in entries]
+
+
+def _remove_stale_tmp(root: Path, key: str) -> None:
+    """Delete leftovers of interrupted builds of ``key`` (tmp folders whose process is gone)."""
+    for tmp in root.glob(f"{key}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+        except ValueError:
+            pid = -1
+        alive = False
+        if pid > 0 and pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        if not alive:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compact(src: Path, dst: Path, keep: np.ndarray) -> None:
+    """Copy rows ``keep`` of the ``.npy`` at ``src`` into a new ``.npy`` at ``dst`` (block-wise)."""
+    full = np.load(src, mmap_mode="r")
+    out = open_memmap(dst, mode="w+", dtype=np.uint8, shape=(len(keep),) + full.shape[1:])
+    for start in range(0, len(keep), 256):
+        out[start:start + 256] = full[keep[start:start + 256]]
+    out.flush()
+    del out, full
+    src.unlink()
+
+
+def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, workers: int | None = None,
+                progress: bool = True, source: str | None = None, refinement: str | None = None,
+                mp_context: str | None = None) -> "Store":
+    """Resize every sample of ``dataset`` to ``size`` (H, W) into ``root/<key>/`` and open it.
+
+    ``dataset``: ``len(ds)``, ``ds[i] -> Sample``, ``ds.image_ids``, optional ``ds.skipped`` (its
+    reader's :class:`~clothparse.datasets.base.SkipReport`, copied into ``meta.json``).
+    ``source`` describes the data for the key (default: ``ds.source`` or the reader class and root);
+    ``refinement`` names the cleaning applied. When ``root/<key>/COMPLETE`` exists the store is just
+    opened. ``workers``: processes (0 = in-process; default 0 below 64 images, else up to 8); the
+    dataset is pickled to each worker. ``mp_context``: multiprocessing start method (default: the
+    platform's).
+    """
+    t0 = time.perf_counter()
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1:
+        raise ValueError(f"store size must be positive (H, W), got {tuple(size)}")
+    n = len(dataset)
+    ids = getattr(dataset, "image_ids", None)
+    ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(n)]
+    if len(ids) != n:
+        raise ValueError(f"dataset has {n} items but {len(ids)} image_ids")
+    source = source or _describe_source(dataset)
+    key = store_key(source, refinement, (h, w), ids)
+    root = Path(root)
+    final = root / key
+    if (final / "COMPLETE").exists():
+        return Store(final)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(root, key)
+    if final.exists():  # a folder without COMPLETE was not made by a finished build: start over
+        shutil.rmtree(final)
+    tmp = root / f"{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+
+    open_memmap(tmp / "images.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3)).flush()
+    open_memmap(tmp / "masks.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w)).flush()
+    workers = _default_workers(n) if workers is None else int(workers)
+    chunks = [list(range(s, min(s + _CHUNK, n))) for s in range(0, n, _CHUNK)]
+    results: list[tuple] = []
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="store", unit="img", disable=not progress)
+    try:
+        if workers <= 0:
+            _init_worker(dataset, str(tmp), n, (h, w))
+            try:
+                for chunk in chunks:
+                    results.extend(_process_chunk(chunk))
+                    bar.update(len(chunk))
+            finally:
+                _W.clear()  # drop the memmaps so the folder can be renamed / removed
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context(mp_context)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(dataset, str(tmp), n, (h, w))) as pool:
+                try:
+                    for part in pool.map(_process_chunk, chunks):
+                        results.extend(part)
+                        bar.update(len(part))
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    except BaseException:
+        bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    bar.close()
+
+    results.sort(key=lambda r: r[0])
+    kept = [r for r in results if r[4] is None]
+    skipped = [[r[1], r[4]] for r in results if r[4] is not None]
+    if not kept:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"no image of the dataset ({source}) could be stored; first reasons: {skipped[:3]}")
+    keep = np.array([r[0] for r in kept], dtype=np.int64)
+    for name in ("images", "masks"):
+        full = tmp / f"{name}.full.npy"
+        if len(keep) == n:
+            full.replace(tmp / f"{name}.npy")
+        else:
+            _compact(full, tmp / f"{name}.npy", keep)
+
+    index = pd.DataFrame({"i": np.arange(len(kept)), "image_id": [r[1] for r in kept],
+                          "classes": [_classes_str(r[2]) for r in kept],
+                          "classes_resized": [_classes_str(r[3]) for r in kept]})
+    index.to_csv(tmp / "index.csv", index=False)
+    reader_skipped = _skip_entries(getattr(dataset, "skipped", None))
+    meta = {
+        "key": key,
+        "format": FORMAT_VERSION,
+        "size": [h, w],
+        "source": source,
+        "refinement": refinement,
+        "n": len(kept),
+        "n_dataset": n,
+        "skipped": {"reader": reader_skipped, "store": skipped},
+        "skipped_counts": {"reader": len(reader_skipped), "store": len(skipped)},
+        "classes_lost_in_resize": int(sum(r[2] != r[3] for r in kept)),
+        "image_ids_sha256": _ids_digest(ids),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - t0, 3),
+        "workers": workers,
+        "resize": {"image": "PIL BOX when shrinking both ways, else BILINEAR", "mask": "PIL NEAREST"},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    with open(tmp / "COMPLETE", "w", encoding="utf-8") as fh:
+        fh.write(meta["created"] + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if (final / "COMPLETE").exists():  # another process finished the same store first
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
+    return Store(final)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+class Store:
+    """A finished store folder, memory-mapped read-only.
+
+    ``.images`` N×H×W×3 uint8, ``.masks`` N×H×W uint8, ``.index`` (DataFrame i, image_id, classes,
+    classes_resized), ``.image_ids``, ``.classes`` (tuples, original resolution), ``.meta``;
+    ``store[i] -> (image, mask)``. Pickles by path (workers reopen the memmaps, nothing is copied).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "COMPLETE").exists():
+            raise StoreError(f"{self.path} is not a complete store (no COMPLETE marker): "
+                             f"an interrupted or foreign folder; build it with clothparse.store.build_store")
+        try:
+            self.meta: dict = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise StoreError(f"{self.path / 'meta.json'}: cannot read ({err})") from err
+        self.index = pd.read_csv(self.path / "index.csv", dtype={"image_id": str, "classes": str,
+                                                                 "classes_resized": str},
+                                 keep_default_na=False)
+        self._open_arrays()
+        n = int(self.meta["n"])
+        if not (len(self.index) == len(self.images) == len(self.masks) == n):
+            raise StoreError(f"{self.path}: meta says {n} images but index.csv has {len(self.index)}, "
+                             f"images.npy {len(self.images)}, masks.npy {len(self.masks)}")
+        self.image_ids: list[str] = self.index["image_id"].tolist()
+        self.classes: list[tuple[int, ...]] = [_parse_classes(c) for c in self.index["classes"]]
+        self.classes_resized: list[tuple[int, ...]] = [_parse_classes(c) for c in self.index["classes_resized"]]
+        self._row = {image_id: i for i, image_id in enumerate(self.image_ids)}
+
+    def _open_arrays(self) -> None:
+        self.images: np.ndarray = np.load(self.path / "images.npy", mmap_mode="r")
+        self.masks: np.ndarray = np.load(self.path / "masks.npy", mmap_mode="r")
+
+    @property
+    def key(self) -> str:
+        return str(self.meta["key"])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.meta["size"])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[i], self.masks[i]
+
+    def positions(self, image_ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``image_ids`` (e.g. one split); ``KeyError`` naming the ids not in the store."""
+        missing = [i for i in image_ids if i not in self._row]
+        if missing:
+            raise KeyError(f"{len(missing)} image id(s) not in store {self.path} (e.g. {missing[:3]}); "
+                           f"skipped when building? see meta.json 'skipped'")
+        return np.array([self._row[i] for i in image_ids], dtype=np.int64)
+
+    def skipped(self) -> pd.DataFrame:
+        """Images left out, by the reader or by the store build: columns stage, image_id, reason."""
+        rows = [(stage, a, b) for stage in ("reader", "store") for a, b in self.meta["skipped"][stage]]
+        return pd.DataFrame(rows, columns=["stage", "image_id", "reason"])
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["images"], state["masks"]  # a pickled memmap would copy the whole array
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open_arrays()
+
+    def __repr__(self) -> str:
+        h, w = self.size
+        return f"Store({str(self.path)!r}, n={len(self)}, size={h}×{w})"
+
+
+def open_store(root: str | Path, key: str) -> Store:
+    """Open the finished store ``root/<key>``."""
+    return Store(Path(root) / key)

@@ -1,0 +1,157 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import confusion_matrix, f1_score, fbeta_score, jaccard_score
+
+from clothparse.categories import CLASSES, CLOTHING
+from clothparse.metrics import (ConfusionMatrix, MaskIoU, MeanIoU, PooledIoU, column_percent, iou_summary,
+                                mask_iou, mean_iou, multilabel_scores, paper_confusion_from_table3,
+                                paper_consistency_table, per_class_iou, pooled_iou, row_percent)
+from clothparse.paper import table2_row
+
+
+def _random_labels(seed, n=2000, k=9):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, k, n)
+    # predictions right ~60 % of the time, so the IoUs are not all tiny
+    p = np.where(rng.random(n) < 0.6, t, rng.integers(0, k, n))
+    return p, t
+
+
+def test_confusion_matrix_matches_sklearn_and_merges():
+    p, t = _random_labels(0)
+    cm = ConfusionMatrix(9)
+    cm.update(torch.from_numpy(p[:1500]).view(15, 10, 10), torch.from_numpy(t[:1500]).view(15, 10, 10))
+    other = ConfusionMatrix(9).update(torch.from_numpy(p[1500:]).to(torch.uint8), torch.from_numpy(t[1500:]))
+    want = confusion_matrix(t, p, labels=range(9))
+    assert cm.merge(other).matrix.dtype == np.int64
+    assert np.array_equal((cm + other).matrix, want)
+    big = ConfusionMatrix(9).update(torch.from_numpy(p), torch.from_numpy(t))
+    assert np.array_equal(big.matrix, want)
+    big.update(torch.from_numpy(p), torch.from_numpy(t))   # accumulates
+    assert np.array_equal(big.matrix, 2 * want)
+    big.reset()
+    assert big.matrix.sum() == 0
+
+
+def test_ignore_index_and_invalid_labels():
+    t = torch.tensor([0, 1, 255, 2, 255])
+    p = torch.tensor([0, 1, 1, 1, 7])
+    m = ConfusionMatrix(9, ignore_index=255).update(p, t).matrix
+    assert m.sum() == 3 and m[2, 1] == 1
+    bad = ConfusionMatrix(9).update(torch.tensor([0, 9]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="1 pixels had a label outside 0..8"):
+        bad.matrix
+    with pytest.raises(ValueError, match="same shape"):
+        ConfusionMatrix(9).update(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(TypeError, match="argmax"):
+        ConfusionMatrix(9).update(torch.zeros(3), torch.zeros(3, dtype=torch.long))
+
+
+def test_ious_match_sklearn():
+    p, t = _random_labels(1)
+    p[p == 4] = 0                    # class 4 never predicted
+    t[t == 4] = 0                    # ... nor in the ground truth → NaN IoU, skipped by the mean
+    cm = ConfusionMatrix(9).update(torch.from_numpy(p), torch.from_numpy(t)).matrix
+    pc = per_class_iou(cm)
+    ref = jaccard_score(t, p, labels=range(9), average=None, zero_division=0)
+    assert np.isnan(pc[4]) and ref[4] == 0   # sklearn says 0 where we say "undefined"
+    assert np.isnan(row_percent(cm)[4]).all()
+    np.testing.assert_allclose(np.delete(pc, 4), np.delete(ref, 4))
+    fg = [c for c in range(1, 9) if c != 4]
+    assert pooled_iou(cm) == pytest.approx(jaccard_score(t, p, labels=fg, average="micro"))
+    assert pooled_iou(cm, include_background=True) == pytest.approx(
+        jaccard_score(t, p, labels=[0] + fg, average="micro"))
+    assert mean_iou(cm) == pytest.approx(jaccard_score(t, p, labels=fg, average="macro"))
+    assert mean_iou(cm, include_background=True) == pytest.approx(
+        jaccard_score(t, p, labels=[0] + fg, average="macro"))
+    assert mask_iou(cm) == pytest.approx(jaccard_score(t > 0, p > 0))
+    np.testing.assert_allclose(np.nan_to_num(row_percent(cm)), 100 * confusion_matrix(t, p, labels=range(9), normalize="true"))
+    np.testing.assert_allclose(np.nan_to_num(column_percent(cm)),
+                               100 * confusion_matrix(t, p, labels=range(9), normalize="pred"))
+    s = iou_summary(cm)
+    assert s["pooled_excl_bg"] == pytest.approx(100 * pooled_iou(cm))
+    assert s["mask"] == pytest.approx(100 * mask_iou(cm))
+    assert list(s["per_class"]) == list(CLASSES)
+    assert s["per_class"]["top"] == pytest.approx(100 * ref[1])
+
+
+def test_pooled_differs_from_mean_when_classes_differ_in_size():
+    # a large well-predicted class and a tiny badly predicted one
+    cm = np.zeros((3, 3), dtype=np.int64)
+    cm[0, 0] = 100
+    cm[1, 1], cm[1, 0] = 90, 10
+    cm[2, 2], cm[2, 1] = 1, 9
+    assert pooled_iou(cm) == pytest.approx(91 / (100 + 10 + 9))   # ΣTP / Σ(TP+FP+FN)
+    assert mean_iou(cm) == pytest.approx((90 / 109 + 1 / 10) / 2)
+
+
+def _random_multilabel(seed, b=200, c=8):
+    rng = np.random.default_rng(seed)
+    t = rng.random((b, c)) < 0.3
+    p = np.where(rng.random((b, c)) < 0.8, t, ~t)
+    t[0], p[0] = False, False        # an image with nothing to find and nothing predicted
+    p[:, 5] = False                  # a class never predicted
+    return t, p
+
+
+def test_multilabel_scores_match_sklearn():
+    t, p = _random_multilabel(0)
+    s = multilabel_scores(torch.from_numpy(t), torch.from_numpy(p))
+    for avg in ("samples", "micro", "macro"):
+        assert s["f1"][avg] == pytest.approx(100 * f1_score(t, p, average=avg, zero_division=1.0))
+        assert s["f2"][avg] == pytest.approx(100 * fbeta_score(t, p, beta=2, average=avg, zero_division=1.0))
+    assert s["exact_match"] == pytest.approx(100 * np.mean((t == p).all(1)))
+    assert list(s["per_class_accuracy"]) == list(CLOTHING)
+    assert s["per_class_accuracy"]["skirt"] == pytest.approx(100 * np.mean(t[:, 4] == p[:, 4]))
+    assert s["n_images"] == 200
+    with pytest.raises(ValueError, match="B×C"):
+        multilabel_scores(t[:, :7], p)
+
+
+def test_table3_rebuild_reproduces_table2():
+    cm = paper_confusion_from_table3()
+    assert cm.shape == (9, 9) and cm.sum() == pytest.approx(1.0) and (cm >= 0).all()
+    paper = table2_row("Our model")
+    s = iou_summary(cm)
+    for i, name in enumerate(CLASSES):
+        assert s["per_class"][name] == pytest.approx(paper["per_class"][i], abs=2.0), name
+    assert s["pooled_excl_bg"] == pytest.approx(paper["iou_excl_bg"], abs=0.3)     # 73.38
+    assert s["pooled_overall"] == pytest.approx(paper["iou_overall"], abs=0.3)     # 90.66
+    assert s["mask"] == pytest.approx(paper["iou_mask"], abs=0.3)                  # 92.18
+    # the mean of the per-class IoUs is far from the paper's 73.38: its IoUs are pooled
+    assert np.mean(paper["per_class"][1:]) == pytest.approx(67.1, abs=0.05)
+    assert s["mean_excl_bg"] == pytest.approx(67.1, abs=1.0)
+    assert paper["iou_excl_bg"] - s["mean_excl_bg"] > 5
+    # and the rebuilt matrix gives back the printed row/column percentages
+    from clothparse.paper import tables
+    np.testing.assert_allclose(row_percent(cm), tables()["table3_confusion_row_percent"], atol=0.3)
+    np.testing.assert_allclose(column_percent(cm), tables()["table3_confusion_column_percent"], atol=0.3)
+    df = paper_consistency_table()
+    assert df.loc["IoU excl. bg (pooled)", "from Table 3"] == pytest.approx(s["pooled_excl_bg"])
+    assert df.loc["skirt", "difference"] == pytest.approx(s["per_class"]["skirt"] - 53.83)
+
+
+def test_fastai_metrics_accumulate_from_learner_state():
+    g = torch.Generator().manual_seed(0)
+    metrics = [PooledIoU(), PooledIoU(include_background=True), MeanIoU(), MaskIoU()]
+    assert [m.name for m in metrics] == ["iou_excl_bg", "iou_overall", "miou_excl_bg", "iou_mask"]
+    cm = ConfusionMatrix(9)
+    for m in metrics:
+        m.reset()
+    for step in range(2):
+        seg = torch.randn(2, 9, 4, 5, generator=g)
+        y = torch.randint(0, 9, (2, 4, 5), generator=g)
+        # fastai's interface: learn.pred (a model output tuple) and learn.yb (a tuple of targets)
+        learn = SimpleNamespace(pred=(seg, torch.randn(2, 8), None) if step else seg, yb=(y,))
+        for m in metrics:
+            m.accumulate(learn)
+        cm.update(seg.argmax(1), y)
+    assert metrics[0].value == pytest.approx(pooled_iou(cm.matrix))
+    assert metrics[1].value == pytest.approx(pooled_iou(cm.matrix, include_background=True))
+    assert metrics[2].value == pytest.approx(mean_iou(cm.matrix))
+    assert metrics[3].value == pytest.approx(mask_iou(cm.matrix))
+    metrics[0].reset()
+    assert np.isnan(metrics[0].value)
