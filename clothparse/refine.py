@@ -140,7 +140,6 @@ class MaskRCNNDetector:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model_kwargs = dict(model_kwargs)
 
-        state_dict = None
         if weights is None:
             self._weights_id: Any = {"random": seed}
             with torch.random.fork_rng(devices=[]):
@@ -877,9 +876,16 @@ def figure_examples(report: RefineReport | str | os.PathLike, n: int = 3, *, ima
         from .categories import imaterialist_category_map
 
         category_map = imaterialist_category_map(src / "label_descriptions.json")
+    detections = {}
+    cache_path = out / "detections.jsonl"
+    if cache_path.is_file():   # the full-image detections of this run, for the red boxes
+        cache = _DetectionCache(cache_path, _hash_json({"version": REFINE_VERSION, "detector": report.detector}))
+        detections = {k[0]: v[1] for k, v in cache.entries.items() if k[1] is None}
     src_rows = _read_train_csv(src / "train.csv")
     out_rows = _read_train_csv(out / "train.csv")
-    fig, axes = plt.subplots(len(chosen), 3, figsize=(9, 3.6 * len(chosen)), squeeze=False)
+    sizes = src_rows.drop_duplicates("ImageId").set_index("ImageId").loc[chosen["image_id"], ["Height", "Width"]]
+    aspect = float(np.median(sizes["Height"].astype(float) / sizes["Width"].astype(float)))
+    fig, axes = plt.subplots(len(chosen), 3, figsize=(9, len(chosen) * (3 * aspect + 0.4)), squeeze=False)
     for row, r in zip(axes, chosen.itertuples()):
         image = _load_image(src / "train" / r.image_id)
         rows = src_rows[src_rows["ImageId"] == r.image_id]
@@ -889,12 +895,20 @@ def figure_examples(report: RefineReport | str | os.PathLike, n: int = 3, *, ima
         cmasks, ch, cw = _instance_masks(crows, r.image_id)
         row[0].imshow(image)
         row[0].set_title(f"input: {int(r.n_persons)} persons detected", fontsize=9)
-        row[0].add_patch(Rectangle((r.x_min - 0.5, -0.5), r.x_max - r.x_min, h, fill=False, ec="lime", lw=1.5))
+        dets = detections.get(r.image_id)
+        for x0, y0, x1, y1 in ([] if dets is None else dets.boxes):
+            row[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="red", lw=1))
+        row[0].add_patch(Rectangle((r.x_min - 0.5, -0.5), r.x_max - r.x_min, h, fill=False, ec="lime", lw=1.5,
+                                   ls="--"))
         row[1].imshow(_overlay(image, _semantic(rows, masks, h, w, category_map)))
         row[1].set_title("annotation (one person only)", fontsize=9)
-        row[2].imshow(_overlay(crop, _semantic(crows, cmasks, ch, cw, category_map)))
+        # The crop at the input's scale and place, so what was cut away is visible.
+        row[2].imshow(_overlay(crop, _semantic(crows, cmasks, ch, cw, category_map)),
+                      extent=(r.x_min - 0.5, r.x_min + cw - 0.5, ch - 0.5, -0.5))
         row[2].set_title(f"refined: crop x = {r.margin:g} %", fontsize=9)
         for ax in row:
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
             ax.set_axis_off()
     fig.tight_layout()
     return fig

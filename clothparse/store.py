@@ -219,8 +219,8 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
     ``source`` describes the data for the key (default: ``ds.source`` or the reader class and root);
     ``refinement`` names the cleaning applied. When ``root/<key>/COMPLETE`` exists the store is just
     opened. ``workers``: processes (0 = in-process; default 0 below 64 images, else up to 8); the
-    dataset is pickled to each worker. ``mp_context``: multiprocessing start method (default: the
-    platform's).
+    dataset is pickled to each worker (so its class must be importable). ``mp_context``:
+    multiprocessing start method (default ``"forkserver"``, else ``"spawn"``).
     """
     t0 = time.perf_counter()
     h, w = (int(v) for v in size)
@@ -266,7 +266,13 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
         else:
             import multiprocessing as mp
 
+            # forkserver/spawn, not fork: the caller may hold threads (torch, tqdm) that a fork copies
+            # mid-lock; the dataset travels to each worker by pickle either way.
+            if mp_context is None:
+                mp_context = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             ctx = mp.get_context(mp_context)
+            if mp_context == "forkserver":  # workers fork from a server that has imported us once
+                ctx.set_forkserver_preload(["clothparse.store", type(dataset).__module__])
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(dataset, str(tmp), n, (h, w))) as pool:
                 try:

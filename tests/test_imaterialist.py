@@ -254,9 +254,10 @@ def test_undecodable_jpeg_raises_naming_the_file(tmp_path):
     rows = [("a.jpg", rle.encode(DRESS_M), H, W, "10")]
     root = make_dataset(tmp_path / "im", rows, {})
     # A valid JPEG header with the image data cut off: the header check passes, the decode fails.
-    write_image(tmp_path / "full.jpg", size=(64, 64))
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "full.jpg", quality=95)  # noise: the scan data dwarfs the header
     data = (tmp_path / "full.jpg").read_bytes()
-    (root / "train" / "a.jpg").write_bytes(data[: len(data) // 3])
+    (root / "train" / "a.jpg").write_bytes(data[: len(data) // 2])
     rows = [("a.jpg", rle.encode(box((64, 64), 0, 9, 0, 9)), 64, 64, "10")]
     pd.DataFrame(rows, columns=["ImageId", "EncodedPixels", "Height", "Width", "ClassId"]).to_csv(
         root / "train.csv", index=False)
@@ -268,7 +269,7 @@ def test_undecodable_jpeg_raises_naming_the_file(tmp_path):
 
 def test_layout_errors(tmp_path):
     root = make_dataset(tmp_path / "im", [("a.jpg", "1 1", H, W, "10")], {"a.jpg": {}})
-    with pytest.raises(FileNotFoundError, match="train.csv"):
+    with pytest.raises(FileNotFoundError, match="annotations not found: .*other.csv"):
         IMaterialist(root, csv_name="other.csv")
     with pytest.raises(FileNotFoundError, match="image folder"):
         IMaterialist(root, image_dir="test")

@@ -1,6 +1,8 @@
-"""Reader for Clothing Co-Parsing (CCP): ``photos/NNNN.jpg`` + ``annotations/pixel-level/NNNN.mat`` + ``label_list.mat``.
+"""Reader for Clothing Co-Parsing (CCP).
 
-Only photos with a pixel-level annotation are items (the other ~1000 photos carry image-level tags only).
+Layout: ``photos/NNNN.jpg`` + ``annotations/pixel-level/NNNN.mat`` (variable ``groundtruth``) + ``label_list.mat``.
+
+Only photos with a pixel-level annotation are items (CCP's other photos carry image-level tags only; ignored).
 CCP's 59 labels are mapped onto the paper's 9 classes *by name* through :data:`clothparse.categories.CCP_MERGE`,
 resolved against the names in ``label_list.mat``; a name the merge expects but the file lacks is an error.
 Labels the merge does not name (skin, hair, belt, …, and label 0 "null") are background.

@@ -10,8 +10,8 @@ Instance masks → one 9-class semantic mask (:func:`semantic_mask`)
     * Other categories (hat, belt, glasses, umbrella, …) map to background and never erase a garment pixel:
       they are not painted either, so a belt lying over a dress leaves the dress intact.
     * Where two kept garments overlap, the smaller instance (fewer pixels in its own mask) lies on top, because
-      the smaller item is usually in front (a bag over a coat, a top under an open jacket is larger). On equal
-      pixel counts the instance listed first (the lower CSV row) lies on top.
+      the smaller item is usually the one in front (a bag held in front of a coat).
+      On equal pixel counts the instance listed first (the lower CSV row) lies on top.
     * Images with an excluded category (jumpsuit) have no valid mask: the reader drops them and
       :func:`semantic_mask` refuses them.
 
@@ -27,12 +27,13 @@ What is skipped, repaired, or raised
       construction, so the report is complete before any item is read; otherwise entries appear as items are read.
     * ``[i]`` raises ``ValueError`` naming the file when a JPEG cannot be decoded.
 
-Orientation: EXIF orientation is *not* applied. The Kaggle masks are given in the stored pixel orientation of the
-JPEG (Height/Width in the CSV match the stored, untransposed size), so transposing the image would misalign them.
+Orientation: EXIF orientation is *not* applied. The masks are taken to be in the stored pixel orientation of the
+JPEG, whose size the CSV's Height/Width give; transposing the image would misalign them.
 
 ``classes_of(i)`` is read from the CSV (no RLE or JPEG decode): the classes of the image's non-empty kept-garment
 rows. It equals ``Sample.classes`` (computed from the mask) except when a garment instance is entirely hidden under
-smaller garments; ``classes_of(i, exact=True)`` decodes the masks and is always equal.
+garments lying on top of it (smaller ones, or an identical earlier row); ``classes_of(i, exact=True)`` decodes the
+masks and is always equal (for a size-fixed image: up to a class the nearest-neighbour resize might drop).
 """
 from __future__ import annotations
 

@@ -1,0 +1,31 @@
+"""What every model returns, and the small helpers the model modules share."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class SegOutput(NamedTuple):
+    """Output of every model of :func:`clothparse.models.build_model`.
+
+    ``seg``: B×9×H×W segmentation logits; ``classes``: B×8 ClassBranch logits (clothing classes in
+    ``categories.CLOTHING`` order) or ``None``; ``boxes``: B×32 BBBranch logits or ``None`` — reshape to B×8×4,
+    sigmoid → (x_min, y_min, x_max, y_max) of each clothing class relative to the image.
+    A tuple, not a dict, because fastai's mixed precision and ``get_preds`` handle tuples.
+    """
+
+    seg: torch.Tensor
+    classes: torch.Tensor | None = None
+    boxes: torch.Tensor | None = None
+
+
+def check_input_size(input_size) -> tuple[int, int]:
+    """``input_size`` as an (H, W) tuple of positive ints, or a clear error."""
+    try:
+        h, w = (int(v) for v in input_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_size must be (height, width), got {input_size!r}") from None
+    if h <= 0 or w <= 0 or (h, w) != tuple(input_size):
+        raise ValueError(f"input_size must be two positive integers (height, width), got {input_size!r}")
+    return h, w

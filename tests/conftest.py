@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+# Tests never reach the network and use few threads: the machines are small and shared.
+os.environ.setdefault("TORCH_HOME", str(ROOT / ".pytest_cache" / "torch_home"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def tiny_profile(tmp: Path, name: str = "tiny", **train) -> dict:
+    """A real profile (synthetic data, two models) small enough to train in seconds on a CPU."""
+    return {
+        "name": name,
+        "description": "tiny test profile",
+        "data": {"kind": "synthetic", "refine": True, "detector": "persons_csv",
+                 "synthetic": {"n_images": 40, "height": 96, "width": 64, "seed": 3, "second_person_share": 0.3}},
+        "size": [64, 64],
+        "train": {"batch_size": 8, "epochs_frozen": 1, "epochs_unfrozen": 2, "lr_max": 2e-3, "wd": 1e-3,
+                  "seed": 0, "fp16": "auto", "num_workers": 0, "augment": True, **train},
+        "models": ["unet", "extended_unet"],
+        "table1_models": ["unet"],
+        "device": "cpu",
+        "evaluate": {"batch_size": 16, "qualitative_sample": 100, "keep_predictions": 16},
+        "work_dir": str(tmp / "work"),
+        "runs_dir": str(tmp / "runs"),
+    }
+
+
+def write_profile(profile: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny")

@@ -1,0 +1,375 @@
+"""clothparse.report on small run folders written with the real metric, loss, store and run-folder code.
+
+The run folders hold what ``evaluate.evaluate`` writes (metrics.json from ``iou_summary`` of a real
+``ConfusionMatrix``, confusion_*.npy, per_image.csv with ``CompoundLoss.per_image`` losses,
+predictions.npz, class scores from ``multilabel_scores``) for predictions made by corrupting the ground
+truth of a tiny store — no model is trained, so the whole file runs in a few seconds.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from clothparse import report, runs  # noqa: E402
+from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS  # noqa: E402
+from clothparse.datasets.base import Sample, classes_present  # noqa: E402
+from clothparse.losses import CompoundLoss  # noqa: E402
+from clothparse.metrics import (ConfusionMatrix, column_percent, iou_summary, multilabel_scores,  # noqa: E402
+                                row_percent)
+from clothparse.paper import table2_row, tables  # noqa: E402
+from clothparse.prepare import Prepared  # noqa: E402
+from clothparse.profiles import load_profile  # noqa: E402
+from clothparse.store import build_store  # noqa: E402
+from clothparse.train import run_dir_for, training_params  # noqa: E402
+
+H = W = 32
+DRESS = CLASSES.index("dress")
+N_IMAGES = 24
+
+
+class _Tiny:
+    """A dataset of rectangles: garments stacked top to bottom; every third image has a dress."""
+
+    def __init__(self, n: int = N_IMAGES, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.image_ids = [f"img{i:03d}.jpg" for i in range(n)]
+        self.samples = []
+        for i, image_id in enumerate(self.image_ids):
+            mask = np.zeros((H, W), np.uint8)
+            if i % 3 == 0:
+                mask[4:26, 8:24] = DRESS
+            else:
+                mask[4:14, 8:24] = 1 + i % 2           # top / overtop
+                mask[14:26, 9:23] = 3 + (i // 2) % 3   # pants / shorts / skirt
+            mask[27:31, 10:14] = 7                      # shoe
+            if i % 4 == 0:
+                mask[10:18, 26:31] = 8                  # bag
+            image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+            self.samples.append(Sample(image, mask, image_id, classes_present(mask)))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    profile = load_profile("smoke", {"runs_dir": str(tmp / "runs"), "work_dir": str(tmp / "work")})
+    stores = tmp / "work" / profile["name"] / "stores"
+    store = build_store(_Tiny(), stores, size=(H, W), workers=0, progress=False, source="test:tiny")
+    splits = np.array(["train"] * 12 + ["valid"] * 4 + ["test"] * 8)
+    test_rows = np.flatnonzero(splits == "test")
+    written = {}
+    for i, (model, variant) in enumerate([("unet", "refined"), ("extended_unet", "refined"), ("unet", "base")]):
+        written[(model, variant)] = _write_run(profile, model, variant, store, test_rows, seed=i,
+                                               classbranch=model == "extended_unet")
+    prepared = Prepared("refined", tmp / "src", tmp / "src", store,
+                        pd.Series(splits, index=pd.Index(store.image_ids, name="image_id"), name="split"))
+    return {"profile": profile, "store": store, "runs": written, "test_rows": test_rows, "prepared": prepared}
+
+
+def _corrupt(gt: np.ndarray, rng, p: float) -> np.ndarray:
+    pred = gt.copy()
+    flip = rng.random(gt.shape) < p
+    pred[flip] = rng.integers(0, len(CLASSES), int(flip.sum()))
+    return pred
+
+
+def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
+    """A run folder in the layout of train.train + evaluate.evaluate, from corrupted ground truth."""
+    rng = np.random.default_rng(seed)
+    run_dir = run_dir_for(profile, model, variant, store.key)
+    run_dir.mkdir(parents=True)
+    runs.write_json(run_dir / "params.json", {**training_params(profile, model, variant), "profile": profile["name"],
+                                              "store_key": store.key, "device": "cpu", "classes": list(CLASSES),
+                                              "profile_full": profile})
+    runs.write_json(run_dir / "provenance.json", {"git_commit": "abc123", "device": "cpu",
+                                                  "device_description": "CPU test", "seed": 0, "resumes": []})
+    pd.DataFrame({"phase": [1, 2, 2], "epoch": [0, 0, 1], "global_epoch": [0, 1, 2], "lr": [1e-3] * 3,
+                  "seconds": [1.5, 2.0, 2.5], "train_loss": [2.0, 1.5, 1.2], "valid_loss": [2.1, 1.7, 1.4],
+                  "iou_excl_bg": [0.2, 0.3, 0.4], "train_seg": [1.0, 0.8, 0.7], "valid_seg": [1.1, 0.9, 0.8]}
+                 ).to_csv(run_dir / "history.csv", index=False)
+    runs.mark_complete(run_dir, {"epochs": 3})
+
+    gt = np.asarray(store.masks[test_rows])
+    preds = {"plain": _corrupt(gt, rng, 0.3)}
+    # the plain model paints a dress patch on two images that have none (Figure 5's situation)
+    no_dress = [k for k in range(len(gt)) if not (gt[k] == DRESS).any()]
+    for j, k in enumerate(no_dress[:2]):
+        preds["plain"][k, 5:12 + 3 * j, 9:20] = DRESS
+    preds["gt"] = _corrupt(gt, rng, 0.1)
+    preds["gt_hard"] = _corrupt(gt, rng, 0.05)
+    nd = preds["plain"].copy()
+    nd[(nd == DRESS) & ~(gt == DRESS).any(axis=(1, 2))[:, None, None]] = 0
+    preds["no_dress"] = nd
+    ev = run_dir / "evaluation" / "test"
+    ev.mkdir(parents=True)
+    metrics = {"split": "test", "n_images": len(test_rows), "store_key": store.key, "variants": {}}
+    for v, p in preds.items():
+        cm = ConfusionMatrix().update(torch.from_numpy(p), torch.from_numpy(gt)).matrix
+        np.save(ev / f"confusion_{v}.npy", cm)
+        metrics["variants"][v] = iou_summary(cm)
+    present = np.stack([[(m == c).any() for c in range(1, 9)] for m in gt])
+    if classbranch:
+        pred_present = np.stack([[(m == c).any() for c in range(1, 9)] for m in preds["plain"]])
+        metrics["classbranch"] = multilabel_scores(present, pred_present)
+    logits = 4.0 * torch.nn.functional.one_hot(torch.from_numpy(preds["plain"]).long(), 9).permute(0, 3, 1, 2).float()
+    loss = CompoundLoss().per_image(logits, torch.from_numpy(gt).long()).numpy()
+    per = pd.DataFrame({"row": test_rows, "image_id": [store.image_ids[r] for r in test_rows], "loss": loss})
+    for c, name in enumerate(CLOTHING):
+        per[f"gt_{name}"] = present[:, c]
+    per.to_csv(ev / "per_image.csv", index=False)
+    np.savez_compressed(ev / "predictions.npz", rows=test_rows, **{v: p.astype(np.uint8) for v, p in preds.items()})
+    runs.write_json(ev / "metrics.json", metrics)
+    runs.mark_complete(ev, {"key": {"split": "test", "prior": None, "hard": False}})
+    return {"run_dir": run_dir, "metrics": metrics, "preds": preds, "gt": gt, "loss": loss}
+
+
+def _assert_no_nan(df: pd.DataFrame):
+    assert not df.isna().to_numpy().any()
+    assert "nan" not in df.to_html().lower()
+
+
+# --- runs ---------------------------------------------------------------------------------------------------
+def test_find_and_select_runs(env, tmp_path):
+    profile = env["profile"]
+    df = report.find_runs(profile)
+    assert sorted(zip(df["model"], df["variant"])) == [("extended_unet", "refined"), ("unet", "base"), ("unet", "refined")]
+    assert df["complete"].all() and df["evaluated"].all() and df["matches_profile"].all()
+    assert report.select_run(profile, "unet") == env["runs"][("unet", "refined")]["run_dir"]
+    assert report.select_run(profile, "unet", "base") == env["runs"][("unet", "base")]["run_dir"]
+    # a profile with other training parameters does not pick these runs
+    other = load_profile(profile, {"train.seed": 1})
+    assert not report.find_runs(other)["matches_profile"].any()
+    with pytest.raises(FileNotFoundError, match="no complete and evaluated run of unet"):
+        report.select_run(other, "unet")
+    with pytest.raises(FileNotFoundError, match="fpn"):
+        report.select_run(profile, "fpn")
+
+
+# --- Tables 1, 2, 5 -------------------------------------------------------------------------------------------
+def test_table2_values_beside_the_paper(env):
+    df = report.table2(env["profile"], models=["unet", "extended_unet", "fpn"])
+    _assert_no_nan(df)
+    assert df.attrs["missing"] == ["fpn"]
+    assert list(df.columns) == list(report.IOU_COLUMNS)
+    assert list(df.index.get_level_values(0).unique()) == ["Plain U-Net (unet)", "Our model (extended_unet)"]
+    s = env["runs"][("extended_unet", "refined")]["metrics"]["variants"]["plain"]
+    paper = table2_row("extended_unet")
+    ours, pap, diff = (df.loc[("Our model (extended_unet)", src)] for src in report.SOURCES)
+    assert ours["IoU excl. bg"] == pytest.approx(s["pooled_excl_bg"])
+    assert ours["IoU Mask"] == pytest.approx(s["mask"])
+    assert ours["Dress"] == pytest.approx(s["per_class"]["dress"])
+    assert ours[report.MIOU] == pytest.approx(s["mean_excl_bg"])
+    assert pap["IoU overall"] == paper["iou_overall"] and pap["Bag"] == paper["per_class"][8]
+    assert pap[report.MIOU] == pytest.approx(np.mean(paper["per_class"][1:]))
+    for col in df.columns:
+        assert diff[col] == pytest.approx(ours[col] - pap[col])
+
+
+def test_table2_extra_model_has_no_paper_rows(env, tmp_path):
+    profile = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs"), "models": ["smp_unet", "unet"]})
+    _write_run(profile, "smp_unet", "refined", env["store"], env["test_rows"], seed=5, classbranch=False)
+    df = report.table2(profile)
+    assert df.attrs["missing"] == ["unet"]
+    assert list(df.index) == [("smp U-Net (not in the paper)", "ours")]
+    _assert_no_nan(df)
+
+
+def test_table1_base_vs_refined(env):
+    df = report.table1(env["profile"])
+    _assert_no_nan(df)
+    assert list(df.index.get_level_values(0).unique()) == ["Base", "Refined"]
+    base = env["runs"][("unet", "base")]["metrics"]["variants"]["plain"]
+    assert df.loc[("Base", "ours"), "IoU excl. bg"] == pytest.approx(base["pooled_excl_bg"])
+    assert df.loc[("Base", "paper"), "IoU excl. bg"] == tables()["table1_dataset_refinement"]["Base"]["iou_excl_bg"]
+
+
+def test_table5_injection_rows(env):
+    run = env["runs"][("extended_unet", "refined")]
+    df = report.table5(run["run_dir"])
+    _assert_no_nan(df)
+    settings = list(df.index.get_level_values(0).unique())
+    assert settings[:2] == ["Without GT", "With GT"] and len(settings) == 4
+    # the paper tabulates only the first two settings
+    assert [s for s, src in df.index if src == "paper"] == ["Without GT", "With GT"]
+    gt = run["metrics"]["variants"]["gt"]
+    assert df.loc[("With GT", "ours"), "IoU ex. bg"] == pytest.approx(gt["pooled_excl_bg"])
+    assert df.loc[("With GT", "paper"), "IoU ex. bg"] == 87.37
+    assert df.loc[("With GT", "ours − paper"), "Top"] == pytest.approx(gt["per_class"]["top"] - 87.62)
+
+
+def test_rounded_keeps_dashes(env):
+    df = report.table2(env["profile"], models=["unet"])
+    r = report.rounded(df)
+    assert r.shape == df.shape
+    v = r.loc[("Plain U-Net (unet)", "ours"), "Top"]
+    assert v == round(df.loc[("Plain U-Net (unet)", "ours"), "Top"], 2)
+    mixed = pd.DataFrame({"a": [1.23456, report.MISSING]}, dtype=object)
+    assert report.rounded(mixed)["a"].tolist() == [1.23, report.MISSING]
+
+
+# --- Table 3 ---------------------------------------------------------------------------------------------------
+def test_table3_matrices_and_figures(env):
+    run = env["runs"][("extended_unet", "refined")]
+    rows, cols = report.table3(run["run_dir"])
+    cm = np.load(run["run_dir"] / "evaluation" / "test" / "confusion_plain.npy")
+    assert rows.shape == cols.shape == (9, 9)
+    np.testing.assert_allclose(rows.to_numpy(float), row_percent(cm))
+    np.testing.assert_allclose(cols.to_numpy(float), column_percent(cm))
+    np.testing.assert_allclose(rows.to_numpy(float).sum(axis=1), 100)
+    diag = report.table3_diagonal(run["run_dir"])
+    assert diag.loc["dress", ("row % (recall)", "ours")] == pytest.approx(row_percent(cm)[DRESS, DRESS])
+    assert diag.loc["skirt", ("row % (recall)", "paper")] == 65.08
+    top = report.table3_top_confusions(run["run_dir"], k=3)
+    assert len(top) == 3 and top.iloc[0, 2] >= top.iloc[1, 2] >= top.iloc[2, 2]
+    fig = report.figure_confusion(run["run_dir"])
+    assert len(fig.axes) == 4 and fig.axes[2].get_title().startswith("paper")
+    plt.close(fig)
+    fig = report.figure_paper_confusion()
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+def test_table3_shows_dash_for_a_class_without_pixels(tmp_path, env):
+    cm = np.zeros((9, 9), np.int64)
+    cm[0, 0], cm[1, 1], cm[1, 0] = 50, 30, 20
+    df = report._matrix_frame(row_percent(cm))
+    assert df.loc["top", "bg"] == 40.0 and df.loc["bag", "bag"] == report.MISSING
+
+
+# --- Table 4 ---------------------------------------------------------------------------------------------------
+def test_table4_classbranch(env):
+    run = env["runs"][("extended_unet", "refined")]
+    cb = run["metrics"]["classbranch"]
+    df = report.table4(run["run_dir"])
+    _assert_no_nan(df)
+    assert list(df.index) == list(report.SOURCES)
+    assert df.loc["ours", "F1"] == pytest.approx(cb["f1"]["macro"])
+    assert df.loc["ours", "% of images"] == pytest.approx(cb["exact_match"])
+    assert df.loc["paper", "Skirt"] == 93.22
+    assert df.loc["ours − paper", "Bag"] == pytest.approx(cb["per_class_accuracy"]["bag"] - 92.58)
+    av = report.table4_averages(run["run_dir"])
+    assert av.loc["F2", "samples"] == pytest.approx(cb["f2"]["samples"]) and av.loc["F1", "paper"] == 87.14
+    assert report.has_classbranch(run["run_dir"])
+    plain_unet = env["runs"][("unet", "refined")]["run_dir"]
+    assert not report.has_classbranch(plain_unet)
+    with pytest.raises(ValueError, match="no ClassBranch"):
+        report.table4(plain_unet)
+
+
+# --- Figures 5 and 6 ----------------------------------------------------------------------------------------------
+def test_figure_no_dress_picks_dressless_images_with_dress_predicted(env):
+    run = env["runs"][("extended_unet", "refined")]
+    fig = report.figure_no_dress(run["run_dir"], env["store"], n=2)
+    assert len(fig.axes) == 8
+    titles = [fig.axes[i].get_title() for i in range(len(fig.axes)) if fig.axes[i].get_title()]
+    # the two images the fake model painted a dress on, the larger patch first, and the prior removes it
+    gt, plain = run["gt"], run["preds"]["plain"]
+    no_dress = [k for k in range(len(gt)) if not (gt[k] == DRESS).any()]
+    want = sorted(no_dress[:2], key=lambda k: -(plain[k] == DRESS).sum())
+    ids = [env["store"].image_ids[env["test_rows"][k]] for k in want]
+    assert [t.split("\n")[0] for t in titles] == ids
+    assert titles[0].endswith(f"dress px {(plain[want[0]] == DRESS).sum()} → 0")
+    plt.close(fig)
+
+
+def test_loss_sorted_selection_and_figure(env):
+    run = env["runs"][("extended_unet", "refined")]
+    sel = report.loss_sorted_selection(run["run_dir"], env["store"], n_per_row=2)
+    loss = np.sort(run["loss"])
+    hi = sel[sel["group"] == "highest loss"]["loss"].to_numpy()
+    lo = sel[sel["group"] == "lowest loss"]["loss"].to_numpy()
+    np.testing.assert_allclose(hi, loss[::-1][:2], rtol=1e-6)
+    np.testing.assert_allclose(lo, loss[:2], rtol=1e-6)
+    fails = sel[sel["group"] == "failure cases"]
+    assert not set(fails["row"]) & set(sel[sel["group"] == "highest loss"]["row"])
+    # every failure case's listed mismatch is real: +dress on a dress-free ground truth, for instance
+    for r in fails.itertuples():
+        k = list(env["test_rows"]).index(r.row)
+        for token in r.mismatch.split():
+            c = CLASSES.index(token[1:])
+            in_gt = (run["gt"][k] == c).any()
+            assert (token[0] == "+") != bool(in_gt)
+    assert len(fails) >= 1
+    fig = report.figure_loss_sorted(run["run_dir"], env["store"], n_per_row=2)
+    assert len(fig.axes) == 8
+    plt.close(fig)
+
+
+def test_figures_refuse_a_store_of_other_data(env, tmp_path):
+    other = build_store(_Tiny(seed=1), tmp_path / "stores", size=(H, W), workers=0, progress=False, source="other")
+    with pytest.raises(ValueError, match="evaluated on store"):
+        report.figure_no_dress(env["runs"][("unet", "refined")]["run_dir"], other)
+
+
+def test_run_store_opens_the_evaluation_store(env):
+    store = report.run_store(env["runs"][("unet", "refined")]["run_dir"])
+    assert store.key == env["store"].key
+
+
+# --- history, provenance, consistency ------------------------------------------------------------------------------
+def test_figure_history_single_and_several(env):
+    run_dir = env["runs"][("unet", "refined")]["run_dir"]
+    fig = report.figure_history(run_dir)
+    assert len(fig.axes) == 3
+    iou_line = fig.axes[2].get_lines()[0]
+    np.testing.assert_allclose(iou_line.get_ydata(), [20, 30, 40])
+    # the phase boundary (between epoch 1 and 2) is marked in every panel
+    assert any(np.allclose(line.get_xdata(), 1.5) for line in fig.axes[0].get_lines())
+    plt.close(fig)
+    fig = report.figure_history(report.find_runs(env["profile"]))
+    assert len(fig.axes) == 2 and len(fig.axes[1].get_legend().get_texts()) == 3
+    plt.close(fig)
+
+
+def test_provenance_table(env):
+    df = report.provenance_table(env["profile"])
+    _assert_no_nan(df)
+    assert len(df) == 3
+    assert set(df["commit"]) == {"abc123"} and (df["train time (s)"] == 6.0).all() and (df["epochs"] == 3).all()
+
+
+def test_consistency_table_is_the_papers_check():
+    df = report.consistency_table()
+    _assert_no_nan(df)
+    assert abs(df.loc["IoU excl. bg (pooled)", "difference"]) < 0.2
+
+
+# --- data -----------------------------------------------------------------------------------------------------------
+def test_data_tables_and_examples(env):
+    prepared = env["prepared"]
+    dist = report.class_distribution(prepared)
+    assert dist.loc["all", "count"] == N_IMAGES and dist.loc["test", "count"] == 8
+    assert dist.loc["all", "dress"] == pytest.approx(100 * 8 / N_IMAGES)
+    sp = report.split_table(prepared)
+    assert sp.loc["test", "ours"] == 8 and sp.loc["test", "paper"] == 9128
+    over = report.data_overview(prepared)
+    assert over.loc["images in the store", "value"] == str(N_IMAGES)
+    assert over.loc["store size (H×W)", "value"] == f"{H}×{W}"
+    fig = report.figure_examples(env["store"], n=4, ncols=2)
+    assert len(fig.axes) == 8
+    plt.close(fig)
+
+
+def test_merge_tables():
+    from pathlib import Path
+
+    ld = Path(__file__).resolve().parents[2] / "shared" / "data" / "imaterialist2019"
+    if not (ld / "label_descriptions.json").is_file():
+        pytest.skip(f"{ld}/label_descriptions.json not present")
+    im = report.merge_table(Prepared("base", ld, ld, None, pd.Series(dtype=str)))
+    assert im.loc[im["category"] == "coat", "merged class"].item() == "overtop"
+    assert im.loc[im["category"] == "jumpsuit", "merged class"].item() == "(image excluded)"
+    ccp = report.merge_table(Prepared("base", Path("/nonexistent"), Path("/nonexistent"), None, pd.Series(dtype=str)))
+    assert "jeans" in ccp.loc["pants", "source labels"]

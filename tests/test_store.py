@@ -1,0 +1,166 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothparse.datasets.base import SkipReport, Sample, classes_present
+from clothparse.store import Store, StoreError, build_store, open_store, store_key
+
+SIZE = (16, 12)  # H × W, tiny to keep the test fast
+
+
+class ListDataset:
+    """A dataset held in memory (plain class: picklable for build workers).
+
+    ``fail`` maps an index to the exception its item raises, as a reader does for a bad file."""
+
+    def __init__(self, samples, fail=None, source="test-list"):
+        self.samples = list(samples)
+        self.fail = dict(fail or {})
+        self.source = source
+        self.skipped = SkipReport()
+        self.skipped.add("gone.jpg", "no annotation: not in train.csv")
+
+    @property
+    def image_ids(self):
+        return [s.image_id for s in self.samples]
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        if i in self.fail:
+            raise self.fail[i]
+        return self.samples[i]
+
+
+def make_samples(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, (h, w) in enumerate(shapes):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1 + k % 8   # one garment block
+        mask[-2:, :] = 7                                               # shoes along the bottom
+        mask[0, 0] = 8                                                 # a 1-pixel bag: may vanish
+        out.append(Sample(image, mask, f"img{k:03d}.jpg", classes_present(mask)))
+    return out
+
+
+SHAPES = [(40, 30), (33, 21), (10, 8), (16, 12), (30, 10)]  # shrink, shrink, grow, same, mixed
+
+
+def expected_image(image, size):
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = image.shape[0] >= h and image.shape[1] >= w
+    resample = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image).resize((w, h), resample))
+
+
+def test_store_holds_the_resized_dataset(tmp_path):
+    samples = make_samples(SHAPES)
+    store = build_store(ListDataset(samples), tmp_path, size=SIZE, workers=0, progress=False)
+    assert store.path.parent == tmp_path and (store.path / "COMPLETE").exists()
+    assert len(store) == 5 and store.images.shape == (5, 16, 12, 3) and store.masks.shape == (5, 16, 12)
+    assert store.images.dtype == np.uint8 and store.masks.dtype == np.uint8
+    assert store.image_ids == [s.image_id for s in samples]
+    for i, s in enumerate(samples):
+        image, mask = store[i]
+        np.testing.assert_array_equal(image, expected_image(s.image, SIZE))
+        assert set(np.unique(mask)) <= set(np.unique(s.mask))
+        assert store.classes[i] == s.classes                        # from the original mask
+        assert store.classes_resized[i] == classes_present(mask)    # from the stored mask
+    # an upscaled mask keeps every class; the 1-pixel bag cannot survive the 40×30 → 16×12 shrink
+    assert 8 in store.classes_resized[2] and 8 not in store.classes_resized[0]
+    np.testing.assert_array_equal(store.masks[3], samples[3].mask)  # same size: stored as is
+    assert store.meta["n"] == 5 and store.meta["size"] == [16, 12]
+    assert store.meta["skipped"]["reader"] == [["gone.jpg", "no annotation: not in train.csv"]]
+    assert store.meta["classes_lost_in_resize"] >= 1
+    assert store.index.columns.tolist() == ["i", "image_id", "classes", "classes_resized"]
+
+
+def test_store_key_depends_on_every_input():
+    ids = ["a", "b"]
+    base = store_key("synthetic:seed=0", None, (288, 192), ids)
+    assert base == store_key("synthetic:seed=0", None, [288, 192], ids)
+    assert len({base,
+                store_key("synthetic:seed=0", None, (320, 224), ids),
+                store_key("synthetic:seed=1", None, (288, 192), ids),
+                store_key("synthetic:seed=0", "person-crop", (288, 192), ids),
+                store_key("synthetic:seed=0", None, (288, 192), ["a"]),
+                store_key("synthetic:seed=0", None, (288, 192))}) == 6
+
+
+def test_finished_store_is_reused_not_rebuilt(tmp_path):
+    ds = ListDataset(make_samples(SHAPES[:3]))
+    first = build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
+    second = build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    assert second.path == first.path
+    assert {p.name: p.stat().st_mtime_ns for p in second.path.iterdir()} == stamps
+    other = build_store(ds, tmp_path, size=(8, 6), workers=0, progress=False)
+    assert other.path != first.path and other.images.shape == (3, 8, 6, 3)
+    assert open_store(tmp_path, first.key).image_ids == first.image_ids
+
+
+def test_interrupted_build_leaves_nothing_finished_and_is_redone(tmp_path):
+    samples = make_samples(SHAPES)
+    broken = ListDataset(samples, fail={3: KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        build_store(broken, tmp_path, size=SIZE, workers=0, progress=False)
+    assert not list(tmp_path.rglob("COMPLETE"))
+    key = store_key("test-list", None, SIZE, broken.image_ids)
+    assert not (tmp_path / key).exists()
+    # a build killed hard leaves its tmp folder behind; the next build removes it
+    stale = tmp_path / f"{key}.tmp-999999999"
+    stale.mkdir()
+    (stale / "images.full.npy").write_bytes(b"partial")
+    store = build_store(ListDataset(samples), tmp_path, size=SIZE, workers=0, progress=False)
+    assert store.path.name == key and len(store) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [key]
+    np.testing.assert_array_equal(store.images[4], expected_image(samples[4].image, SIZE))
+
+
+def test_unreadable_items_are_skipped_and_reported(tmp_path):
+    samples = make_samples(SHAPES)
+    bad_mask = samples[3]._replace(mask=np.zeros((5, 5), np.uint8))   # mask and image differ in size
+    samples[3] = bad_mask
+    ds = ListDataset(samples, fail={1: OSError("image file is truncated")})
+    store = build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    assert store.image_ids == ["img000.jpg", "img002.jpg", "img004.jpg"]
+    for row, k in enumerate((0, 2, 4)):
+        np.testing.assert_array_equal(store.images[row], expected_image(samples[k].image, SIZE))
+    assert store.meta["n"] == 3 and store.meta["n_dataset"] == 5
+    reasons = dict(store.meta["skipped"]["store"])
+    assert reasons["img001.jpg"] == "OSError: image file is truncated"
+    assert "differ in size" in reasons["img003.jpg"]
+    assert store.skipped()["stage"].tolist() == ["reader", "store", "store"]
+    with pytest.raises(KeyError, match="img001.jpg"):
+        store.positions(["img000.jpg", "img001.jpg"])
+    assert store.positions(["img004.jpg", "img000.jpg"]).tolist() == [2, 0]
+
+
+def test_worker_processes_give_the_same_store(tmp_path):
+    ds = ListDataset(make_samples(SHAPES * 8, seed=1), fail={7: ValueError("bad RLE")})
+    serial = build_store(ds, tmp_path / "serial", size=SIZE, workers=0, progress=False)
+    parallel = build_store(ds, tmp_path / "parallel", size=SIZE, workers=2, progress=False)
+    assert parallel.key == serial.key and len(parallel) == 39
+    np.testing.assert_array_equal(parallel.images, serial.images)
+    np.testing.assert_array_equal(parallel.masks, serial.masks)
+    assert parallel.index.equals(serial.index)
+    assert parallel.meta["skipped"]["store"] == [["img007.jpg", "ValueError: bad RLE"]]
+
+
+def test_store_pickles_by_path_and_refuses_incomplete_folders(tmp_path):
+    store = build_store(ListDataset(make_samples(SHAPES)), tmp_path, size=SIZE, workers=0, progress=False)
+    blob = pickle.dumps(store)
+    assert len(blob) < store.images.nbytes  # the memmaps are reopened, not copied
+    again = pickle.loads(blob)
+    np.testing.assert_array_equal(again.images, store.images)
+    os.remove(store.path / "COMPLETE")
+    with pytest.raises(StoreError, match="no COMPLETE marker"):
+        Store(store.path)

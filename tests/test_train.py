@@ -1,0 +1,136 @@
+"""Training runs on a tiny synthetic store: both phases, run-folder files, resume after a real kill,
+determinism, and evaluation outputs recomputed independently from the saved predictions."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clothparse import runs
+from clothparse.evaluate import evaluate
+from clothparse.metrics import ConfusionMatrix, iou_summary
+from clothparse.prepare import prepare
+from clothparse.profiles import load_profile
+from clothparse.train import train
+
+from conftest import tiny_profile, write_profile
+
+RUN_FILES = ["params.json", "provenance.json", "history.csv", "checkpoints/last.pt", "checkpoints/last.json",
+             "model.safetensors", "metrics.json", runs.COMPLETE]
+
+
+@pytest.fixture(scope="module")
+def profile(tiny_root):
+    return load_profile(tiny_profile(tiny_root))
+
+
+@pytest.fixture(scope="module")
+def prepared(profile):
+    return prepare(profile, variant="refined", progress=False)
+
+
+@pytest.fixture(scope="module")
+def extended_run(profile, prepared):
+    return train(profile, "extended_unet", prepared=prepared, progress=False)
+
+
+def test_smoke_runs_write_every_file_and_the_loss_falls(profile, prepared, extended_run):
+    unet_run = train(profile, "unet", prepared=prepared, progress=False)
+    for run in (extended_run, unet_run):
+        for name in RUN_FILES:
+            assert (run / name).is_file(), f"{run.name} lacks {name}"
+        history = pd.read_csv(run / "history.csv")
+        assert list(history["phase"]) == [1, 2, 2]
+        assert history["train_total"].iloc[-1] < history["train_total"].iloc[0]
+        assert np.isfinite(history["iou_excl_bg"]).all()
+        prov = json.loads((run / "provenance.json").read_text())
+        assert prov["seed"] == 0 and prov["packages"]["torch"] and prov["device"] == "cpu"
+    ext = pd.read_csv(extended_run / "history.csv")
+    assert {"train_seg", "train_cls", "train_box", "valid_seg", "valid_cls", "valid_box"} <= set(ext.columns)
+    assert (pd.read_csv(unet_run / "history.csv").filter(like="_cls").shape[1]) == 0 or \
+        pd.read_csv(unet_run / "history.csv").get("train_cls") is None
+    # a completed run is reused, not retrained
+    mtime = (extended_run / "model.safetensors").stat().st_mtime
+    assert train(profile, "extended_unet", prepared=prepared, progress=False) == extended_run
+    assert (extended_run / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_same_profile_twice_gives_identical_metrics(profile, prepared, extended_run, tiny_root):
+    other = dict(profile, runs_dir=str(tiny_root / "runs_again"))
+    again = train(other, "extended_unet", prepared=prepared, progress=False)
+    assert again != extended_run
+    a = json.loads((extended_run / "metrics.json").read_text())["valid"]
+    b = json.loads((again / "metrics.json").read_text())["valid"]
+    assert a == b
+
+
+def _cli(profile_path: Path, model: str) -> list[str]:
+    return [sys.executable, "-m", "clothparse.cli", "train", "--profile", str(profile_path), "--model", model]
+
+
+def test_resume_after_kill_equals_uninterrupted_run(profile, prepared, extended_run, tiny_root):
+    killed = dict(profile, runs_dir=str(tiny_root / "runs_killed"))
+    path = write_profile(killed, tiny_root / "killed.yaml")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(_cli(path, "extended_unet"), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    state = None
+    deadline = time.time() + 600
+    try:
+        # kill in the middle of phase 2's second epoch: after the checkpoint of its first epoch
+        while time.time() < deadline and proc.poll() is None:
+            marker = next(Path(killed["runs_dir"]).glob("*/*/checkpoints/last.json"), None)
+            if marker is not None:
+                state = json.loads(marker.read_text())
+                if state["phase"] == 2 and state["epochs_done"] >= 1:
+                    time.sleep(0.5)
+                    break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run_dir = marker.parent.parent
+    assert not (run_dir / runs.COMPLETE).exists()
+    done = subprocess.run(_cli(path, "extended_unet"), env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run_dir / runs.COMPLETE).is_file()
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    assert prov["resumes"] and prov["resumes"][0]["phase"] == 2
+    resumed = json.loads((run_dir / "metrics.json").read_text())["valid"]
+    reference = json.loads((extended_run / "metrics.json").read_text())["valid"]
+    assert resumed == reference
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3
+
+
+def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_run):
+    out = evaluate(extended_run, split="test", progress=False, prepared=prepared)
+    metrics = json.loads((out / "metrics.json").read_text())
+    preds = np.load(out / "predictions.npz")
+    rows = preds["rows"]
+    test_rows = prepared.indices("test")
+    assert set(rows) == set(test_rows)  # the qualitative sample covers the tiny test split
+    for variant in ("plain", "gt", "gt_hard", "no_dress"):
+        cm = ConfusionMatrix()
+        cm.update(torch.from_numpy(preds[variant].astype(np.int64)),
+                  torch.from_numpy(prepared.store.masks[rows].astype(np.int64)))
+        assert np.array_equal(cm.matrix, np.load(out / f"confusion_{variant}.npy"))
+        recomputed = iou_summary(cm.matrix)
+        assert recomputed["pooled_excl_bg"] == pytest.approx(metrics["variants"][variant]["pooled_excl_bg"])
+    # hard injection: no pixel of a class the ground truth says is absent
+    gt = prepared.store.masks[rows]
+    for k, r in enumerate(rows):
+        absent = set(range(1, 9)) - set(np.unique(gt[k]).tolist())
+        assert not absent & set(np.unique(preds["gt_hard"][k]).tolist())
+    per_image = pd.read_csv(out / "per_image.csv")
+    assert len(per_image) == len(test_rows) and np.isfinite(per_image["loss"]).all()
+    assert "classbranch" in metrics and 0 <= metrics["classbranch"]["exact_match"] <= 100
