@@ -73,13 +73,15 @@ def prior_from_classes(classes, known=None) -> torch.Tensor:
             for c in row:
                 prior[b, _class_index(c)] = 1.0
     if known is not None:
-        prior = prior.masked_fill(~_known_mask(known), float("nan"))
+        prior = prior.masked_fill(~_known_mask(known).to(prior.device), float("nan"))
     return prior
 
 
 def _known_mask(known) -> torch.Tensor:
     """8-bool mask from class names, mask values 1..8, or an 8-bool mask."""
-    items = [known] if isinstance(known, str) else (known.tolist() if hasattr(known, "tolist") else list(known))
+    if isinstance(known, bool):
+        raise ValueError("known must name classes or be an 8-bool mask, got a single bool")
+    items = [known] if isinstance(known, (str, int)) else (known.tolist() if hasattr(known, "tolist") else list(known))
     if items and all(isinstance(v, bool) for v in items):
         if len(items) != NUM_CLOTHING:
             raise ValueError(f"a known-mask must have {NUM_CLOTHING} entries, got {len(items)}")

@@ -12,6 +12,14 @@ that layout (so reader, split, store and training run on it unchanged), a review
 contact sheets for the manual step, and ``report.json``. Decisions from the manual review come
 back as a CSV (``ImageId,decision`` with ``keep``/``drop``) on the next run.
 
+Use::
+
+    from clothparse.refine import MaskRCNNDetector, refine, stage_table
+    report = refine(src, out, MaskRCNNDetector())            # PersonsCsvDetector(src) for synthetic data
+    # look at out/review/*.png; write decisions.csv (ImageId,decision: keep/drop), e.g. from out/review.csv
+    report = refine(src, out, MaskRCNNDetector(), decisions="decisions.csv")   # detections come from the cache
+    stage_table(report)                                       # this run beside the paper's numbers
+
 Choices (the paper gives none of these):
 
 * The **GT mask** is the union of *all* instance masks of the image in ``train.csv`` (every
@@ -233,8 +241,9 @@ class PersonsCsvDetector:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ValueError(f"{path}: row {row + 2} has an empty box {coords.iloc[row].tolist()}")
         self._sha = _sha256_file(path)
-        self._boxes = {str(k): g[["x_min", "y_min", "x_max", "y_max"]].to_numpy(np.float64)
-                       for k, g in df.groupby("ImageId", sort=False)}
+        grouped = _Grouped(df)
+        coords = grouped.df[["x_min", "y_min", "x_max", "y_max"]].to_numpy(np.float64)
+        self._boxes = {k: coords[a:b] for k, (a, b) in grouped.spans.items()}
 
     def identity(self) -> dict:
         return {"detector": "persons.csv", "sha256": self._sha, "min_visible": self.min_visible}
@@ -302,9 +311,31 @@ def _load_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+class _Grouped:
+    """Rows of a table by ImageId, without building one DataFrame per image (45k groups are slow)."""
+
+    def __init__(self, df: pd.DataFrame):
+        ids = df["ImageId"].astype(str).to_numpy()
+        order = np.argsort(ids, kind="stable")        # keeps each image's row order
+        self.df = df.iloc[order].reset_index(drop=True)
+        ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, int)
+        stops = np.r_[starts[1:], len(ids)]
+        self.spans = {str(ids[a]): (int(a), int(b)) for a, b in zip(starts, stops)}
+
+    def rows(self, image_id: str) -> pd.DataFrame:
+        a, b = self.spans.get(image_id, (0, 0))
+        return self.df.iloc[a:b]
+
+    def take(self, image_ids: Sequence[str]) -> pd.DataFrame:
+        spans = [self.spans[i] for i in image_ids if i in self.spans]
+        idx = np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.zeros(0, int)
+        return self.df.iloc[idx]
+
+
 def _instance_masks(rows: pd.DataFrame, image_id: str) -> tuple[list[np.ndarray], int, int]:
     """Decode every instance of one image; raise ``ValueError`` naming the image on bad rows."""
-    sizes = {(r.Height, r.Width) for r in rows.itertuples()}
+    sizes = set(zip(rows["Height"].tolist(), rows["Width"].tolist()))
     if len(sizes) != 1:
         raise ValueError(f"rows disagree on the image size: {sorted(sizes)}")
     try:
@@ -406,7 +437,7 @@ def _contact_sheet(path: Path, image: np.ndarray, semantic: np.ndarray, full_det
         x += p.width + gap
     ImageDraw.Draw(sheet).text((gap, 4), title, fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    sheet.save(path, compress_level=1)      # fast: ~1,000 sheets on the real data
 
 
 class _DetectionCache:
@@ -567,13 +598,14 @@ def stage_table(report: RefineReport | str | os.PathLike) -> pd.DataFrame:
     if not isinstance(report, RefineReport):
         report = RefineReport.load(report)
     paper = tables()["dataset"]
-    total = report.counts["total"] or 1
+    total, paper_total = report.counts["total"] or 1, paper["images_total_imaterialist2019"]
     rows = []
     for key, label, paper_key in _stages(report.margins):
         n = report.counts.get(key, 0)
         p = paper.get(paper_key) if paper_key else None
         rows.append({"stage": label, "this run": n, "this run %": round(100 * n / total, 2),
-                     "paper": p, "paper %": None if p is None else round(100 * p / paper["images_total_imaterialist2019"], 2)})
+                     "paper": p, "paper %": None if p is None else round(100 * p / paper_total, 2),
+                     "note": "paper: approx." if paper_key == "images_manually_inspected" else ""})
     df = pd.DataFrame(rows).set_index("stage")
     df["paper"] = df["paper"].astype("Int64")
     return df
@@ -599,7 +631,7 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     in the same layout, ``report.json`` and ``REFINE.json``.
 
     Nothing is redone when ``REFINE.json`` shows a completed run with the same key (source
-    ``train.csv`` and ``label_descriptions.json``, detector identity, margins, decisions content);
+    ``train.csv``, ``label_descriptions.json``, ``persons.csv``, detector identity, margins, decisions content);
     image *bytes* are not part of the key: delete ``REFINE.json`` after changing images. Detections
     are cached in ``out_root/detections.jsonl`` so that new decisions do not rerun the detector.
     """
@@ -630,11 +662,12 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
         decision_of = _read_decisions(decisions_path)
         decisions_sha = _sha256_file(decisions_path)
 
-    labels_path = src / "label_descriptions.json"
+    labels_path, persons_path = src / "label_descriptions.json", src / "persons.csv"
     ident = _detector_identity(detector)
     detector_key = _hash_json({"version": REFINE_VERSION, "detector": ident})
     key = _hash_json({"version": REFINE_VERSION, "train_csv": _sha256_file(train_csv),
                       "labels": _sha256_file(labels_path) if labels_path.is_file() else None,
+                      "persons": _sha256_file(persons_path) if persons_path.is_file() else None,
                       "detector": ident, "margins": margins, "decisions": decisions_sha})
 
     state_path = out / "REFINE.json"
@@ -645,6 +678,20 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     elif out.is_dir() and ((out / "train.csv").exists() or (out / "train").exists()):
         raise FileExistsError(f"{out} holds a dataset that refine did not write (no REFINE.json); "
                               f"choose an empty or new out_root")
+
+    # Read and check all inputs before touching out_root.
+    table = _read_train_csv(train_csv)
+    groups = _Grouped(table)
+    image_ids = sorted(groups.spans)
+    persons = pd.read_csv(persons_path) if persons_path.is_file() else None
+    if persons is not None and "ImageId" not in persons.columns:
+        raise ValueError(f"{persons_path}: no ImageId column (have {list(persons.columns)})")
+    persons_of = _Grouped(persons) if persons is not None else None
+    category_map = None
+    if labels_path.is_file():
+        from .categories import imaterialist_category_map
+
+        category_map = imaterialist_category_map(labels_path)
 
     out.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({"key": key, "complete": False}), encoding="utf-8")
@@ -658,22 +705,11 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     if labels_path.is_file():
         shutil.copy2(labels_path, out / "label_descriptions.json")
 
-    category_map = None
-    if labels_path.is_file():
-        from .categories import imaterialist_category_map
-
-        category_map = imaterialist_category_map(labels_path)
-
-    table = _read_train_csv(train_csv)
-    groups = {str(k): g for k, g in table.groupby("ImageId", sort=True)}
-    image_ids = sorted(groups)
-    persons = pd.read_csv(src / "persons.csv") if (src / "persons.csv").is_file() else None
-    persons_of = {str(k): g for k, g in persons.groupby("ImageId", sort=False)} if persons is not None else {}
-
     cache = _DetectionCache(out / "detections.jsonl", detector_key)
     failures = SkipReport()
     records: list[dict] = []
-    out_rows: list[pd.DataFrame] = []
+    as_is: list[str] = []                   # images kept unchanged (rows copied verbatim at the end)
+    out_rows: list[pd.DataFrame] = []       # rows of cropped images
     out_persons: list[pd.DataFrame] = []
     review_rows: list[dict] = []
     size_fixed: list[str] = []
@@ -687,6 +723,10 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
             return _load_image(path), [st.st_size, st.st_mtime_ns], None
         except Exception as err:          # unreadable, truncated, missing: reported, never fatal
             return None, None, f"{type(err).__name__}: {err}"
+
+    def write_crop(c: dict) -> int:
+        people = None if persons_of is None else persons_of.rows(c["id"])
+        return _write_crop(out, c, groups.rows(c["id"]), people, out_rows, out_persons)
 
     bar = None
     if progress:
@@ -709,12 +749,13 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
             crowded = []
             for (image_id, img, stamp), dets in zip(ok, full):
                 if len(dets) <= 1:
-                    _write_as_is(src, out, image_id, groups[image_id], persons_of.get(image_id), out_rows, out_persons)
+                    _link_or_copy(src / "train" / image_id, out / "train" / image_id)
+                    as_is.append(image_id)
                     records.append(_record(image_id, "no_person" if len(dets) == 0 else "single_person",
                                            n_persons=len(dets)))
                     continue
                 try:
-                    masks, h, w = _instance_masks(groups[image_id], image_id)
+                    masks, h, w = _instance_masks(groups.rows(image_id), image_id)
                 except ValueError as err:
                     failures.add(image_id, f"bad annotation: {err}")
                     records.append(_record(image_id, "load_failed", n_persons=len(dets)))
@@ -749,7 +790,7 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
                 still = []
                 for c in crowded:
                     if len(c["dets"]) == 1:
-                        dropped = _write_crop(out, c, groups[c["id"]], persons_of.get(c["id"]), out_rows, out_persons)
+                        dropped = write_crop(c)
                         records.append(_record(c["id"], "cropped", n_persons=c["n_full"], margin=margin,
                                                box=c["box"], n_last=1, dropped=dropped))
                     else:
@@ -759,14 +800,14 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
                 stem = Path(c["id"]).stem
                 sheet = f"review/{stem}.png"
                 h, w = c["img"].shape[:2]
-                semantic = _semantic(groups[c["id"]], c["masks"], h, w, category_map)
+                semantic = _semantic(groups.rows(c["id"]), c["masks"], h, w, category_map)
                 _contact_sheet(out / sheet, c["img"], semantic, c["full"], c["box"], c["dets"],
                                title=f"{c['id']}: {c['n_full']} persons; crop x={_margin_label(margins[-1])} % "
                                      f"{c['box'][0]}..{c['box'][2]}: {len(c['dets'])} persons")
                 decision = decision_of.get(c["id"], "")
                 dropped = 0
                 if decision == "keep":
-                    dropped = _write_crop(out, c, groups[c["id"]], persons_of.get(c["id"]), out_rows, out_persons)
+                    dropped = write_crop(c)
                 status = {"keep": "review_kept", "drop": "review_dropped", "": "undecided"}[decision]
                 records.append(_record(c["id"], status, n_persons=c["n_full"], margin=margins[-1], box=c["box"],
                                        n_last=len(c["dets"]), dropped=dropped, sheet=sheet, decision=decision))
@@ -778,11 +819,11 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     if bar is not None:
         bar.close()
 
-    columns = list(table.columns)
-    (pd.concat(out_rows, ignore_index=True) if out_rows else pd.DataFrame(columns=columns)) \
-        .to_csv(out / "train.csv", index=False, columns=columns)
-    if persons is not None:
-        (pd.concat(out_persons, ignore_index=True) if out_persons else pd.DataFrame(columns=persons.columns)) \
+    # Verbatim rows of unchanged images + re-encoded rows of crops, in ImageId order (row order kept).
+    pd.concat([groups.take(as_is)] + out_rows).sort_values("ImageId", kind="stable") \
+        .to_csv(out / "train.csv", index=False, columns=list(table.columns))
+    if persons_of is not None:
+        pd.concat([persons_of.take(as_is)] + out_persons).sort_values("ImageId", kind="stable") \
             .to_csv(out / "persons.csv", index=False, columns=list(persons.columns))
     pd.DataFrame(review_rows, columns=["ImageId", "n_persons", "n_persons_crop", "x_min", "y_min", "x_max", "y_max",
                                        "sheet", "decision"]).to_csv(out / "review.csv", index=False)
@@ -796,7 +837,8 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     for m in margins:
         counts[f"kept_x{_margin_label(m)}"] = int(((rec["status"] == "cropped") & (rec["margin"] == m)).sum())
     counts.update(review=len(review_rows), review_kept=int(status.get("review_kept", 0)),
-                  review_dropped=int(status.get("review_dropped", 0)), undecided_dropped=int(status.get("undecided", 0)),
+                  review_dropped=int(status.get("review_dropped", 0)),
+                  undecided_dropped=int(status.get("undecided", 0)),
                   load_failed=int(status.get("load_failed", 0)),
                   final_kept=int(rec["status"].isin(["no_person", "single_person", "cropped", "review_kept"]).sum()),
                   instances_dropped=int(rec["instances_dropped"].fillna(0).sum()),
@@ -817,14 +859,6 @@ def _record(image_id, status, *, n_persons=None, margin=None, box=None, n_last=N
     return {"image_id": image_id, "status": status, "n_persons": n_persons, "margin": margin,
             "x_min": None if box is None else box[0], "x_max": None if box is None else box[2],
             "n_persons_last": n_last, "instances_dropped": dropped, "sheet": sheet, "decision": decision}
-
-
-def _write_as_is(src: Path, out: Path, image_id: str, rows: pd.DataFrame, persons: pd.DataFrame | None,
-                 out_rows: list, out_persons: list) -> None:
-    _link_or_copy(src / "train" / image_id, out / "train" / image_id)
-    out_rows.append(rows)                 # verbatim: the reader applies its own rules
-    if persons is not None:
-        out_persons.append(persons)
 
 
 def _write_crop(out: Path, c: dict, rows: pd.DataFrame, persons: pd.DataFrame | None,

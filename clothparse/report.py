@@ -13,6 +13,7 @@ A run folder (see :mod:`clothparse.train`, :mod:`clothparse.evaluate`) is
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,12 +24,13 @@ from . import runs
 from .categories import CLASSES, CLOTHING, NUM_CLASSES, PALETTE, SHORT_LABELS, colorize
 
 __all__ = [
-    "MISSING", "SOURCES", "IOU_COLUMNS", "rounded", "main_variant", "find_runs", "select_run", "run_store",
-    "eval_metrics", "table2", "table1", "table3", "table3_diagonal", "table3_top_confusions", "figure_confusion",
-    "figure_paper_confusion", "has_classbranch", "table4", "table4_averages", "table5", "figure_no_dress",
-    "figure_loss_sorted", "figure_history", "consistency_table", "architecture_figure", "architecture_table",
-    "data_overview", "split_table", "class_distribution", "merge_table", "refine_stages", "figure_examples",
-    "provenance_table", "overlay",
+    "MISSING", "SOURCES", "IOU_COLUMNS", "rounded", "main_variant", "model_label", "find_runs", "select_run",
+    "selected_runs", "run_store", "eval_metrics", "table2", "table2_run", "table1", "table3", "paper_table3",
+    "table3_diagonal", "table3_top_confusions", "confusion", "figure_confusion", "figure_paper_confusion",
+    "has_classbranch", "table4", "table4_averages", "table5", "figure_no_dress", "figure_loss_sorted",
+    "loss_sorted_selection", "figure_history", "history_table", "run_overview", "consistency_table",
+    "architecture_figure", "architecture_table", "trace_model", "data_overview", "split_table",
+    "class_distribution", "merge_table", "refine_stages", "figure_examples", "provenance_table", "overlay",
 ]
 
 #: How a missing number is shown (tables never hold NaN).
@@ -142,11 +144,12 @@ def select_run(profile, model: str, variant: str | None = None, split: str = "te
     if evaluated:
         ok = ok[ok["evaluated"]]
     if ok.empty:
-        what = "complete and evaluated on " + split if evaluated else "complete"
+        evaluated_on = f" evaluated on {split!r}" if evaluated else ""
         seen = ", ".join(f"{r.run_id} (complete={r.complete}, evaluated={r.evaluated}, "
                          f"current parameters={r.matches_profile})" for r in mine.itertuples()) or "none"
         raise FileNotFoundError(
-            f"profile {p['name']!r}: no {what} run of {model} ({variant}) with the profile's current parameters "
+            f"profile {p['name']!r}: no complete run of {model} ({variant}){evaluated_on} with the profile's current "
+            f"parameters "
             f"in {find_runs_root(p)}; runs found: {seen}. Train with `clothparse train --profile {p['name']} "
             f"--model {model} --variant {variant}` and evaluate with `clothparse evaluate <run_dir>`.")
     return Path(ok.sort_values("finished")["run_dir"].iloc[-1])
@@ -236,6 +239,14 @@ def _comparison(blocks: Sequence[tuple[str, dict, dict | None]], columns: Sequen
     return _no_nan(df)
 
 
+def _table2_block(model: str, run_dir, split: str) -> tuple[str, dict, dict | None]:
+    from .paper import TABLE2_MODEL_NAMES, table2_row
+
+    ours = _ours_iou(_variant_summary(run_dir, split, "plain"))
+    paper = _paper_iou(table2_row(model)) if model in TABLE2_MODEL_NAMES.values() else None
+    return model_label(model), ours, paper
+
+
 def table2(profile, split: str = "test", models: Sequence[str] | None = None) -> pd.DataFrame:
     """Table 2: every model of the profile (main variant), IoUs on ``split`` beside the paper's.
 
@@ -243,7 +254,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
     "mIoU excl. bg (mean)" the usual mean of per-class IoUs (the paper's row: the mean of its
     per-class numbers). Models without an evaluated run are left out and listed in ``df.attrs["missing"]``.
     """
-    from .paper import TABLE2_MODEL_NAMES, table2_row
+    from .paper import TABLE2_MODEL_NAMES
 
     p = _profile(profile)
     variant = main_variant(p)
@@ -257,14 +268,32 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
         except FileNotFoundError:
             missing.append(model)
             continue
-        ours = _ours_iou(_variant_summary(run_dir, split, "plain"))
-        paper = _paper_iou(table2_row(model)) if model in ours_models else None
-        blocks.append((model_label(model), ours, paper))
+        blocks.append(_table2_block(model, run_dir, split))
     if not blocks:
         raise FileNotFoundError(f"profile {p['name']!r}: no evaluated run of any of {models} in {find_runs_root(p)}")
     df = _comparison(blocks, IOU_COLUMNS)
     df.attrs["missing"] = missing
     return df
+
+
+def table2_run(run_dir: Path | str, split: str = "test") -> pd.DataFrame:
+    """One run's Table 2 row (ours, and the paper's row and the difference when the paper has the model)."""
+    model = _read_json(Path(run_dir) / "params.json")["model"]
+    return _comparison([_table2_block(model, run_dir, split)], IOU_COLUMNS)
+
+
+def selected_runs(profile, variant: str | None = None, split: str = "test", evaluated: bool = False) -> pd.DataFrame:
+    """One row per model of the profile with a usable run (see :func:`select_run`): model, variant, run_dir."""
+    p = _profile(profile)
+    variant = variant or main_variant(p)
+    rows = []
+    for model in p["models"]:
+        try:
+            rows.append({"model": model, "variant": variant,
+                         "run_dir": select_run(p, model, variant, split=split, evaluated=evaluated)})
+        except FileNotFoundError:
+            continue
+    return pd.DataFrame(rows, columns=["model", "variant", "run_dir"])
 
 
 def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFrame:
@@ -373,16 +402,20 @@ def table3_top_confusions(run_dir: Path | str, k: int = 8, split: str = "test", 
     return pd.DataFrame(rows, columns=["ground truth", "predicted as", f"{OURS} (row %)", f"{PAPER} (row %)"])
 
 
-def _heatmap(ax, m: np.ndarray, title: str, cbar: bool = False) -> None:
-    import seaborn as sns
-
-    sns.heatmap(pd.DataFrame(m, index=TABLE3_LABELS, columns=TABLE3_LABELS), ax=ax, annot=True, fmt=".1f",
-                annot_kws={"fontsize": 7}, cmap="Blues", vmin=0, vmax=100, square=True, cbar=cbar,
-                linewidths=0.3, linecolor="white")
+def _heatmap(ax, m: np.ndarray, title: str) -> None:
+    """An annotated percentage heatmap (plain matplotlib: seaborn's import alone costs seconds)."""
+    shown = np.ma.masked_invalid(np.asarray(m, dtype=float))
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=100)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.1f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if m[i, j] > 60 else "black")
+    ax.set_xticks(range(len(TABLE3_LABELS)), TABLE3_LABELS, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(TABLE3_LABELS)), TABLE3_LABELS, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
-    ax.tick_params(labelsize=8)
 
 
 def figure_confusion(run_dir: Path | str, split: str = "test", variant: str = "plain", paper: bool = True):
@@ -473,7 +506,8 @@ def _legend(fig, classes: Iterable[int] = range(NUM_CLASSES)) -> None:
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor=np.asarray(PALETTE[c]) / 255, edgecolor="0.4", label=CLASSES[c]) for c in classes]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
+    ncol = len(handles) if fig.get_figwidth() >= 7.5 else -(-len(handles) // 2)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
 def _predictions(run_dir, split: str) -> dict[str, np.ndarray]:
@@ -499,9 +533,10 @@ def _clean(ax) -> None:
         s.set_visible(False)
 
 
-def figure_no_dress(run_dir: Path | str, store=None, n: int = 3, split: str = "test"):
+def figure_no_dress(run_dir: Path | str, store=None, n: int = 3, split: str = "test", min_fraction: float = 0.005):
     """Figure 5: images whose ground truth has no dress, most dress pixels in the plain prediction first;
-    rows: image, prediction without prior, prediction with the 'no dress' prior, ground truth."""
+    rows: image, prediction without prior, prediction with the 'no dress' prior, ground truth.
+    The title counts the sample's dress-free images with a dress predicted on ``min_fraction`` of the image."""
     import matplotlib.pyplot as plt
 
     store = store if store is not None else run_store(run_dir, split)
@@ -517,10 +552,10 @@ def figure_no_dress(run_dir: Path | str, store=None, n: int = 3, split: str = "t
     if len(candidates) == 0:
         raise ValueError(f"{run_dir}: every image of the qualitative sample has a dress in its ground truth")
     chosen = candidates[np.argsort(-dress_px[candidates], kind="stable")][:n]
-    n_wrong = int((dress_px[candidates] > 0).sum())
+    n_wrong = int((dress_px[candidates] >= max(1, min_fraction * gt.shape[1] * gt.shape[2])).sum())
     cw, ch = _cell_size(gt.shape[1:])
-    fig, axes = plt.subplots(4, len(chosen), figsize=(cw * len(chosen) + 1.2, ch * 4 + 1.0), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(4, len(chosen), figsize=(max(cw * len(chosen) + 1.2, 6.0), ch * 4 + 1.4),
+                             squeeze=False, layout="constrained")
     labels = ("input", "no prior", "'no dress' prior", "ground truth")
     for col, k in enumerate(chosen):
         image = np.asarray(store.images[int(rows[k])])
@@ -533,8 +568,8 @@ def figure_no_dress(run_dir: Path | str, store=None, n: int = 3, split: str = "t
             if col == 0:
                 ax.set_ylabel(labels[r], fontsize=9)
         axes[0, col].set_title(f"{store.image_ids[int(rows[k])]}\ndress px {int(dress_px[k])} → {after}", fontsize=8)
-    fig.suptitle(f"'no dress' prior on images without a dress ({n_wrong} of {len(candidates)} such images "
-                 f"in the sample had dress pixels predicted)", fontsize=10)
+    fig.suptitle(f"'no dress' prior on images without a dress\n({n_wrong} of {len(candidates)} such images of the "
+                 f"sample have a dress predicted)", fontsize=10)
     _legend(fig)
     return fig
 
@@ -668,6 +703,7 @@ def figure_history(run_dirs: Path | str | Sequence[Path | str] | pd.DataFrame):
     epoch. Several runs (a list, or :func:`find_runs`'s frame): valid loss and valid IoU of each.
     A dotted line marks the end of the frozen phase."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if isinstance(run_dirs, pd.DataFrame):
         run_dirs = list(run_dirs["run_dir"])
@@ -683,17 +719,24 @@ def figure_history(run_dirs: Path | str | Sequence[Path | str] | pd.DataFrame):
             if col in h:
                 axes[0].plot(h["x"], h[col], style, marker="o", ms=3, label=col.replace("_", " "))
         axes[0].set_title("compound loss")
-        for i, term in enumerate(("seg", "cls", "box")):
+        from .losses import CompoundLoss
+
+        # Weighted as in training: the paper chose the weights so that the terms contribute about evenly.
+        loss = CompoundLoss()
+        weights = {"seg": loss.seg_weight, "cls": loss.class_weight, "box": loss.box_weight}
+        for i, (term, wt) in enumerate(weights.items()):
             for part, style in (("train", "-"), ("valid", "--")):
                 col = f"{part}_{term}"
                 if col in h and h[col].notna().any():
-                    axes[1].plot(h["x"], h[col], style, color=f"C{i}", marker="o", ms=3, label=f"{part} {term}")
-        axes[1].set_title("loss terms (unweighted)")
+                    axes[1].plot(h["x"], wt * h[col], style, color=f"C{i}", marker="o", ms=3,
+                                 label=f"{part} {term} ×{wt:g}")
+        axes[1].set_title("loss terms × their weights")
         if "iou_excl_bg" in h:
             axes[2].plot(h["x"], 100 * h["iou_excl_bg"], marker="o", ms=3, color="C3")
         axes[2].set_title("valid IoU excl. bg (pooled, %)")
         for ax in axes:
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             _phase_boundary(ax, h)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
@@ -714,8 +757,44 @@ def figure_history(run_dirs: Path | str | Sequence[Path | str] | pd.DataFrame):
     axes[1].set_title("valid IoU excl. bg (pooled, %)")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].legend(fontsize=7, loc="lower right")
     return fig
+
+
+def history_table(run_dir: Path | str) -> pd.DataFrame:
+    """``history.csv`` of a run (one row per epoch; the pooled IoU in %), without NaN."""
+    h = _history(run_dir).drop(columns="x")
+    if "iou_excl_bg" in h:
+        h["iou_excl_bg"] = 100 * h["iou_excl_bg"]
+        h = h.rename(columns={"iou_excl_bg": "valid IoU excl. bg (pooled, %)"})
+    return _no_nan(h.set_index("global_epoch"))
+
+
+def run_overview(run_dir: Path | str) -> pd.DataFrame:
+    """A run at a glance: model, data variant, size, schedule, device, epochs, time, final valid IoUs."""
+    run_dir = Path(run_dir)
+    params = _read_json(run_dir / "params.json")
+    prov = runs.read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else {}
+    metrics = runs.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    train = params.get("train", {})
+    hist = run_dir / "history.csv"
+    seconds = float(pd.read_csv(hist)["seconds"].sum()) if hist.is_file() else None
+    valid = metrics.get("valid", {})
+    rows = [("run folder", str(run_dir)), ("model", params.get("model")), ("data variant", params.get("variant")),
+            ("input size (H×W)", "×".join(map(str, params.get("size", [])))),
+            ("schedule", f"batch {train.get('batch_size')}, {train.get('epochs_frozen')} frozen + "
+                         f"{train.get('epochs_unfrozen')} unfrozen epochs, lr_max {train.get('lr_max')}, "
+                         f"wd {train.get('wd')}"),
+            ("encoder weights", params.get("encoder_weights") or "random"), ("mixed precision", params.get("fp16")),
+            ("device", prov.get("device_description") or params.get("device")), ("seed", prov.get("seed")),
+            ("commit", prov.get("git_commit")), ("epochs", metrics.get("epochs")),
+            ("train time (s)", None if seconds is None else round(seconds, 1)),
+            ("valid IoU excl. bg (pooled)", valid.get("pooled_excl_bg")),
+            ("valid IoU overall (pooled)", valid.get("pooled_overall")), ("valid IoU Mask", valid.get("mask")),
+            ("valid mIoU excl. bg (mean)", valid.get("mean_excl_bg"))]
+    df = pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
+    return _no_nan(df)
 
 
 # --- the paper's own consistency -----------------------------------------------------------------------------------
@@ -728,131 +807,238 @@ def consistency_table() -> pd.DataFrame:
 
 
 # --- architecture (Figure 1) ---------------------------------------------------------------------------------------
-def _trace(model, input_size: tuple[int, int]) -> list[dict]:
-    """Forward a zero image once and record, in call order, the output shape of the model's direct
-    children and of its encoder's direct children."""
+def _flat_tensors(obj) -> list:
     import torch
 
-    records: list[dict] = []
-    hooks = []
-    targets: list[tuple[str, object, str]] = []
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _flat_tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _flat_tensors(o)]
+    return []
+
+
+def _type_label(module) -> str:
+    from torch import nn
+
+    kids = list(module.children())
+    if isinstance(module, nn.Sequential) and kids and len({type(k) for k in kids}) == 1 and \
+            type(module) is nn.Sequential:
+        return f"{len(kids)}× {type(kids[0]).__name__}"
+    return type(module).__name__
+
+
+def trace_model(model, input_size: tuple[int, int] = (288, 192)) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Forward a zero image once through ``model`` and record its parts in call order — the encoder's
+    children, and the other modules at the level where the encoder sits (containers opened) — with their
+    output shape, parameter count and role (encoder / decoder / branch), and the data-flow edges
+    ``(producer, consumer)`` between them (found by tensor identity; index -1 is the input image)."""
+    import torch
+    from torch import nn
+
     encoder = getattr(model, "encoder", None)
-    for name, child in model.named_children():
-        if child is encoder:
-            for sub_name, sub in child.named_children():
-                targets.append((f"encoder.{sub_name}", sub, "encoder"))
-        else:
-            kind = "branch" if "branch" in name.lower() else "decoder"
-            targets.append((name, child, kind))
+    targets: list[tuple[str, nn.Module, str]] = []
+
+    def contains(module, inner) -> bool:
+        return inner is not None and any(m is inner for m in module.modules())
+
+    def visit(module, prefix: str) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if child is encoder:
+                targets.extend((f"{full}.{n}", c, "encoder") for n, c in child.named_children())
+            elif isinstance(child, (nn.ModuleList, nn.ModuleDict)) or contains(child, encoder):
+                visit(child, full + ".")
+            else:
+                targets.append((full, child, "branch" if "branch" in name.lower() else "decoder"))
+
+    visit(model, "")
+    records: list[dict] = []
+    keep: list = []   # every traced tensor stays alive, so no id() is reused during the pass
 
     def make_hook(name, kind):
         def hook(module, inputs, output):
-            t = output[0] if isinstance(output, (tuple, list)) and output and hasattr(output[0], "shape") else output
-            shape = tuple(t.shape[1:]) if hasattr(t, "shape") else ()
-            records.append({"name": name, "type": type(module).__name__, "kind": kind, "shape": shape,
-                            "params": sum(p.numel() for p in module.parameters())})
+            outs = _flat_tensors(output)
+            ins = _flat_tensors(inputs)
+            keep.extend(outs + ins)
+            shape = tuple(outs[0].shape[1:]) if outs else ()
+            records.append({"name": name, "type": _type_label(module), "kind": kind, "shape": shape,
+                            "params": sum(p.numel() for p in module.parameters()),
+                            "in": [id(t) for t in ins], "out": [id(t) for t in outs]})
         return hook
 
-    for name, module, kind in targets:
-        hooks.append(module.register_forward_hook(make_hook(name, kind)))
+    hooks = [m.register_forward_hook(make_hook(n, k)) for n, m, k in targets]
+    was_training = model.training
     try:
         model.eval()
+        x = torch.zeros(1, 3, *input_size)
         with torch.no_grad():
-            model(torch.zeros(1, 3, *input_size))
+            model(x)
     finally:
         for h in hooks:
             h.remove()
-    # A module called twice (e.g. a shared activation) keeps its first call only.
-    seen, out = set(), []
+        model.train(was_training)
+    # a module called twice keeps its first call
+    seen, recs = set(), []
     for r in records:
         if r["name"] not in seen:
             seen.add(r["name"])
-            out.append(r)
-    return out
+            recs.append(r)
+    edges = []
+    for j, r in enumerate(recs):
+        producers = set()
+        for tid in r["in"]:
+            if tid == id(x):
+                producers.add(-1)
+                continue
+            for i in range(j - 1, -1, -1):
+                if tid in recs[i]["out"]:
+                    producers.add(i)
+                    break
+        edges.extend((i, j) for i in sorted(producers))
+    return recs, edges
 
 
-def architecture_table(model_name: str | None = None, input_size: tuple[int, int] = (288, 192)) -> pd.DataFrame:
-    """One model: its traced parts in call order (name, type, role, output shape, parameters).
-    No model name: ``clothparse.models.model_summary`` of all models (parameters, cost)."""
+def _as_model(model, input_size):
+    """A model built by name (random weights), or the given module."""
+    if isinstance(model, str):
+        from .models import build_model
+
+        return build_model(model, input_size=input_size, encoder_weights=None)
+    return model
+
+
+def architecture_table(model_name=None, input_size: tuple[int, int] = (288, 192)) -> pd.DataFrame:
+    """No model name: ``clothparse.models.model_summary`` of every model (parameters in millions, GFLOP per
+    image). A model (name or module): its traced parts in call order (module, type, role, output shape,
+    parameters)."""
+    input_size = tuple(int(v) for v in input_size)
     if model_name is None:
         from .models import model_summary
 
-        return _no_nan(model_summary(input_size=tuple(input_size)))
-    from .models import build_model
-
-    recs = _trace(build_model(model_name, input_size=tuple(input_size), encoder_weights=None), tuple(input_size))
-    df = pd.DataFrame([{"module": r["name"], "type": r["type"], "role": r["kind"],
-                        "output (C×H×W)": "×".join(map(str, r["shape"])), "parameters": r["params"]} for r in recs])
-    return df
+        return _no_nan(model_summary(input_size=input_size))
+    recs, _ = trace_model(_as_model(model_name, input_size), input_size)
+    return pd.DataFrame([{"module": r["name"], "type": r["type"], "role": r["kind"],
+                          "output (C×H×W)": "×".join(map(str, r["shape"])), "parameters": r["params"]}
+                         for r in recs])
 
 
-def architecture_figure(model_name: str = "extended_unet", input_size: tuple[int, int] = (288, 192)):
-    """Figure 1, drawn from the model itself: a zero image is forwarded once and the output shape of
-    every encoder stage, decoder part and branch is recorded. Boxes sit at the depth of their output
-    resolution (the U); dashed arrows join encoder and decoder parts of equal resolution (skip connections);
-    branches (outputs without a spatial size) hang below the bottleneck."""
+def architecture_figure(model_name="extended_unet", input_size: tuple[int, int] = (288, 192)):
+    """Figure 1, drawn from the model itself (:func:`trace_model`): one box per part in call order, at the
+    depth of its output resolution, so the encoder descends and the decoder climbs back (the U); branches
+    (outputs without a spatial size) hang below. Arrows are the traced data flow: solid along the trunk,
+    dashed blue for skip connections, orange for branch outputs injected back into the segmentation.
+    ``model_name``: a :func:`clothparse.models.build_model` name (built with random weights) or a module."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
-    from .models import build_model
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
     input_size = tuple(int(v) for v in input_size)
-    recs = _trace(build_model(model_name, input_size=input_size, encoder_weights=None), input_size)
+    model = _as_model(model_name, input_size)
+    if not isinstance(model_name, str):
+        model_name = type(model).__name__
+    recs, edges = trace_model(model, input_size)
     if not recs:
-        raise ValueError(f"{model_name}: no module was called in the forward pass")
+        raise ValueError(f"{model_name}: no part of the model was called in the forward pass")
     h0 = input_size[0]
 
     def level(r):
         s = r["shape"]
-        if len(s) == 3 and s[1] > 0:
-            return float(np.log2(h0 / s[1]))
-        return None
+        return float(np.log2(h0 / s[1])) if len(s) == 3 and s[1] > 0 else None
 
     levels = [level(r) for r in recs]
     deepest = max([lv for lv in levels if lv is not None] or [0.0])
-    colors = {"encoder": "#cfe3f6", "decoder": "#d9f0d3", "branch": "#fde0c5"}
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.25 * len(recs) + 1), 1.2 * (deepest + 3) + 1.5), layout="constrained")
-    pos = {}
+    branch_y = -(deepest + 1.5)
+    pos = {-1: (-1.0, 0.0)}
     for i, (r, lv) in enumerate(zip(recs, levels)):
-        y = -(deepest + 1.6) if lv is None else -lv
-        pos[r["name"]] = (i, y)
-        shape = "×".join(map(str, r["shape"])) or "—"
-        label = f"{r['name']}\n{r['type']}\n{shape}"
-        box = FancyBboxPatch((i - 0.45, y - 0.32), 0.9, 0.64, boxstyle="round,pad=0.02",
-                             fc=colors.get(r["kind"], "#eeeeee"), ec="0.3", lw=0.8)
-        ax.add_patch(box)
-        ax.text(i, y, label, ha="center", va="center", fontsize=6.5)
-    # main flow: consecutive calls
+        pos[i] = (float(i), branch_y if lv is None else -lv)
+    # Where branch outputs re-enter: the model's documented injection (clothparse.models.ExtendedUnet).
+    injection = getattr(model, "injection", None)
     names = [r["name"] for r in recs]
-    for a, b in zip(names[:-1], names[1:]):
-        (xa, ya), (xb, yb) = pos[a], pos[b]
-        ax.add_patch(FancyArrowPatch((xa + 0.45, ya), (xb - 0.45, yb), arrowstyle="-|>", mutation_scale=8,
-                                     color="0.35", lw=0.8, connectionstyle="arc3,rad=0.0"))
-    # skip connections: first encoder part at each level → first later non-encoder part at that level
-    enc = [(r, lv) for r, lv in zip(recs, levels) if r["kind"] == "encoder" and lv is not None]
-    bottom = max(range(len(recs)), key=lambda i: levels[i] if levels[i] is not None else -1)
-    for r, lv in enc:
-        target = next((recs[j] for j in range(bottom + 1, len(recs))
-                       if recs[j]["kind"] != "encoder" and levels[j] is not None and abs(levels[j] - lv) < 1e-6), None)
-        if target is not None and lv > 0:
-            (xa, ya), (xb, yb) = pos[r["name"]], pos[target["name"]]
-            ax.add_patch(FancyArrowPatch((xa, ya + 0.32), (xb, yb + 0.32), arrowstyle="-|>", mutation_scale=8,
-                                         color="C0", lw=0.8, ls="--", connectionstyle="arc3,rad=-0.25"))
-    ax.text(-0.5, 0.9, f"input 3×{input_size[0]}×{input_size[1]}", fontsize=8, ha="left")
-    ax.set_xlim(-0.7, len(recs) - 0.3)
-    ax.set_ylim(-(deepest + 2.2), 1.2)
-    ax.set_yticks([-lv for lv in range(int(deepest) + 1)])
-    ax.set_yticklabels([f"1/{2 ** lv}" for lv in range(int(deepest) + 1)], fontsize=7)
-    ax.set_ylabel("resolution")
-    ax.set_xticks([])
-    for s in ("top", "right", "bottom"):
-        ax.spines[s].set_visible(False)
-    from matplotlib.patches import Patch
+    merge_to = None
+    if injection == "concat" and "tail" in names:
+        merge_to = names.index("tail")
+    elif injection == "multiply" and "head" in names:
+        merge_to = names.index("head")
+    branch_ids = [i for i, r in enumerate(recs) if r["kind"] == "branch"]
+    trunk = [i for i, r in enumerate(recs) if r["kind"] != "branch"]
+    fed = {j for _, j in edges}
+    extra = []
+    # a trunk part fed by a new tensor (e.g. a concatenation) continues from the trunk part before it
+    for a, b in zip(trunk[:-1], trunk[1:]):
+        if b not in fed:
+            extra.append((a, b))
+    if merge_to is not None:
+        extra += [(i, merge_to) for i in branch_ids if recs[i]["name"] == "class_branch" or injection == "concat"]
+    from .models import FastaiUnet
 
-    ax.legend(handles=[Patch(fc=c, ec="0.3", label=k) for k, c in colors.items()], loc="lower left", fontsize=7,
-              frameon=False)
-    ax.set_title(f"{model_name}: parts in call order, output shapes from a forward pass at "
-                 f"{input_size[0]}×{input_size[1]} (dashed: skip connections)", fontsize=9)
+    if isinstance(model, FastaiUnet) and "tail" in names:
+        extra.append((-1, names.index("tail")))  # DynamicUnet's last cross: the input image joins the tail
+    fig_w = max(8.0, 0.82 * (len(recs) + 1) + 0.8)
+    fig, ax = plt.subplots(figsize=(fig_w, 1.05 * (deepest + 2.6) + 1.0), layout="constrained")
+    colors = {"input": "#eeeeee", "encoder": "#cfe3f6", "decoder": "#d9f0d3", "branch": "#fde0c5"}
+    bw, bh = 0.9, 0.74
+
+    def box(i, label, kind):
+        x, y = pos[i]
+        ax.add_patch(FancyBboxPatch((x - bw / 2, y - bh / 2), bw, bh, boxstyle="round,pad=0.02",
+                                    fc=colors[kind], ec="0.3", lw=0.7))
+        ax.text(x, y, label, ha="center", va="center", fontsize=6.3)
+
+    box(-1, f"input\n3×{input_size[0]}×{input_size[1]}", "input")
+    for i, r in enumerate(recs):
+        shape = "×".join(map(str, r["shape"])) or "—"
+        short = re.sub(r"^(net\.)?encoder\.", "enc.", r["name"])
+        box(i, f"{short}\n{r['type']}\n{shape}", r["kind"])
+
+    def arrow(i, j, style):
+        (xa, ya), (xb, yb) = pos[i], pos[j]
+        kw = {"arrowstyle": "-|>", "mutation_scale": 7, "lw": 0.8, "shrinkA": 0, "shrinkB": 0}
+        if style == "skip":
+            ax.add_patch(FancyArrowPatch((xa, ya + bh / 2), (xb, yb + bh / 2), color="C0", ls="--",
+                                         connectionstyle="arc3,rad=-0.18", **kw))
+        elif style == "branch":
+            ax.add_patch(FancyArrowPatch((xa, ya + bh / 2), (xb, yb - bh / 2), color="C1",
+                                         connectionstyle="arc3,rad=0.0", **kw))
+        else:
+            start = (xa + bw / 2, ya) if xb > xa else (xa, ya - bh / 2)
+            end = (xb - bw / 2, yb) if xb > xa else (xb, yb + bh / 2)
+            ax.add_patch(FancyArrowPatch(start, end, color="0.35", connectionstyle="arc3,rad=0.0", **kw))
+
+    for i, j in edges + extra:
+        src_kind = "input" if i < 0 else recs[i]["kind"]
+        if src_kind == "branch":
+            arrow(i, j, "branch")
+        elif recs[j]["kind"] == "branch" or j == i + 1 or i < 0 and j == 0:
+            arrow(i, j, "flow")
+        elif src_kind == "encoder" and recs[j]["kind"] == "decoder" and levels[i] is not None \
+                and levels[i] < deepest:
+            arrow(i, j, "skip")
+        elif i < 0:
+            (xa, ya), (xb, yb) = pos[i], pos[j]
+            ax.add_patch(FancyArrowPatch((xa, ya + bh / 2), (xb, yb + bh / 2), color="0.5", ls=":", lw=0.8,
+                                         arrowstyle="-|>", mutation_scale=7, connectionstyle="arc3,rad=-0.04"))
+        else:
+            arrow(i, j, "flow")
+    ax.set_xlim(-1.6, len(recs) - 0.4)
+    ax.set_ylim((branch_y if branch_ids else -deepest) - 0.7, 1.3)
+    ticks = list(range(int(deepest) + 1))
+    ax.set_yticks([-t for t in ticks], [f"1/{2 ** t}" for t in ticks], fontsize=7)
+    ax.set_ylabel("resolution (of the input)")
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    from matplotlib.lines import Line2D
+
+    kinds = {r["kind"] for r in recs}
+    handles = [Patch(fc=c, ec="0.3", label=k) for k, c in colors.items() if k in kinds]
+    handles += [Line2D([], [], color="C0", ls="--", lw=0.8, label="skip connection"),
+                Line2D([], [], color="0.5", ls=":", lw=0.8, label="input image fed again")]
+    if merge_to is not None:
+        handles.append(Line2D([], [], color="C1", lw=0.8, label=f"branch logits injected ({injection})"))
+    ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False)
+    ax.set_title(f"{model_name}: its parts in call order, with output shapes (C×H×W) from one forward pass at "
+                 f"{input_size[0]}×{input_size[1]}\nheight = resolution; arrows = traced data flow", fontsize=9)
     return fig
 
 

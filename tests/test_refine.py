@@ -223,6 +223,27 @@ def test_refuses_to_overwrite_foreign_or_source_folders(src, tmp_path):
         refine(src, foreign, det, progress=False)
 
 
+def test_wrong_size_in_train_csv_is_fitted_like_the_reader(tmp_path):
+    """Two real Kaggle images state a wrong Height/Width: masks are fitted to the image, then cropped."""
+    from clothparse.datasets.imaterialist import resize_nearest
+
+    src = _make_dataset(tmp_path / "src")
+    df = pd.read_csv(src / "train.csv")
+    rows = df.ImageId == "c_far.jpg"
+    small = [rle.decode(r.EncodedPixels, H, W)[::2, ::2] for r in df[rows].itertuples()]
+    df.loc[rows, "EncodedPixels"] = [rle.encode(m) for m in small]
+    df.loc[rows, ["Height", "Width"]] = [H // 2, W // 2]
+    df.to_csv(src / "train.csv", index=False)
+    report = refine(src, tmp_path / "out", PersonsCsvDetector(src), progress=False)
+    assert report.counts["size_fixed"] == 1 and report.size_fixed[0].startswith("c_far.jpg: csv 24×40")
+    r = report.records.set_index("image_id").loc["c_far.jpg"]
+    assert r.status == "cropped"
+    x0, x1 = int(r.x_min), int(r.x_max)
+    out = [m for m in _gt(tmp_path / "out", "c_far.jpg")]
+    for s, o in zip(small, out):
+        np.testing.assert_array_equal(o, resize_nearest(s, H, W)[:, x0:x1])
+
+
 def test_figure_examples(first_run):
     import matplotlib
 
@@ -244,6 +265,7 @@ def test_synthetic_dataset_ground_truth(tmp_path):
     drawn = persons.groupby("ImageId").size()
     report = refine(root, tmp_path / "out", PersonsCsvDetector(root), progress=False)
     rec = report.records.set_index("image_id")
+    out_persons = pd.read_csv(tmp_path / "out" / "persons.csv")
     multi = set(rec.index[rec.n_persons > 1])
     assert multi == set(drawn.index[drawn > 1])                     # exactly the images with a second person
     assert 0 < len(multi) < 30
@@ -267,6 +289,8 @@ def test_synthetic_dataset_ground_truth(tmp_path):
             assert sum(m.sum() for m in out_masks) == sum(m.sum() for m in src_masks)
             with Image.open(tmp_path / "out" / "train" / image_id) as im:
                 assert im.height == 96
+            kept = out_persons[out_persons.ImageId == image_id]
+            assert kept.annotated.tolist().count(1) == 1           # the annotated person is still in the crop
     assert {k: report.counts[k] for k in expected} == expected
     assert report.counts["final_kept"] == 30 - expected["review"] - report.counts["load_failed"]
 

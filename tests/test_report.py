@@ -131,6 +131,7 @@ def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
     per.to_csv(ev / "per_image.csv", index=False)
     np.savez_compressed(ev / "predictions.npz", rows=test_rows, **{v: p.astype(np.uint8) for v, p in preds.items()})
     runs.write_json(ev / "metrics.json", metrics)
+    runs.write_json(run_dir / "metrics.json", {"valid": metrics["variants"]["gt"], "epochs": 3})
     runs.mark_complete(ev, {"key": {"split": "test", "prior": None, "hard": False}})
     return {"run_dir": run_dir, "metrics": metrics, "preds": preds, "gt": gt, "loss": loss}
 
@@ -151,7 +152,7 @@ def test_find_and_select_runs(env, tmp_path):
     # a profile with other training parameters does not pick these runs
     other = load_profile(profile, {"train.seed": 1})
     assert not report.find_runs(other)["matches_profile"].any()
-    with pytest.raises(FileNotFoundError, match="no complete and evaluated run of unet"):
+    with pytest.raises(FileNotFoundError, match=r"no complete run of unet \(refined\) evaluated on .test."):
         report.select_run(other, "unet")
     with pytest.raises(FileNotFoundError, match="fpn"):
         report.select_run(profile, "fpn")
@@ -175,6 +176,16 @@ def test_table2_values_beside_the_paper(env):
     assert pap[report.MIOU] == pytest.approx(np.mean(paper["per_class"][1:]))
     for col in df.columns:
         assert diff[col] == pytest.approx(ours[col] - pap[col])
+
+
+def test_table2_run_and_selected_runs(env):
+    run = env["runs"][("extended_unet", "refined")]
+    one = report.table2_run(run["run_dir"])
+    full = report.table2(env["profile"])
+    pd.testing.assert_frame_equal(one, full.loc[["Our model (extended_unet)"]])
+    sel = report.selected_runs(env["profile"])
+    assert list(sel["model"]) == ["unet", "extended_unet"] and (sel["variant"] == "refined").all()
+    assert sel["run_dir"].iloc[1] == run["run_dir"]
 
 
 def test_table2_extra_model_has_no_paper_rows(env, tmp_path):
@@ -333,6 +344,18 @@ def test_figure_history_single_and_several(env):
     plt.close(fig)
 
 
+def test_history_table_and_run_overview(env):
+    run = env["runs"][("unet", "refined")]
+    h = report.history_table(run["run_dir"])
+    _assert_no_nan(h)
+    assert h["valid IoU excl. bg (pooled, %)"].tolist() == [20.0, 30.0, 40.0]
+    o = report.run_overview(run["run_dir"])
+    _assert_no_nan(o)
+    assert o.loc["model", "value"] == "unet" and o.loc["train time (s)", "value"] == 6.0
+    assert o.loc["valid IoU Mask", "value"] == pytest.approx(run["metrics"]["variants"]["gt"]["mask"])
+    assert o.loc["encoder weights", "value"] == "random"
+
+
 def test_provenance_table(env):
     df = report.provenance_table(env["profile"])
     _assert_no_nan(df)
@@ -373,3 +396,28 @@ def test_merge_tables():
     assert im.loc[im["category"] == "jumpsuit", "merged class"].item() == "(image excluded)"
     ccp = report.merge_table(Prepared("base", Path("/nonexistent"), Path("/nonexistent"), None, pd.Series(dtype=str)))
     assert "jeans" in ccp.loc["pants", "source labels"]
+
+
+# --- architecture (Figure 1) --------------------------------------------------------------------------------------
+def test_trace_and_architecture_figure_of_the_extended_unet():
+    torch.manual_seed(0)
+    from clothparse.models import build_model
+
+    model = build_model("extended_unet", input_size=(64, 64))
+    recs, edges = report.trace_model(model, (64, 64))
+    names = [r["name"] for r in recs]
+    shape = {r["name"]: r["shape"] for r in recs}
+    assert shape["class_branch"] == (8,) and shape["box_branch"] == (32,) and shape["head"] == (9, 64, 64)
+    # both branches read the encoder's output; each decoder block gets a skip from the encoder
+    deepest = names.index("encoder.7")
+    assert (deepest, names.index("class_branch")) in edges and (deepest, names.index("box_branch")) in edges
+    for k in range(4):
+        block = names.index(f"blocks.{k}")
+        assert any(names[i].startswith("encoder.") and i != deepest for i, j in edges if j == block)
+    assert sum(r["params"] for r in recs) == sum(p.numel() for p in model.parameters())
+    table = report.architecture_table(model, (64, 64))
+    assert list(table["module"]) == names and table.loc[table["module"] == "head", "output (C×H×W)"].item() == "9×64×64"
+    fig = report.architecture_figure(model, (64, 64))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("class_branch\nClassBranch") for t in texts)
+    plt.close(fig)

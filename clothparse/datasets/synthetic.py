@@ -1,6 +1,6 @@
 """Synthetic people in clothes, written in the iMaterialist 2019 layout: the embedded default data.
 
-:func:`generate` writes ``root/train/<ImageId>`` (JPEG, quality 90), ``root/train.csv`` (one row per
+:func:`generate` writes ``root/train/<ImageId>`` (JPEG, quality 90, 4:4:4 chroma), ``root/train.csv`` (one row per
 instance, Kaggle RLE, ``ClassId`` = original iMaterialist category id plus random attribute ids, e.g.
 ``6_33_61``), ``root/label_descriptions.json`` (a copy of the real file), ``root/persons.csv`` (one row per
 drawn person) and ``root/GENERATOR.json`` (version and parameters, so an existing folder can be reused).
@@ -26,9 +26,10 @@ What is drawn
     cut (told apart only by tendencies: sweaters mostly have long sleeves, rib bands and knit textures,
     t-shirts mostly short sleeves and prints).
 
-    About ``second_person_share`` of the images show a second, smaller or cut-off person whose clothes are
-    NOT annotated (the flaw the paper's refinement removes); about ``product_share`` are product shots: one
-    garment (or a pair of shoes, or a bag) without a person.
+    About ``second_person_share`` of the images show a second person beside the first (often smaller, or cut
+    off by the frame), barely overlapping it, whose clothes are NOT annotated (the flaw the paper's
+    refinement removes); about ``product_share`` are product shots: one garment (or a pair of shoes, or a
+    bag) without a person.
 
 Ground truth this generator guarantees (checked in ``tests/test_synthetic.py``)
     * ``SyntheticImage.semantic`` is the merged class (0..8) of what was painted at each pixel: a garment of the
@@ -38,7 +39,7 @@ Ground truth this generator guarantees (checked in ``tests/test_synthetic.py``)
       garments only, the instance with fewer pixels on top, parts and non-garment items never paint and never
       erase. To make overlaps realistic, a garment instance also covers pixels hidden under *another garment*
       (the top under the panels of an open jacket, under a bag strap, a skirt's waistband under a top) whenever
-      that keeps the rule exact; overlapping garment instances never have equal pixel counts.
+      that keeps the rule exact; overlapping garment instances of different classes never have equal pixel counts.
     * Garment instance masks never cover visible skin, hair, background, non-garment items or an unannotated
       person. Every garment instance written has at least one pixel where it is the visible garment, so the
       classes listed in the CSV equal the classes of the merged mask. Fully hidden instances are not written.
@@ -48,7 +49,7 @@ Ground truth this generator guarantees (checked in ``tests/test_synthetic.py``)
       second person (``annotated=0``); the box is the bounding box of the person's whole drawn silhouette
       (including parts hidden behind the other person), clipped to the image, ``x_max``/``y_max`` exclusive.
       A second person has at least 40 % of its unclipped box inside the image. Product shots have no row.
-    * Deterministic: image ``i`` depends only on ``(seed, i)`` and the size (not on ``n_images``), and its
+    * Deterministic: image ``i`` depends only on ``(seed, i)``, the size and the shares (not on ``n_images``); its
       ``ImageId`` only on ``(seed, i)``. Scene kinds (product shot, jumpsuit, second person) follow
       low-discrepancy sequences, so their shares are close to the requested ones even for a few images.
 """
@@ -68,7 +69,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from ..categories import CLASSES, imaterialist_category_map
 from ..rle import encode
@@ -567,7 +568,7 @@ class _Person:
         dots = [_ellipse(x, y, 0.045, 0.045, 8) for y in np.linspace(y0, y1, n)]
         self.add(dots, garment, colour, edge=1.0, clip=clip)
 
-    def top(self, category, tex_spec: _Tex, hem, tucked_info=None, sweater_like=False):
+    def top(self, category, tex_spec: _Tex, hem, sweater_like=False):
         """Inner upper garment (shirt 0, top 1, sweater 2): body element index and its instance."""
         rng = self.rng
         tex = self.sc.tex(tex_spec)
@@ -861,8 +862,9 @@ class _Person:
             lower_spec = _garment_tex(rng, [30, 8, 8, 3, 8, 4, 2, 37 if whole != "skirt" else 3], self.h_px)
             two_piece = whole == "skirt" and rng.random() < 0.35
             if two_piece:  # the dress look-alike: same colour and texture, a faint shade/phase difference
-                lower_spec = _Tex(spec.kind, spec.c1 * rng.uniform(0.94, 1.06), spec.c2, spec.period, spec.angle,
-                                  float(rng.uniform()) if rng.random() < 0.5 else spec.phase, spec.seed, spec.wave)
+                c1 = np.clip(spec.c1 * rng.uniform(0.94, 1.06), 0, 1).astype(np.float32)
+                phase = float(rng.uniform()) if rng.random() < 0.5 else spec.phase
+                lower_spec = _Tex(spec.kind, c1, spec.c2, spec.period, spec.angle, phase, spec.seed, spec.wave)
             tucked = rng.random() < (0.6 if two_piece else 0.35)
             waist = rng.uniform(2.95, 3.3)
             hem = rng.uniform(2.75, 3.0) if rng.random() < 0.12 else \
@@ -1039,7 +1041,8 @@ def _background(rng, h, w, product):
     for _ in range(int(rng.integers(0, 3))):  # textured patches (curtains, posters)
         spec = _garment_tex(rng, [0, 40, 30, 15, 0, 15, 0, 0], h_px=h / 8)
         x0, y0 = int(rng.uniform(0, 0.8) * w), int(rng.uniform(0, 0.8) * h)
-        x1, y1 = min(x0 + max(int(rng.uniform(0.1, 0.5) * w), 1), w), min(y0 + max(int(rng.uniform(0.1, 0.5) * h), 1), h)
+        x1 = min(x0 + max(int(rng.uniform(0.1, 0.5) * w), 1), w)
+        y1 = min(y0 + max(int(rng.uniform(0.1, 0.5) * h), 1), h)
         out[y0:y1, x0:x1] = _render_tex(spec, h, w, (y0, y1, x0, x1))
     return out
 
@@ -1096,29 +1099,39 @@ def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, se
         people.append((p, pl, True))
     else:
         framing = rng.choice(["full", "close", "small"], p=[0.7, 0.2, 0.1])
-        hp = {"full": rng.uniform(0.72, 0.96), "close": rng.uniform(1.0, 1.45), "small": rng.uniform(0.45, 0.7)}[framing] * h
+        heights = {"full": rng.uniform(0.72, 0.96), "close": rng.uniform(1.0, 1.45), "small": rng.uniform(0.45, 0.7)}
+        hp = heights[framing] * h
         scale = hp / _FULL_HEIGHT
         y_top = rng.uniform(0.01, 0.04) * h if framing != "full" else rng.uniform(0.0, max(h - hp, 1.0))
         x_c = rng.uniform(0.3, 0.7) * w
-        if second:
-            x_c = rng.choice([rng.uniform(0.22, 0.4), rng.uniform(0.6, 0.78)]) * w
+        lean1, mirror1 = rng.uniform(-0.08, 0.08), int(rng.choice([-1, 1]))
         p1 = _Person(scene, True, h_px=scale)
         p1.dress_up(kind)
-        pl1 = _placement(scale, x_c, y_top, rng.uniform(-0.08, 0.08), int(rng.choice([-1, 1])))
+        if second:
+            # make room: the annotated person takes at most about 60 % of the width, on one side
+            lo, hi = _bbox_of(p1.elems, _placement(scale, 0.0, y_top, lean1, mirror1))
+            room = rng.uniform(0.5, 0.65) * w
+            if hi[0] - lo[0] > room:
+                scale *= room / (hi[0] - lo[0])
+                lo, hi = _bbox_of(p1.elems, _placement(scale, 0.0, y_top, lean1, mirror1))
+            on_right = bool(rng.random() < 0.5)
+            margin = rng.uniform(-0.04, 0.06) * w
+            x_c = (w - margin - hi[0]) if on_right else (margin - lo[0])
+        pl1 = _placement(scale, x_c, y_top, lean1, mirror1)
         if second:
             lo1, hi1 = _bbox_of(p1.elems, pl1)
             p2 = _Person(scene, False, h_px=scale)
             p2.dress_up("person")
             best = None
-            for _ in range(12):  # place the unannotated person beside the first, barely overlapping it
-                s2 = scale * rng.uniform(0.45, 1.05)
+            for attempt in range(16):  # place the unannotated person beside the first, barely overlapping it
+                s2 = scale * rng.uniform(0.45, 1.05) * (1 - attempt / 24)
                 y2 = rng.uniform(-0.05, 0.35) * h
                 lean, mirror = rng.uniform(-0.08, 0.08), int(rng.choice([-1, 1]))
                 pl0 = _placement(s2, 0.0, y2, lean, mirror)
                 lo2, hi2 = _bbox_of(p2.elems, pl0)
                 width2 = hi2[0] - lo2[0]
                 gap = rng.uniform(-0.08, 0.1) * width2
-                if x_c > w / 2:   # first person on the right → second on the left
+                if on_right:   # first person on the right → second on the left
                     dx = lo1[0] - gap - hi2[0]
                 else:
                     dx = hi1[0] + gap - lo2[0]
@@ -1127,9 +1140,14 @@ def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, se
                 overlap = max(0.0, min(hi1[0], hi2[0] + dx) - max(lo1[0], lo2[0] + dx)) / max(width2, 1e-9)
                 score = (frac >= 0.4, -overlap)
                 if best is None or score > best[0]:
-                    best = (score, _placement(s2, dx, y2, lean, mirror))
+                    best = (score, _placement(s2, dx, y2, lean, mirror), frac)
                 if frac >= 0.4 and overlap <= 0.1:
                     break
+            if best[2] < 0.4:   # no try was visible enough: a small person inside the image, on the free side
+                s2 = scale * 0.45
+                lo2, hi2 = _bbox_of(p2.elems, _placement(s2, 0.0, 0.1 * h))
+                dx = -lo2[0] if on_right else w - hi2[0]
+                best = (None, _placement(s2, dx, 0.1 * h), 1.0)
             people.append((p2, best[1], False))
         people.append((p1, pl1, True))
 
@@ -1137,7 +1155,7 @@ def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, se
     canvas = _background(rng, h, w, kind == "product")
     owner = np.full((h, w), -1, np.int32)
     all_masks, elem_inst, person_boxes = [], [], []
-    for number, (person, pl, annotated) in enumerate(people):
+    for person, pl, annotated in people:
         masks, windows = _rasterise(person.elems, pl, h, w)
         # each texture is rendered once, over the union of the windows of the elements that use it
         tex_window: dict[int, list[int]] = {}
@@ -1194,19 +1212,34 @@ def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, se
     garments = [i for i in range(n) if is_garment[i]]
     vis = {g: owner_root == g for g in garments}
     garments = [g for g in garments if vis[g].any()]          # fully hidden garments are not written
-    masks = {g: vis[g].copy() for g in garments}
-    classes = [int(cls_of_root[g]) for g in garments]
-    for g in sorted(garments, key=lambda g: -int(full[g].sum())):
-        for k in garments:
-            if k == g:
-                continue
-            add = full[g] & vis[k] & ~masks[g]
-            if not add.any():
-                continue
-            trial = dict(masks)
-            trial[g] = masks[g] | add
-            if _consistent([trial[x] for x in garments], classes, visible_cls):
-                masks = trial
+    masks = {g: vis[g] for g in garments}
+    if len(garments) > 1:
+        # all garment pixels lie in the union of their full shapes: work on that window only
+        union = np.zeros((h, w), bool)
+        for g in garments:
+            union |= full[g]
+        rows, cols = np.flatnonzero(union.any(1)), np.flatnonzero(union.any(0))
+        win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        target = visible_cls[win]
+        full_w = {g: full[g][win] for g in garments}
+        vis_w = {g: vis[g][win] for g in garments}
+        masks_w = dict(vis_w)
+        classes = [int(cls_of_root[g]) for g in garments]
+        for g in sorted(garments, key=lambda g: -int(full_w[g].sum())):
+            for k in garments:
+                if k == g:
+                    continue
+                add = full_w[g] & vis_w[k] & ~masks_w[g]
+                if not add.any():
+                    continue
+                trial = dict(masks_w)
+                trial[g] = masks_w[g] | add
+                if _consistent([trial[x] for x in garments], classes, target):
+                    masks_w = trial
+        for g in garments:
+            if masks_w[g] is not vis_w[g]:
+                masks[g] = np.zeros((h, w), bool)
+                masks[g][win] = masks_w[g]
     out_instances = []
     for i, inst in enumerate(insts):
         if is_garment[i]:
@@ -1222,13 +1255,17 @@ def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, se
     order = rng.permutation(len(out_instances))         # real CSV rows come in no particular order
     out_instances = [out_instances[i] for i in order]
 
-    # camera: noise, slight blur; the mask keeps the hard edges of the drawing
+    # camera: slight blur (a 3×3 binomial filter, partly mixed in), then sensor noise; the mask keeps the hard
+    # edges of the drawing
+    if rng.random() < 0.6:
+        soft = canvas.copy()
+        soft[1:-1] = 0.25 * (canvas[:-2] + canvas[2:]) + 0.5 * canvas[1:-1]
+        soft2 = soft.copy()
+        soft2[:, 1:-1] = 0.25 * (soft[:, :-2] + soft[:, 2:]) + 0.5 * soft[:, 1:-1]
+        canvas += np.float32(rng.uniform(0.3, 1.0)) * (soft2 - canvas)
     canvas += rng.normal(0, rng.uniform(0.005, 0.03), (h, w, 1)).astype(np.float32) * \
         rng.uniform(0.5, 1.0, 3).astype(np.float32)
     image = Image.fromarray((np.clip(canvas, 0, 1) * 255 + 0.5).astype(np.uint8))
-    blur = rng.uniform(0.0, 0.7)
-    if blur > 0.25:
-        image = image.filter(ImageFilter.GaussianBlur(blur))
     semantic = visible_cls.copy()
     semantic[semantic == _EXCLUDED_CLASS] = 0
     return SyntheticImage(image_id(seed, index), np.asarray(image), out_instances, persons, semantic, kind)
@@ -1293,7 +1330,7 @@ def generate(root: str | Path, n_images: int = 1000, height: int = 288, width: i
     ld_raw = _check_label_descriptions(ld_path)
     params = {"n_images": n_images, "height": height, "width": width, "seed": seed,
               "second_person_share": float(second_person_share), "jumpsuit_share": float(jumpsuit_share),
-              "product_share": float(product_share), "jpeg_quality": JPEG_QUALITY,
+              "product_share": float(product_share), "jpeg_quality": JPEG_QUALITY, "jpeg_chroma": "4:4:4",
               "label_descriptions_sha256": hashlib.sha256(ld_raw).hexdigest()}
     marker = root / "GENERATOR.json"
     if marker.is_file():
@@ -1323,7 +1360,9 @@ def generate(root: str | Path, n_images: int = 1000, height: int = 288, width: i
     for i in tqdm(range(n_images), disable=not progress, desc="synthetic images", unit="img"):
         d = draw_image(seed, i, height=height, width=width, second_person_share=second_person_share,
                        jumpsuit_share=jumpsuit_share, product_share=product_share)
-        Image.fromarray(d.image).save(root / "train" / d.image_id, format="JPEG", quality=JPEG_QUALITY)
+        # 4:4:4 chroma: at 288×192, subsampled colour would smear the fine textures (knit, stripes)
+        Image.fromarray(d.image).save(root / "train" / d.image_id, format="JPEG", quality=JPEG_QUALITY,
+                                      subsampling=0)
         for inst in d.instances:
             rows.append((d.image_id, encode(inst.mask), height, width, class_id_string(inst)))
         for p in d.persons:

@@ -29,3 +29,9 @@ def check_input_size(input_size) -> tuple[int, int]:
     if h <= 0 or w <= 0 or (h, w) != tuple(input_size):
         raise ValueError(f"input_size must be two positive integers (height, width), got {input_size!r}")
     return h, w
+
+
+def plain_tensor(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a plain ``torch.Tensor``: fastai's ``TensorImage`` would otherwise propagate through every layer
+    (per-op dispatch overhead) into the outputs, where it meets the loss's ``TensorMask``."""
+    return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)

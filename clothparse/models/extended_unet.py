@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..categories import NUM_CLASSES
 from ..injection import PRIOR_LOGIT, inject_prior
-from .base import SegOutput
+from .base import SegOutput, plain_tensor
 from .heads import BBBranch, ClassBranch, expand_planes
 from .unet import FastaiUnet
 
@@ -52,6 +52,7 @@ class ExtendedUnet(FastaiUnet):
         self.box_branch = BBBranch(math.prod(self.deepest_shape), box_hidden, n_clothing) if box_branch else None
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> SegOutput:
+        x = plain_tensor(x)
         if self.box_branch is not None and tuple(x.shape[-2:]) != self.input_size:
             raise ValueError(f"this model was built for {self.input_size[0]}×{self.input_size[1]} images (its BBBranch "
                              f"flattens the {'×'.join(map(str, self.deepest_shape))} deepest features); got "

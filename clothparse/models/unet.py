@@ -23,7 +23,7 @@ from fastai.vision.models.unet import UnetBlock, _get_sz_change_idxs as size_cha
 from torch import nn
 
 from ..categories import NUM_CLASSES
-from .base import SegOutput, check_input_size
+from .base import SegOutput, check_input_size, plain_tensor
 from .encoders import resnet_body
 
 
@@ -132,6 +132,7 @@ class FastaiUnet(nn.Module):
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> SegOutput:
         """``prior`` is accepted for a uniform interface and ignored: this model has no ClassBranch."""
+        x = plain_tensor(x)
         deepest, skips = self.encode(x)
         y = self.decode(deepest, skips, x.shape[-2:])
         return SegOutput(self.head(self.tail(torch.cat([y, x], dim=1))))

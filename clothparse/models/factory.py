@@ -1,0 +1,55 @@
+"""Build every model of the paper by name; the fastai splitter (encoder / rest)."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..categories import NUM_CLASSES
+from .base import check_input_size
+from .extended_unet import ExtendedUnet
+from .smp_models import SMP_ARCHS, SmpModel
+from .unet import FastaiUnet
+
+#: ``build_model`` names → the branch/injection setting of :class:`ExtendedUnet` (``None``: plain U-Net).
+_UNET_VARIANTS: dict[str, dict | None] = {
+    "unet": None,
+    "extended_unet": {"injection": "concat", "box_branch": True},
+    "classbranch_only": {"injection": "multiply", "box_branch": False},
+    "branches": {"injection": "none", "box_branch": True},
+}
+#: Every name ``build_model`` accepts (Table 2's seven models, then smp's U-Net).
+MODEL_NAMES: tuple[str, ...] = (*_UNET_VARIANTS, *SMP_ARCHS)
+
+
+def build_model(name: str, num_classes: int = NUM_CLASSES, encoder_name: str = "resnet34", encoder_weights=None,
+                input_size: tuple[int, int] = (288, 192), **kw) -> nn.Module:
+    """A model by name (:data:`MODEL_NAMES`); ``forward(x, prior=None) -> SegOutput``; every model has ``.encoder``.
+
+    ``encoder_weights``: ``None`` (random), ``"imagenet"`` (downloads) or the path of a torchvision ResNet state
+    dict (``.pt``/``.pth`` or ``.safetensors``; the same file serves every model). ``input_size`` (H, W) is
+    the image size the model is built for: the BBBranch flattens its features, so ``extended_unet`` and
+    ``branches`` accept only that size. ``**kw`` go to :class:`ExtendedUnet` (``class_hidden``,
+    ``class_dropout``, ``box_hidden``, ``prior_logit``) or to the smp class.
+    """
+    input_size = check_input_size(input_size)
+    if name in _UNET_VARIANTS:
+        variant = _UNET_VARIANTS[name]
+        if variant is None:
+            return FastaiUnet(encoder_name, encoder_weights, num_classes, input_size, **kw)
+        return ExtendedUnet(encoder_name, encoder_weights, num_classes, input_size, **variant, **kw)
+    if name in SMP_ARCHS:
+        return SmpModel(name, encoder_name, encoder_weights, num_classes, **kw)
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+
+
+def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """fastai splitter: ``[encoder parameters, all other parameters]`` (phase 1 freezes the first group)."""
+    encoder = list(model.encoder.parameters())
+    ids = {id(p) for p in encoder}
+    return [encoder, [p for p in model.parameters() if id(p) not in ids]]
+
+
+def deployable(model: nn.Module) -> nn.Module:
+    """The model as used at inference: a ``branches`` model without its branches, any other model as is."""
+    if isinstance(model, ExtendedUnet) and model.injection == "none":
+        return model.drop_branches()
+    return model
