@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import runs
 from .profiles import REPO_ROOT, work_dir
 
 VARIANTS = ("base", "refined")
@@ -99,7 +100,8 @@ def prepare(profile: dict, variant: str = "refined", progress: bool = True) -> P
     notes: list[str] = []
 
     base_reader = open_reader(kind, src)
-    base_store = build_store(base_reader, wdir / "stores", size=size, source=f"{kind}:{src}", refinement=None,
+    source = f"{kind}:{src}:{source_fingerprint(src)}"
+    base_store = build_store(base_reader, wdir / "stores", size=size, source=source, refinement=None,
                              progress=progress)
     split_cfg = profile["split"]
     base_ids = list(base_store.image_ids)
@@ -119,7 +121,7 @@ def prepare(profile: dict, variant: str = "refined", progress: bool = True) -> P
                     progress=progress)
     refined_root = wdir / "refined"
     reader = open_reader(kind, refined_root)
-    store = build_store(reader, wdir / "stores", size=size, source=f"{kind}:{src}",
+    store = build_store(reader, wdir / "stores", size=size, source=source,
                         refinement=_refinement_key(refined_root), progress=progress)
     ids = list(store.image_ids)
     unknown = [i for i in ids if i not in base_splits.index]
@@ -128,6 +130,18 @@ def prepare(profile: dict, variant: str = "refined", progress: bool = True) -> P
     splits = base_splits.reindex(ids)
     report_dict = report.to_dict() if hasattr(report, "to_dict") else dict(getattr(report, "__dict__", {}))
     return Prepared(variant, src, refined_root, store, splits, report_dict, notes)
+
+
+def source_fingerprint(root: Path) -> str:
+    """What identifies a source dataset's content cheaply: its generator parameters (synthetic) or the size and
+    modification time of its annotation files, so a changed dataset never reuses a stale store."""
+    root = Path(root)
+    generator = root / "GENERATOR.json"
+    if generator.is_file():
+        return runs.stable_hash(generator.read_text())
+    files = [root / "train.csv", root / "label_descriptions.json", root / "label_list.mat"]
+    files += sorted((root / "annotations" / "pixel-level").glob("*.mat"))[:1] if (root / "annotations").is_dir() else []
+    return runs.stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()])
 
 
 def _refinement_key(refined_root: Path) -> str:

@@ -591,8 +591,8 @@ def loss_sorted_selection(run_dir: Path | str, store=None, n_per_row: int = 4, s
     image id, loss and — for failure cases — the classes predicted but absent (+) or present but missed (−).
 
     A class counts as predicted when it covers at least ``min_fraction`` of the image (specks do not count);
-    failure cases are the highest-loss images (not already in the first row) whose predicted class set
-    differs from the ground truth's.
+    failure cases are the highest-loss images not shown in the other rows whose predicted class set differs
+    from the ground truth's. Rows hold ``n_per_row`` images, fewer when the sample has under ``3·n_per_row``.
     """
     store = store if store is not None else run_store(run_dir, split)
     _check_store(store, run_dir, split)
@@ -604,13 +604,15 @@ def loss_sorted_selection(run_dir: Path | str, store=None, n_per_row: int = 4, s
     sample = per[per["row"].isin(list(pos))].sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
     if sample.empty:
         raise ValueError(f"{run_dir}: no image of per_image.csv is in the qualitative sample")
-    k = min(n_per_row, len(sample))
-    mid = max(0, (len(sample) - k) // 2)
+    # rows of k images each, disjoint while the sample allows (the paper sorted 1,000 images)
+    n = len(sample)
+    k = max(1, min(n_per_row, n // 3)) if n >= 3 else n
+    mid = min(max(k, (n - k) // 2), max(0, n - 2 * k)) if n >= 3 * k else max(0, (n - k) // 2)
     picks = [("highest loss", sample.iloc[:k]), ("middle loss", sample.iloc[mid:mid + k]),
-             ("lowest loss", sample.iloc[len(sample) - k:].iloc[::-1])]
+             ("lowest loss", sample.iloc[n - k:].iloc[::-1])]
     h, w = preds["plain"].shape[1:]
     min_pixels = max(1, int(round(min_fraction * h * w)))
-    shown = set(picks[0][1]["row"])
+    shown = {int(r) for _, part in picks for r in part["row"]}
     fails = []
     for r in sample.itertuples():
         if r.row in shown:
@@ -917,7 +919,9 @@ def architecture_table(model_name=None, input_size: tuple[int, int] = (288, 192)
     if model_name is None:
         from .models import model_summary
 
-        return _no_nan(model_summary(input_size=input_size))
+        names = {"params_m": "parameters (M)", "gflop_forward": "GFLOP forward",
+                 "gflop_forward_backward": "GFLOP forward+backward", "gflop_inference": "GFLOP inference"}
+        return _no_nan(model_summary(input_size=input_size).rename(columns=names))
     recs, _ = trace_model(_as_model(model_name, input_size), input_size)
     return pd.DataFrame([{"module": r["name"], "type": r["type"], "role": r["kind"],
                           "output (C×H×W)": "×".join(map(str, r["shape"])), "parameters": r["params"]}
@@ -983,7 +987,7 @@ def architecture_figure(model_name="extended_unet", input_size: tuple[int, int] 
         x, y = pos[i]
         ax.add_patch(FancyBboxPatch((x - bw / 2, y - bh / 2), bw, bh, boxstyle="round,pad=0.02",
                                     fc=colors[kind], ec="0.3", lw=0.7))
-        ax.text(x, y, label, ha="center", va="center", fontsize=6.3)
+        ax.text(x, y, label, ha="center", va="center", fontsize=5.9)
 
     box(-1, f"input\n3×{input_size[0]}×{input_size[1]}", "input")
     for i, r in enumerate(recs):

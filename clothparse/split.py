@@ -126,8 +126,6 @@ def _stratified_take(y: np.ndarray, n_take: int, rng: np.random.RandomState) -> 
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_take, random_state=rng)
-    # iterstrat needs at least one column that is not constant; the "none" column guarantees each
-    # row has a label but all columns can still be constant for degenerate inputs.
     rest, take = next(splitter.split(np.zeros(n), y.astype(int)))
     return _fix_size(np.sort(take), np.sort(rest), n_take, y, rng)
 

@@ -45,7 +45,7 @@ class StoreSegmentation(torch.utils.data.Dataset):
         from fastai.vision.all import TensorImage, TensorMask
 
         j = int(self.indices[i])
-        image = torch.from_numpy(np.ascontiguousarray(self.store.images[j])).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(self.store.images[j])).permute(2, 0, 1)  # copy: the memmap is read-only
         mask = torch.from_numpy(self.store.masks[j].astype(np.int64))
         return TensorImage(image), TensorMask(mask)
 
@@ -283,8 +283,9 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
     _, _, RunRecorder = _callbacks()
     learn = build_learner(net, dls, CompoundLoss(), lr=float(cfg["lr_max"]), wd=float(cfg["wd"]), run_dir=run_dir,
                           fp16=fp16)
-    if not progress:
+    if not progress:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
+        learn.logger = lambda *args, **kwargs: None
 
     phases = [(1, int(cfg["epochs_frozen"])), (2, int(cfg["epochs_unfrozen"]))]
     history: list[dict] = []

@@ -16,8 +16,9 @@ class ListDataset:
 
     ``fail`` maps an index to the exception its item raises, as a reader does for a bad file."""
 
-    def __init__(self, samples, fail=None, source="test-list"):
+    def __init__(self, samples, fail=None, source="test-list", ids=None):
         self.samples = list(samples)
+        self.ids = ids
         self.fail = dict(fail or {})
         self.source = source
         self.skipped = SkipReport()
@@ -25,7 +26,7 @@ class ListDataset:
 
     @property
     def image_ids(self):
-        return [s.image_id for s in self.samples]
+        return self.ids if self.ids is not None else [s.image_id for s in self.samples]
 
     def __len__(self):
         return len(self.samples)
@@ -164,3 +165,12 @@ def test_store_pickles_by_path_and_refuses_incomplete_folders(tmp_path):
     os.remove(store.path / "COMPLETE")
     with pytest.raises(StoreError, match="no COMPLETE marker"):
         Store(store.path)
+
+
+def test_a_reader_returning_the_wrong_image_fails_the_build(tmp_path):
+    samples = make_samples(SHAPES)
+    ds = ListDataset(samples, ids=[s.image_id for s in samples])
+    ds.samples[2] = samples[2]._replace(image_id="someone-else.jpg")
+    with pytest.raises(RuntimeError, match="item 2 has image_id 'someone-else.jpg'"):
+        build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    assert not list(tmp_path.rglob("COMPLETE"))

@@ -47,7 +47,8 @@ Choices where the paper is silent (each one is ours; the book quotes this list):
 9. **Encoder weights**: ``None``, ``"imagenet"`` (torchvision ``IMAGENET1K_V1`` for the fastai body, smp's
    copy of the same weights for smp models) or one local torchvision ResNet state-dict file for every model.
 10. **Cost counting** (:func:`model_summary`): ``torch.utils.flop_counter`` on CPU, FLOP = 2 × MAC, per image;
-    forward + backward of the sum of all outputs, training mode.
+    forward + backward of the sum of all outputs (segmentation and branches), batch 1, training mode
+    (BatchNorm in eval mode, which the counter does not count anyway).
 """
 from .base import SegOutput
 from .encoders import load_resnet_weights

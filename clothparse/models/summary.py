@@ -51,7 +51,7 @@ def count_flops(model: nn.Module, input_size: tuple[int, int] = (288, 192)) -> d
 def model_summary(names=None, input_size: tuple[int, int] = (288, 192)) -> pd.DataFrame:
     """One row per model: ``params_m`` (millions), ``gflop_forward``, ``gflop_forward_backward``,
     ``gflop_inference`` (per image of ``input_size``; random init, CPU). Cached per name and size; at
-    288×192 each model takes ~5–15 s of one CPU core."""
+    288×192 each model takes a few seconds of one CPU core."""
     from .base import check_input_size
     from .factory import MODEL_NAMES, build_model
 
