@@ -1,0 +1,153 @@
+"""The smoke profile end to end: papermill executes every notebook, Jupyter Book builds the HTML, and the
+pages hold every chapter, tables with numbers and non-empty figures; then a real headless Chromium renders
+the results and evaluate pages (tables visible, images loaded, no broken links).
+
+The build runs in a copy of the repository under the test's tmp folder, so it never touches the
+developer's own book, data or runs.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ["book/intro", "book/methods", "book/reproduce", "book/notebooks/architecture", "book/notebooks/data",
+            "book/notebooks/refinement", "book/notebooks/results", "book/notebooks/injection",
+            "book/notebooks/qualitative", "book/notebooks/train/unet-refined", "book/notebooks/train/unet-base",
+            "book/notebooks/train/extended_unet-refined", "book/notebooks/evaluate/unet",
+            "book/notebooks/evaluate/extended_unet"]
+
+
+def _tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("repo")
+    for rel in _tracked_files():
+        dest = copy / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    env = {**os.environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "clothparse.cli", "book", "--profile", "smoke"], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    (copy / "book-build.log").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    index = copy / "_build" / "html" / "index.html"
+    assert str(index) in proc.stdout, "the runner must end by printing the path of index.html"
+    return copy / "_build" / "html"
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.cells, self.images, self.links = 0, [], [], []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables += 1
+        elif tag in ("td", "th"):
+            self._in_cell = True
+            self.cells.append("")
+        elif tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def test_every_chapter_is_built(smoke_book):
+    missing = [c for c in CHAPTERS if not (smoke_book / f"{c}.html").is_file()]
+    assert not missing, f"pages missing from the book: {missing}"
+    summary = (smoke_book / "book" / "intro.html").read_text()
+    assert "smoke" in summary and "Commit" in summary and "Hardware" in summary
+
+
+@pytest.mark.parametrize("chapter", ["results", "injection", "evaluate/extended_unet", "evaluate/unet", "data",
+                                     "refinement", "architecture"])
+def test_tables_hold_numbers_and_no_nan(smoke_book, chapter):
+    page = _parse(smoke_book / "book" / "notebooks" / f"{chapter}.html")
+    assert page.tables > 0, f"{chapter}: no table"
+    numbers = [c for c in page.cells if re.fullmatch(r"\s*[-−+]?\d+(\.\d+)?\s*%?\s*", c)]
+    assert len(numbers) >= 5, f"{chapter}: tables hold too few numbers"
+    nan = [c for c in page.cells if c.strip().lower() in ("nan", "none", "<na>", "inf", "-inf")]
+    assert not nan, f"{chapter}: table cells without a number: {nan[:5]}"
+
+
+@pytest.mark.parametrize("chapter", ["results", "injection", "qualitative", "evaluate/extended_unet",
+                                     "architecture", "refinement", "train/extended_unet-refined"])
+def test_figures_exist_and_are_not_empty(smoke_book, chapter):
+    html = smoke_book / "book" / "notebooks" / f"{chapter}.html"
+    page = _parse(html)
+    figures = [src for src in page.images if not src.startswith("data:") and "logo" not in src]
+    assert figures, f"{chapter}: no figure"
+    for src in figures:
+        f = (html.parent / unquote(urlparse(src).path)).resolve()
+        assert f.is_file() and f.stat().st_size > 1000, f"{chapter}: figure {src} missing or empty"
+
+
+def _chromium_driver(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1400,2000"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(chromedriver), options=opts)
+
+
+@pytest.mark.parametrize("chapter", ["results", "evaluate/extended_unet"])
+def test_a_real_browser_renders_the_page(smoke_book, chapter, tmp_path):
+    driver = _chromium_driver(tmp_path)
+    try:
+        page = smoke_book / "book" / "notebooks" / f"{chapter}.html"
+        driver.get(page.as_uri())
+        driver.save_screenshot(str(tmp_path / f"{chapter.replace('/', '_')}.png"))
+        state = driver.execute_script("""
+            const imgs = [...document.querySelectorAll('article img')];
+            const tables = [...document.querySelectorAll('article table')];
+            return {
+              title: document.title,
+              images: imgs.length,
+              broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+              tables: tables.length,
+              visibleTables: tables.filter(t => t.getBoundingClientRect().height > 0).length,
+              links: [...document.querySelectorAll('a[href]')].map(a => a.href).filter(h => h.startsWith('file:')),
+            };""")
+    finally:
+        driver.quit()
+    assert state["tables"] > 0 and state["visibleTables"] == state["tables"], state
+    assert state["images"] > 0 and not state["broken"], state["broken"]
+    dead = [h for h in state["links"] if not Path(unquote(urlparse(h).path)).exists()]
+    assert not dead, f"broken links: {dead[:5]}"
+    assert (tmp_path / f"{chapter.replace('/', '_')}.png").stat().st_size > 10_000
