@@ -3,14 +3,20 @@
 A bench function takes ``quick: bool`` (smaller sizes, for a smoke run) and returns a list of
 :class:`Row`. ``bench/run.py`` imports every ``bench/bench_*.py`` and prints the rows as one table,
 so a new benchmark is a new ``bench_<topic>.py`` file with decorated functions; nothing else changes.
+
+Run-wide options (``bench/run.py --device/--size/--batch/--model``) land in :data:`OPTIONS`; a bench
+reads them with :func:`option`, which falls back to the environment variable ``CLOTHPARSE_BENCH_<NAME>``
+(e.g. ``CLOTHPARSE_BENCH_DEVICE=cuda``) and then to the bench's own default.
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Row", "bench", "BENCHES", "best_time"]
+__all__ = ["Row", "bench", "BENCHES", "best_time", "OPTIONS", "option", "parse_size", "parse_ints", "parse_names"]
 
 
 @dataclass
@@ -56,3 +62,45 @@ def best_time(fn: Callable[[], object], repeat: int = 3, min_seconds: float = 0.
                 break
         best = min(best, elapsed / calls)
     return best
+
+
+#: Run-wide options set by ``bench/run.py`` (parsed values; absent or None = the bench's default).
+OPTIONS: dict[str, object] = {}
+_PARSERS: dict[str, Callable[[str], object]] = {}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"288x192"`` (H×W; ``x``, ``×`` or ``,``) → ``(288, 192)``."""
+    m = re.fullmatch(r"\s*(\d+)\s*[x×,]\s*(\d+)\s*", str(text))
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise ValueError(f"size must be HxW, e.g. 288x192, got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    """``"16,64"`` → ``(16, 64)`` (positive integers)."""
+    try:
+        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"expected positive integers like 16 or 16,64, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"expected positive integers like 16 or 16,64, got {text!r}")
+    return values
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """``"unet,extended_unet"`` → ``("unet", "extended_unet")``."""
+    return tuple(v.strip() for v in str(text).split(",") if v.strip())
+
+
+_PARSERS.update(size=parse_size, batch=parse_ints, model=parse_names, device=str.strip)
+
+
+def option(name: str, default=None):
+    """A run-wide option: :data:`OPTIONS`, else ``$CLOTHPARSE_BENCH_<NAME>`` (parsed), else ``default``."""
+    value = OPTIONS.get(name)
+    if value is None:
+        text = os.environ.get(f"CLOTHPARSE_BENCH_{name.upper()}", "").strip()
+        if text:
+            value = _PARSERS.get(name, str)(text)
+    return default if value is None else value

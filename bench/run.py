@@ -2,6 +2,8 @@
 
 Every ``bench/bench_*.py`` is imported; its ``@bench("name")`` functions (see ``benchlib.py``) are
 run in name order. Numbers only, no assertions: they depend on the machine (and on its load).
+``--device/--size/--batch/--model`` are passed to the benches that train (``bench_train.py``).
+Works from a bare checkout: the repository root goes first on ``sys.path`` (``PYTHONPATH=$PWD`` not needed).
 """
 from __future__ import annotations
 
@@ -16,11 +18,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-try:
-    import clothparse  # noqa: F401  (installed in the venv by `make env`)
-except ImportError:  # a bare checkout: use the sources next to bench/
-    sys.path.insert(0, str(HERE.parent))
+# The checkout next to bench/ is what is measured, whether or not (or wherever) clothparse is installed.
+if (HERE.parent / "clothparse").is_dir() and str(HERE.parent) not in sys.path:
+    sys.path.insert(1, str(HERE.parent))
 
+import benchlib  # noqa: E402
 from benchlib import BENCHES, Row  # noqa: E402
 
 
@@ -51,6 +53,17 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _opt(parse):
+    """An argparse ``type`` that turns the parser's ValueError into a usage error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
@@ -58,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--device", metavar="DEV", help="training benches: cpu (default), cuda, cuda:1, auto")
+    parser.add_argument("--size", metavar="HxW", type=_opt(benchlib.parse_size),
+                        help="training benches: input size, e.g. 288x192")
+    parser.add_argument("--batch", metavar="N[,N]", type=_opt(benchlib.parse_ints),
+                        help="training benches: batch size(s), e.g. 16 or 16,64")
+    parser.add_argument("--model", metavar="NAME[,NAME]", type=_opt(benchlib.parse_names),
+                        help="training benches: model name(s) of clothparse.models.build_model")
     args = parser.parse_args(argv)
+    benchlib.OPTIONS.update({k: getattr(args, k) for k in ("device", "size", "batch", "model")
+                             if getattr(args, k) is not None})
 
     discover()
     if args.list:
@@ -71,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHES)}")
 
     print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"{'quick' if args.quick else 'full'} run", flush=True)
+          f"{'quick' if args.quick else 'full'} run"
+          + "".join(f", {k} {v}" for k, v in sorted(benchlib.OPTIONS.items())), flush=True)
     results: list[tuple[str, Row]] = []
     for name in wanted:
         fn = BENCHES[name][0]

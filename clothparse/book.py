@@ -129,12 +129,25 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
         log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
         return step
     step.seconds = time.perf_counter() - t0
+    _fill_placeholders(running, step.parameters)
     os.replace(running, out)
     keyfile.write_text(key)
     (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
     step.status = "executed"
     log(f"  done      {step.output} in {step.seconds:.0f}s")
     return step
+
+
+def _fill_placeholders(path: Path, parameters: dict) -> None:
+    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "{{" in cell.source:
+            for key, value in parameters.items():
+                cell.source = cell.source.replace("{{" + key + "}}", str(value))
+    nbformat.write(nb, str(path))
 
 
 def write_summary(profile: dict, steps: list[Step], total_seconds: float) -> Path:

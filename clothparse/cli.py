@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # argparse's REMAINDER refuses leading options (`bench --only x`): forward everything as is
+        return _cmd_bench(argparse.Namespace(command="bench", rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,313 @@
+"""Training throughput: clothparse's fastai training step vs a bare PyTorch loop, and the loader vs the model.
+
+train
+    clothparse's step — a fastai ``Learner`` from :func:`clothparse.train.build_learner` (Adam with decoupled
+    weight decay, splitter, its callbacks), :class:`clothparse.losses.CompoundLoss`, ``fit_one_cycle`` as
+    :func:`clothparse.train.train` calls it, fed by :func:`clothparse.train.make_dataloaders` over a real store
+    (synthetic iMaterialist-layout JPEGs → :class:`IMaterialist` → :func:`build_store`, in a temp folder) with its
+    batch augmentations on the device — against a bare PyTorch loop: the same architecture built fresh with the
+    same seed, ``torch.optim.AdamW`` with fastai's hyper-parameters (betas (0.9, 0.99), eps 1e-5, same lr, weight
+    decay off for norm layers and biases as fastai's ``wd_bn_bias=False``), the same loss, no fastai at all.
+    The bare loop consumes batches *pre-collected from the same fastai train DataLoader* (augmented, normalised,
+    already on the device, as plain tensors), so it measures the model step alone; the clothparse side pays for
+    its loader, callbacks and optimizer. Both train everything (phase 2, unfrozen). Measured alternately in one
+    process: after a warm-up of both, ``ROUNDS`` rounds of (clothparse k batches, bare k batches); the table shows
+    the median images/s of each and clothparse / bare (goal ≥ 0.9). A clothparse round times batches 1..k of a
+    ``fit`` (from the end of batch 0 to the end of batch k, device synchronised): the per-fit start-up (iterator,
+    shuffling) is a per-epoch cost, not a per-batch one.
+loader
+    The fastai train DataLoader alone (store rows → collate → device → IntToFloat, flip/rotate/lighting,
+    Normalize; no model) vs the bare model step on the same batches: loader / model ≫ 1 means the loader is
+    not the bottleneck (``num_workers=0``, as ``make_dataloaders`` defaults).
+gpu_train
+    For ``unet`` and ``extended_unet``: clothparse with mixed precision (``build_learner(..., fp16=True)``, i.e.
+    its ``TupleMixedPrecision`` callback = fastai's ``MixedPrecision``) vs a bare AMP loop (``torch.autocast``
+    fp16 + ``GradScaler`` + AdamW), at 288×192, batch 16 and 64, alternately as in ``train``; plus the estimated
+    epoch time for 30,429 images (the paper's iMaterialist training split). The bare side again trains on
+    batches pre-collected from the clothparse DataLoader (real images, not random tensors). On a CPU fastai's and
+    torch's CUDA autocast/GradScaler switch themselves off (fp32), and the sizes shrink (96×64, batch 4 and 8):
+    a check that the bench runs, not a measurement.
+
+Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet``, or ``CLOTHPARSE_BENCH_DEVICE``
+…): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 16 (quick: 4) on a CPU and 288×192,
+batch 16 on CUDA. The store holds a few dozen images; the train split's rows cycle over them (shuffled, and
+augmented afresh every time), so no large data set is generated.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchlib import Row, bench, option
+
+ROUNDS = 3
+#: The paper's iMaterialist training split (section 3.4): an epoch's images for the time estimate.
+EPOCH_IMAGES = 30_429
+SEED = 0
+LR, WD = 1e-3, 1e-3
+#: Images generated for a store; the train rows cycle over all but the last VALID of them.
+STORE_IMAGES, VALID = 40, 8
+
+
+# --- options --------------------------------------------------------------------------------
+def _device() -> torch.device:
+    name = str(option("device", "cpu"))
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available here")
+    return torch.device(name)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- data -----------------------------------------------------------------------------------
+class _BenchData:
+    """The part of :class:`clothparse.prepare.Prepared` that ``make_dataloaders`` reads: ``store`` and ``indices``.
+
+    Valid = the store's last ``VALID`` rows; train = its other rows, repeated in order up to ``n_train`` rows."""
+
+    def __init__(self, store, n_train: int):
+        n = len(store)
+        if n <= VALID:
+            raise RuntimeError(f"bench store has only {n} images")
+        self.store = store
+        self._rows = {"train": np.resize(np.arange(n - VALID), n_train), "valid": np.arange(n - VALID, n)}
+
+    def indices(self, split: str) -> np.ndarray:
+        return self._rows[split]
+
+
+def _store(tmp: Path, size: tuple[int, int]):
+    """A real store at ``size`` built from synthetic JPEGs + RLE annotations written at that size."""
+    from clothparse.datasets.imaterialist import IMaterialist
+    from clothparse.datasets.synthetic import generate
+    from clothparse.store import build_store
+
+    h, w = size
+    root = generate(tmp / f"synthetic-{h}x{w}", n_images=STORE_IMAGES, height=h, width=w, seed=SEED, progress=False)
+    return build_store(IMaterialist(root), tmp / "store", size=size, workers=0, progress=False)
+
+
+def _dataloaders(store, batch: int, n_batches: int, device: torch.device):
+    """clothparse's fastai DataLoaders (augmented train split) with at least ``n_batches`` train batches."""
+    from clothparse.train import make_dataloaders
+
+    return make_dataloaders(_BenchData(store, n_batches * batch), batch_size=batch, device=str(device),
+                            augment=True, num_workers=0)
+
+
+def _collect(dl, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` batches of a fastai DataLoader as plain tensors on its device (the bare loop's input)."""
+    out = []
+    for x, y in dl:
+        out.append((x.as_subclass(torch.Tensor).detach().clone(), y.as_subclass(torch.Tensor).detach().clone()))
+        if len(out) == n:
+            return out
+    raise RuntimeError(f"the DataLoader gave {len(out)} batches, fewer than {n}")
+
+
+# --- the two training loops -----------------------------------------------------------------
+def _clothparse_side(model_name: str, size, dls, fp16: bool):
+    """A Learner exactly as clothparse.train.train builds it (progress bar and logger off, as with progress=False)."""
+    from clothparse.losses import CompoundLoss
+    from clothparse.models import build_model
+    from clothparse.train import build_learner
+
+    torch.manual_seed(SEED)
+    net = build_model(model_name, input_size=size)
+    learn = build_learner(net, dls, CompoundLoss(), lr=LR, wd=WD, fp16=fp16)
+    learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
+    learn.logger = lambda *args, **kwargs: None
+    return learn
+
+
+def _timer(n: int, device: torch.device):
+    """A fastai callback: timestamps at the end of training batches 0..n (synchronised), then stops the fit."""
+    from fastai.callback.core import Callback, CancelFitException
+
+    class StepTimer(Callback):
+        order = 99  # after every other callback's after_batch
+
+        def before_fit(self):
+            self.stamps = []
+
+        def after_batch(self):
+            if not self.training:
+                return
+            _sync(device)
+            self.stamps.append(time.perf_counter())
+            if len(self.stamps) > n:
+                raise CancelFitException()
+
+    return StepTimer()
+
+
+def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> float:
+    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs)."""
+    timer = _timer(n, device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*CUDA is not available.*")  # fp16 on a CPU: AMP disables itself
+        learn.fit_one_cycle(1, lr_max=LR, wd=WD, cbs=[timer])
+    if len(timer.stamps) != n + 1:
+        raise RuntimeError(f"the fit ran {len(timer.stamps)} training batches, expected {n + 1}")
+    return n * batch / (timer.stamps[-1] - timer.stamps[0])
+
+
+def _no_decay(model: torch.nn.Module) -> set[int]:
+    """ids of the parameters fastai exempts from weight decay (``wd_bn_bias=False``): norm layers and biases."""
+    norms = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    ids = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if isinstance(module, norms) or name == "bias":
+                ids.add(id(p))
+    return ids
+
+
+class _BareLoop:
+    """Plain PyTorch: the same architecture and seed, AdamW with fastai's hyper-parameters, optional AMP."""
+
+    def __init__(self, model_name: str, size, device: torch.device, amp: bool):
+        from clothparse.losses import CompoundLoss
+        from clothparse.models import build_model
+
+        torch.manual_seed(SEED)
+        self.model = build_model(model_name, input_size=size).to(device).train()
+        skip = _no_decay(self.model)
+        params = list(self.model.parameters())
+        self.opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in skip], "weight_decay": WD},
+                                      {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0}],
+                                     lr=LR, betas=(0.9, 0.99), eps=1e-5)
+        self.loss_fn = CompoundLoss()
+        self.device, self.amp = device, amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        if self.amp:
+            with torch.autocast(self.device.type, dtype=torch.float16):
+                loss = self.loss_fn(self.model(x), y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.loss_fn(self.model(x), y).backward()
+            self.opt.step()
+
+    def rate(self, batches) -> float:
+        """images/s over ``batches`` (device synchronised before and after)."""
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for x, y in batches:
+            self.step(x, y)
+        _sync(self.device)
+        return sum(len(x) for x, _ in batches) / (time.perf_counter() - t0)
+
+
+def _compare(model_name: str, size, batch: int, k: int, device: torch.device, store, fp16: bool) -> dict:
+    """clothparse vs bare, alternately: ROUNDS × (clothparse k batches, bare k batches) after a warm-up of both."""
+    dls = _dataloaders(store, batch, k + 1, device)
+    learn = _clothparse_side(model_name, size, dls, fp16)
+    bare = _BareLoop(model_name, size, device, amp=fp16)
+    batches = _collect(dls.train, k)
+    _clothparse_rate(learn, 1, batch, device)  # warm-up: optimizer state, allocator, cuDNN/oneDNN kernels
+    bare.rate(batches[:2])
+    ours, theirs = [], []
+    for _ in range(ROUNDS):
+        ours.append(_clothparse_rate(learn, k, batch, device))
+        theirs.append(bare.rate(batches))
+    return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs}
+
+
+def _rounds(rates) -> str:
+    return "rounds " + " ".join(f"{r:.3g}" for r in rates)
+
+
+def _train_setup(quick: bool, device: torch.device):
+    cpu = device.type == "cpu"
+    model = option("model", ("unet",))[0]
+    size = tuple(option("size", (96, 64) if cpu else (288, 192)))
+    batch = option("batch", ((4,) if quick else (16,)) if cpu else (16,))[0]
+    k = (2 if quick else 5) if cpu else (5 if quick else 20)
+    return model, size, batch, k
+
+
+@bench("train", "clothparse's fastai training step vs a bare PyTorch loop (same model, batches, loss, AdamW)")
+def train_step(quick: bool) -> list[Row]:
+    device = _device()
+    model, size, batch, k = _train_setup(quick, device)
+    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+        r = _compare(model, size, batch, k, device, _store(Path(tmp), size), fp16=False)
+    what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {device}, {k} batches/round"
+    return [Row(f"clothparse (fastai Learner): {what}", r["clothparse"], "images/s",
+                _rounds(r["ours"]) + "; fastai loader + augmentation included"),
+            Row(f"bare PyTorch loop (AdamW): {what}", r["bare"], "images/s",
+                _rounds(r["theirs"]) + "; batches pre-collected from the same loader"),
+            Row("clothparse / bare", r["clothparse"] / r["bare"], "×", f"median of {ROUNDS} alternating rounds; "
+                "goal ≥ 0.9")]
+
+
+@bench("loader", "the fastai train DataLoader (store → augmented device batches) vs the model's training step")
+def loader_rate(quick: bool) -> list[Row]:
+    device = _device()
+    model, size, batch, k = _train_setup(quick, device)
+    n_load = max(4 * k, 8)
+    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+        store = _store(Path(tmp), size)
+        dls = _dataloaders(store, batch, n_load + 1, device)
+        bare = _BareLoop(model, size, device, amp=False)
+        batches = _collect(dls.train, k)
+        bare.rate(batches[:2])  # warm-up
+        loads, steps = [], []
+        for _ in range(ROUNDS):
+            stamps = []
+            for _x, _y in dls.train:  # a fresh epoch: shuffle, collate, to device, augment, normalise
+                _sync(device)
+                stamps.append(time.perf_counter())
+                if len(stamps) > n_load:
+                    break
+            loads.append(n_load * batch / (stamps[-1] - stamps[0]))
+            steps.append(bare.rate(batches))
+    load, step = statistics.median(loads), statistics.median(steps)
+    what = f"{size[0]}×{size[1]} batch {batch} on {device}"
+    return [Row(f"fastai train DataLoader, augmented: {what}", load, "images/s",
+                _rounds(loads) + f"; {n_load} batches/round, num_workers=0"),
+            Row(f"model training step (bare, {model} fp32): {what}", step, "images/s", _rounds(steps)),
+            Row("loader / model", load / step, "×", "≫ 1: the loader is not the bottleneck")]
+
+
+@bench("gpu_train", "unet & extended_unet with AMP: clothparse (fastai, fp16) vs a bare AMP loop, epoch estimate")
+def gpu_train(quick: bool) -> list[Row]:
+    device = _device()
+    cpu = device.type == "cpu"
+    models = option("model", ("unet", "extended_unet"))
+    size = tuple(option("size", (96, 64) if cpu or quick else (288, 192)))
+    batches = option("batch", (4, 8) if cpu or quick else (16, 64))
+    k = 2 if cpu else (4 if quick else 15)
+    precision = "fp32: AMP is CUDA-only" if cpu else "fp16 AMP"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+        store = _store(Path(tmp), size)
+        for model in models:
+            for batch in batches:
+                r = _compare(model, size, batch, k, device, store, fp16=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                what = f"{model} {size[0]}×{size[1]} batch {batch}"
+                rows += [Row(f"{what}: clothparse (fastai, fp16=True)", r["clothparse"], "images/s",
+                             f"{_rounds(r['ours'])}; {precision}, {k} batches/round"),
+                         Row(f"{what}: bare AMP loop", r["bare"], "images/s", _rounds(r["theirs"])),
+                         Row(f"{what}: clothparse / bare", r["clothparse"] / r["bare"], "×", f"on {device}"),
+                         Row(f"{what}: epoch of {EPOCH_IMAGES:,} images, clothparse", EPOCH_IMAGES / r["clothparse"] / 60,
+                             "min", f"bare: {EPOCH_IMAGES / r['bare'] / 60:.3g} min")]
+    return rows
