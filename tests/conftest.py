@@ -12,6 +12,17 @@ os.environ.setdefault("TORCH_HOME", str(ROOT / ".pytest_cache" / "torch_home"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def label_descriptions_path() -> Path:
+    """The real Kaggle file: $CLOTHPARSE_LABEL_DESCRIPTIONS, the packaged copy, or ../shared/data."""
+    candidates = [os.environ.get("CLOTHPARSE_LABEL_DESCRIPTIONS"),
+                  ROOT / "clothparse" / "data" / "label_descriptions.json",
+                  SHARED / "data" / "imaterialist2019" / "label_descriptions.json"]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    pytest.skip("label_descriptions.json not found (set CLOTHPARSE_LABEL_DESCRIPTIONS)")
+
+
 def tiny_profile(tmp: Path, name: str = "tiny", **train) -> dict:
     """A real profile (synthetic data, two models) small enough to train in seconds on a CPU."""
     return {

@@ -1,7 +1,6 @@
 """The 9 classes and the paper's merge, resolved against the real label_descriptions.json."""
 import copy
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,18 +8,9 @@ import pytest
 
 from clothparse import categories as C
 
+from conftest import label_descriptions_path
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def label_descriptions_path() -> Path:
-    """The real Kaggle file: $CLOTHPARSE_LABEL_DESCRIPTIONS, a packaged copy, or ../shared/data."""
-    candidates = [os.environ.get("CLOTHPARSE_LABEL_DESCRIPTIONS"),
-                  REPO / "clothparse" / "data" / "label_descriptions.json",
-                  REPO.parent / "shared" / "data" / "imaterialist2019" / "label_descriptions.json"]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return Path(c)
-    pytest.skip("label_descriptions.json not found (set CLOTHPARSE_LABEL_DESCRIPTIONS)")
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,14 @@ from clothparse.categories import CLASSES, imaterialist_category_map
 from clothparse.datasets import open_dataset
 from clothparse.datasets.imaterialist import IMaterialist, resize_nearest, semantic_mask
 
+from conftest import label_descriptions_path
+
 REPO = Path(__file__).resolve().parents[1]
 TOP, OVERTOP, PANTS, SKIRT, DRESS, SHOE, BAG = (CLASSES.index(c) for c in
                                                 ("top", "overtop", "pants", "skirt", "dress", "shoe", "bag"))
 # iMaterialist category ids (label_descriptions.json)
 SHIRT, TSHIRT, COAT, PANTS_ID, SKIRT_ID, DRESS_ID, JUMPSUIT, HAT, BELT, SHOE_ID, BAG_ID, SLEEVE, ZIPPER = (
     0, 1, 9, 6, 8, 10, 11, 14, 19, 23, 24, 31, 35)
-
-
-def label_descriptions_path() -> Path:
-    candidates = [os.environ.get("CLOTHPARSE_LABEL_DESCRIPTIONS"),
-                  REPO / "clothparse" / "data" / "label_descriptions.json",
-                  REPO.parent / "shared" / "data" / "imaterialist2019" / "label_descriptions.json"]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return Path(c)
-    pytest.skip("label_descriptions.json not found (set CLOTHPARSE_LABEL_DESCRIPTIONS)")
 
 
 @pytest.fixture(scope="module")

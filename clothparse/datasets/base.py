@@ -52,6 +52,16 @@ class SkipReport:
         return "; ".join(f"{n} × {r}" for r, n in self.counts().most_common())
 
 
+def normalize_index(i: int, n: int) -> int:
+    """A sequence index (negative counts from the end) checked against ``n`` items."""
+    i = int(i)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(f"index {i} out of range for {n} images")
+    return i
+
+
 def check_sample(image: np.ndarray, mask: np.ndarray, source: str) -> None:
     """Raise ``ValueError`` naming ``source`` when image and mask do not fit together."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -28,7 +28,7 @@ import scipy.io
 from PIL import Image
 
 from ..categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, CLASSES
-from .base import Sample, SkipReport, check_sample, classes_present
+from .base import Sample, SkipReport, check_sample, classes_present, normalize_index
 
 __all__ = ["CCP", "read_label_names", "ccp_lookup", "SUIT_POLICIES"]
 
@@ -169,13 +169,7 @@ class CCP:
         return len(self.image_ids)
 
     def _stem(self, i: int) -> str:
-        n = len(self.image_ids)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {i} out of range for {n} images")
-        return Path(self.image_ids[i]).stem
+        return Path(self.image_ids[normalize_index(i, len(self.image_ids))]).stem
 
     def labels_of(self, i: int) -> np.ndarray:
         """The raw CCP label map (values index ``label_names``)."""

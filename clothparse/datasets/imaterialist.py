@@ -47,7 +47,7 @@ from PIL import Image
 
 from .. import rle
 from ..categories import CategoryMap, imaterialist_category_map
-from .base import Sample, SkipReport, check_sample, classes_present
+from .base import Sample, SkipReport, check_sample, classes_present, normalize_index
 
 __all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "REQUIRED_COLUMNS"]
 
@@ -270,13 +270,7 @@ class IMaterialist:
         return len(self.image_ids)
 
     def _index(self, i: int) -> int:
-        n = len(self.image_ids)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {i} out of range for {n} images")
-        return i
+        return normalize_index(i, len(self.image_ids))
 
     def image_path(self, i: int) -> Path:
         return self.image_dir / self.image_ids[self._index(i)]
