@@ -25,12 +25,12 @@ gpu_train
     fp16 + ``GradScaler`` + AdamW), at 288×192, batch 16 and 64, alternately as in ``train``; plus the estimated
     epoch time for 30,429 images (the paper's iMaterialist training split). The bare side again trains on
     batches pre-collected from the clothparse DataLoader (real images, not random tensors). On a CPU fastai's and
-    torch's CUDA autocast/GradScaler switch themselves off (fp32), and the sizes shrink (96×64, batch 4 and 8):
-    a check that the bench runs, not a measurement.
+    torch's CUDA autocast/GradScaler switch themselves off (fp32), and the sizes shrink (96×64, batch 4 and 8;
+    quick: 64×64, batch 2 and 4, 1 batch × 2 rounds): a check that the bench runs, not a measurement.
 
 Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet``, or ``CLOTHPARSE_BENCH_DEVICE``
-…): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 16 (quick: 4) on a CPU and 288×192,
-batch 16 on CUDA. The store holds a few dozen images; the train split's rows cycle over them (shuffled, and
+…): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 8 (quick: 64×64, batch 2) on a CPU
+and 288×192, batch 16 on CUDA. The store holds a few dozen images; the train split's rows cycle over them (shuffled, and
 augmented afresh every time), so no large data set is generated.
 """
 from __future__ import annotations
@@ -153,14 +153,14 @@ def _timer(n: int, device: torch.device):
 
 
 def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> float:
-    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs)."""
+    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs); n=0: warm-up."""
     timer = _timer(n, device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*CUDA is not available.*")  # fp16 on a CPU: AMP disables itself
         learn.fit_one_cycle(1, lr_max=LR, wd=WD, cbs=[timer])
     if len(timer.stamps) != n + 1:
         raise RuntimeError(f"the fit ran {len(timer.stamps)} training batches, expected {n + 1}")
-    return n * batch / (timer.stamps[-1] - timer.stamps[0])
+    return n * batch / (timer.stamps[-1] - timer.stamps[0]) if n else float("nan")
 
 
 def _no_decay(model: torch.nn.Module) -> set[int]:
@@ -214,16 +214,17 @@ class _BareLoop:
         return sum(len(x) for x, _ in batches) / (time.perf_counter() - t0)
 
 
-def _compare(model_name: str, size, batch: int, k: int, device: torch.device, store, fp16: bool) -> dict:
-    """clothparse vs bare, alternately: ROUNDS × (clothparse k batches, bare k batches) after a warm-up of both."""
+def _compare(model_name: str, size, batch: int, k: int, device: torch.device, store, fp16: bool,
+             rounds: int = ROUNDS) -> dict:
+    """clothparse vs bare, alternately: ``rounds`` × (clothparse k batches, bare k batches) after a warm-up of both."""
     dls = _dataloaders(store, batch, k + 1, device)
     learn = _clothparse_side(model_name, size, dls, fp16)
     bare = _BareLoop(model_name, size, device, amp=fp16)
     batches = _collect(dls.train, k)
-    _clothparse_rate(learn, 1, batch, device)  # warm-up: optimizer state, allocator, cuDNN/oneDNN kernels
-    bare.rate(batches[:2])
+    _clothparse_rate(learn, 0, batch, device)  # warm-up (one batch): optimizer state, allocator, kernels
+    bare.rate(batches[:1])
     ours, theirs = [], []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         ours.append(_clothparse_rate(learn, k, batch, device))
         theirs.append(bare.rate(batches))
     return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs}
@@ -234,11 +235,12 @@ def _rounds(rates) -> str:
 
 
 def _train_setup(quick: bool, device: torch.device):
+    """model, size, batch, k: on a CPU 96×64 batch 8 (quick: 64×64 batch 2), on CUDA 288×192 batch 16."""
     cpu = device.type == "cpu"
     model = option("model", ("unet",))[0]
-    size = tuple(option("size", (96, 64) if cpu else (288, 192)))
-    batch = option("batch", ((4,) if quick else (16,)) if cpu else (16,))[0]
-    k = (2 if quick else 5) if cpu else (5 if quick else 20)
+    size = tuple(option("size", ((64, 64) if quick else (96, 64)) if cpu else (288, 192)))
+    batch = option("batch", ((2,) if quick else (8,)) if cpu else (16,))[0]
+    k = (2 if quick else 3) if cpu else (5 if quick else 20)
     return model, size, batch, k
 
 
@@ -267,7 +269,7 @@ def loader_rate(quick: bool) -> list[Row]:
         dls = _dataloaders(store, batch, n_load + 1, device)
         bare = _BareLoop(model, size, device, amp=False)
         batches = _collect(dls.train, k)
-        bare.rate(batches[:2])  # warm-up
+        bare.rate(batches[:1])  # warm-up
         loads, steps = [], []
         for _ in range(ROUNDS):
             stamps = []
@@ -291,16 +293,17 @@ def gpu_train(quick: bool) -> list[Row]:
     device = _device()
     cpu = device.type == "cpu"
     models = option("model", ("unet", "extended_unet"))
-    size = tuple(option("size", (96, 64) if cpu or quick else (288, 192)))
-    batches = option("batch", (4, 8) if cpu or quick else (16, 64))
-    k = 2 if cpu else (4 if quick else 15)
+    size = tuple(option("size", ((64, 64) if quick else (96, 64)) if cpu else (288, 192)))
+    batches = option("batch", ((2, 4) if quick else (4, 8)) if cpu else (16, 64))
+    k = (1 if quick else 2) if cpu else (4 if quick else 15)
+    rounds = 2 if cpu and quick else ROUNDS
     precision = "fp32: AMP is CUDA-only" if cpu else "fp16 AMP"
     rows = []
     with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
         for model in models:
             for batch in batches:
-                r = _compare(model, size, batch, k, device, store, fp16=True)
+                r = _compare(model, size, batch, k, device, store, fp16=True, rounds=rounds)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 what = f"{model} {size[0]}×{size[1]} batch {batch}"

@@ -1,6 +1,5 @@
 """iMaterialist reader: the merge/overlap rule on hand-built masks, and skips/repairs on a tiny hand-written dataset."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
