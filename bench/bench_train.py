@@ -12,7 +12,8 @@ train
     already on the device, as plain tensors), so it measures the model step alone; the clothparse side pays for
     its loader, callbacks and optimizer. Both train everything (phase 2, unfrozen). Measured alternately in one
     process: after a warm-up of both, ``ROUNDS`` rounds of (clothparse k batches, bare k batches); the table shows
-    the median images/s of each and clothparse / bare (goal ≥ 0.9). A clothparse round times batches 1..k of a
+    the median images/s of each and the median of the rounds' clothparse / bare ratios (goal ≥ 0.9): a round's
+    two halves run back to back, so its ratio is the least affected by other load on a shared machine. A clothparse round times batches 1..k of a
     ``fit`` (from the end of batch 0 to the end of batch k, device synchronised): the per-fit start-up (iterator,
     shuffling) is a per-epoch cost, not a per-batch one.
 loader
@@ -28,13 +29,15 @@ gpu_train
     torch's CUDA autocast/GradScaler switch themselves off (fp32), and the sizes shrink (96×64, batch 4 and 8;
     quick: 64×64, batch 2 and 4, 1 batch × 2 rounds): a check that the bench runs, not a measurement.
 
-Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet``, or ``CLOTHPARSE_BENCH_DEVICE``
-…): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 8 (quick: 64×64, batch 2) on a CPU
+Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet --iters K --rounds R``, or
+``CLOTHPARSE_BENCH_DEVICE`` …): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 8 (quick: 64×64, batch 2) on a CPU
 and 288×192, batch 16 on CUDA. The store holds a few dozen images; the train split's rows cycle over them (shuffled, and
 augmented afresh every time), so no large data set is generated.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import statistics
 import tempfile
 import time
@@ -63,6 +66,22 @@ def _device() -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name}: CUDA is not available here")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def _threads(quick: bool, device: torch.device):
+    """torch's CPU threads for one bench: ``--threads``, else 1 for a quick CPU run, else torch's default.
+
+    On a small shared machine two busy OpenMP threads per process oversubscribe the cores and a step gets
+    several times slower; a smoke run should not depend on that. Restored afterwards."""
+    before = torch.get_num_threads()
+    wanted = option("threads", 1 if quick and device.type == "cpu" else None)
+    if wanted:
+        torch.set_num_threads(int(wanted))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def _sync(device: torch.device) -> None:
@@ -132,35 +151,43 @@ def _clothparse_side(model_name: str, size, dls, fp16: bool):
 
 
 def _timer(n: int, device: torch.device):
-    """A fastai callback: timestamps at the end of training batches 0..n (synchronised), then stops the fit."""
+    """A fastai callback: timestamps at the end of training batches 0 and n (synchronised there only, so the
+    steps in between run as in training), then stops the fit."""
     from fastai.callback.core import Callback, CancelFitException
 
     class StepTimer(Callback):
         order = 99  # after every other callback's after_batch
 
         def before_fit(self):
-            self.stamps = []
+            self.batches, self.stamps, self.skipped = 0, [], 0
+
+        def after_cancel_step(self):  # fp16: the GradScaler found inf/NaN gradients and skipped the step
+            if self.training and self.batches > 0:
+                self.skipped += 1
 
         def after_batch(self):
             if not self.training:
                 return
-            _sync(device)
-            self.stamps.append(time.perf_counter())
-            if len(self.stamps) > n:
+            if self.batches in (0, n):
+                _sync(device)
+                self.stamps.append(time.perf_counter())
+            self.batches += 1
+            if self.batches > n:
                 raise CancelFitException()
 
     return StepTimer()
 
 
-def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> float:
-    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs); n=0: warm-up."""
+def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> tuple[float, int]:
+    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs; n=0: warm-up) and
+    how many of those n optimizer steps fp16's GradScaler skipped (fastai starts a new scaler every fit)."""
     timer = _timer(n, device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*CUDA is not available.*")  # fp16 on a CPU: AMP disables itself
         learn.fit_one_cycle(1, lr_max=LR, wd=WD, cbs=[timer])
-    if len(timer.stamps) != n + 1:
-        raise RuntimeError(f"the fit ran {len(timer.stamps)} training batches, expected {n + 1}")
-    return n * batch / (timer.stamps[-1] - timer.stamps[0]) if n else float("nan")
+    if timer.batches != n + 1:
+        raise RuntimeError(f"the fit ran {timer.batches} training batches, expected {n + 1}")
+    return (n * batch / (timer.stamps[-1] - timer.stamps[0]) if n else float("nan")), timer.skipped
 
 
 def _no_decay(model: torch.nn.Module) -> set[int]:
@@ -191,6 +218,7 @@ class _BareLoop:
         self.loss_fn = CompoundLoss()
         self.device, self.amp = device, amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
+        self.skipped = 0  # optimizer steps the GradScaler skipped (inf/NaN gradients)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -199,7 +227,9 @@ class _BareLoop:
                 loss = self.loss_fn(self.model(x), y)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)
+            scale = self.scaler.get_scale()
             self.scaler.update()
+            self.skipped += self.scaler.get_scale() < scale  # the scale drops exactly when the step was skipped
         else:
             self.loss_fn(self.model(x), y).backward()
             self.opt.step()
@@ -214,20 +244,46 @@ class _BareLoop:
         return sum(len(x) for x, _ in batches) / (time.perf_counter() - t0)
 
 
+def _optimizer_ms(opt, n: int, device: torch.device) -> float:
+    """Milliseconds per ``opt.step()`` alone (on the gradients left by the last training step)."""
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        opt.step()
+    _sync(device)
+    return 1e3 * (time.perf_counter() - t0) / n
+
+
 def _compare(model_name: str, size, batch: int, k: int, device: torch.device, store, fp16: bool,
-             rounds: int = ROUNDS) -> dict:
-    """clothparse vs bare, alternately: ``rounds`` × (clothparse k batches, bare k batches) after a warm-up of both."""
+             rounds: int | None = None, opt_steps: int = 0) -> dict:
+    """clothparse vs bare, alternately: ``rounds`` × (clothparse k batches, bare k batches) after a warm-up of both.
+
+    ``opt_steps`` > 0: afterwards also time each side's optimizer step alone (fastai's per-parameter Adam vs
+    torch's AdamW), the usual suspect when clothparse / bare is low at small batches."""
     dls = _dataloaders(store, batch, k + 1, device)
     learn = _clothparse_side(model_name, size, dls, fp16)
     bare = _BareLoop(model_name, size, device, amp=fp16)
     batches = _collect(dls.train, k)
     _clothparse_rate(learn, 0, batch, device)  # warm-up (one batch): optimizer state, allocator, kernels
     bare.rate(batches[:1])
-    ours, theirs = [], []
-    for _ in range(rounds):
-        ours.append(_clothparse_rate(learn, k, batch, device))
+    bare.skipped = 0
+    ours, theirs, skipped = [], [], 0
+    for _ in range(int(option("rounds", rounds or ROUNDS))):
+        rate, n_skipped = _clothparse_rate(learn, k, batch, device)
+        ours.append(rate)
+        skipped += n_skipped
         theirs.append(bare.rate(batches))
-    return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs}
+    return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs,
+            "ratio": statistics.median(a / b for a, b in zip(ours, theirs)),
+            "skipped": (skipped, bare.skipped), "steps": k * len(ours),
+            "opt_ms": (_optimizer_ms(learn.opt, opt_steps, device), _optimizer_ms(bare.opt, opt_steps, device))
+            if opt_steps else None}
+
+
+def _where(device: torch.device, threads: int) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"{device} ({threads} thread{'s' * (threads != 1)})"
 
 
 def _rounds(rates) -> str:
@@ -240,7 +296,7 @@ def _train_setup(quick: bool, device: torch.device):
     model = option("model", ("unet",))[0]
     size = tuple(option("size", ((64, 64) if quick else (96, 64)) if cpu else (288, 192)))
     batch = option("batch", ((2,) if quick else (8,)) if cpu else (16,))[0]
-    k = (2 if quick else 3) if cpu else (5 if quick else 20)
+    k = option("iters", (2 if quick else 3) if cpu else (5 if quick else 20))
     return model, size, batch, k
 
 
@@ -248,15 +304,15 @@ def _train_setup(quick: bool, device: torch.device):
 def train_step(quick: bool) -> list[Row]:
     device = _device()
     model, size, batch, k = _train_setup(quick, device)
-    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+    with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         r = _compare(model, size, batch, k, device, _store(Path(tmp), size), fp16=False)
-    what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {device}, {k} batches/round"
+    what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {_where(device, threads)}, {k} batches/round"
     return [Row(f"clothparse (fastai Learner): {what}", r["clothparse"], "images/s",
                 _rounds(r["ours"]) + "; fastai loader + augmentation included"),
             Row(f"bare PyTorch loop (AdamW): {what}", r["bare"], "images/s",
                 _rounds(r["theirs"]) + "; batches pre-collected from the same loader"),
-            Row("clothparse / bare", r["clothparse"] / r["bare"], "×", f"median of {ROUNDS} alternating rounds; "
-                "goal ≥ 0.9")]
+            Row("clothparse / bare", r["ratio"], "×", f"median of the {len(r['ours'])} rounds' ratios (each round "
+                f"a back-to-back pair); ratio of the medians {r['clothparse'] / r['bare']:.3g}; goal ≥ 0.9")]
 
 
 @bench("loader", "the fastai train DataLoader (store → augmented device batches) vs the model's training step")
@@ -264,14 +320,14 @@ def loader_rate(quick: bool) -> list[Row]:
     device = _device()
     model, size, batch, k = _train_setup(quick, device)
     n_load = max(4 * k, 8)
-    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+    with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
         dls = _dataloaders(store, batch, n_load + 1, device)
         bare = _BareLoop(model, size, device, amp=False)
         batches = _collect(dls.train, k)
         bare.rate(batches[:1])  # warm-up
         loads, steps = [], []
-        for _ in range(ROUNDS):
+        for _ in range(int(option("rounds", ROUNDS))):
             stamps = []
             for _x, _y in dls.train:  # a fresh epoch: shuffle, collate, to device, augment, normalise
                 _sync(device)
@@ -281,11 +337,12 @@ def loader_rate(quick: bool) -> list[Row]:
             loads.append(n_load * batch / (stamps[-1] - stamps[0]))
             steps.append(bare.rate(batches))
     load, step = statistics.median(loads), statistics.median(steps)
-    what = f"{size[0]}×{size[1]} batch {batch} on {device}"
+    what = f"{size[0]}×{size[1]} batch {batch} on {_where(device, threads)}"
     return [Row(f"fastai train DataLoader, augmented: {what}", load, "images/s",
                 _rounds(loads) + f"; {n_load} batches/round, num_workers=0"),
             Row(f"model training step (bare, {model} fp32): {what}", step, "images/s", _rounds(steps)),
-            Row("loader / model", load / step, "×", "≫ 1: the loader is not the bottleneck")]
+            Row("loader / model", statistics.median(a / b for a, b in zip(loads, steps)), "×",
+                "median of per-round ratios; ≫ 1: the loader is not the bottleneck")]
 
 
 @bench("gpu_train", "unet & extended_unet with AMP: clothparse (fastai, fp16) vs a bare AMP loop, epoch estimate")
@@ -295,22 +352,34 @@ def gpu_train(quick: bool) -> list[Row]:
     models = option("model", ("unet", "extended_unet"))
     size = tuple(option("size", ((64, 64) if quick else (96, 64)) if cpu else (288, 192)))
     batches = option("batch", ((2, 4) if quick else (4, 8)) if cpu else (16, 64))
-    k = (1 if quick else 2) if cpu else (4 if quick else 15)
+    k = option("iters", (1 if quick else 2) if cpu else (4 if quick else 15))
     rounds = 2 if cpu and quick else ROUNDS
     precision = "fp32: AMP is CUDA-only" if cpu else "fp16 AMP"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+    with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
         for model in models:
             for batch in batches:
-                r = _compare(model, size, batch, k, device, store, fp16=True, rounds=rounds)
-                if device.type == "cuda":
+                if not cpu:
+                    torch.cuda.reset_peak_memory_stats(device)
+                first = batch == batches[0]
+                r = _compare(model, size, batch, k, device, store, fp16=True, rounds=rounds,
+                             opt_steps=(1 if cpu else 20) if first else 0)
+                peak = "" if cpu else f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB (both models)"
+                gc.collect()  # the Learner and its callbacks reference each other: free both models now
+                if not cpu:
                     torch.cuda.empty_cache()
                 what = f"{model} {size[0]}×{size[1]} batch {batch}"
                 rows += [Row(f"{what}: clothparse (fastai, fp16=True)", r["clothparse"], "images/s",
-                             f"{_rounds(r['ours'])}; {precision}, {k} batches/round"),
-                         Row(f"{what}: bare AMP loop", r["bare"], "images/s", _rounds(r["theirs"])),
-                         Row(f"{what}: clothparse / bare", r["clothparse"] / r["bare"], "×", f"on {device}"),
+                             f"{_rounds(r['ours'])}; {precision}, {k} batches/round"
+                             + ("" if cpu else f"; {r['skipped'][0]}/{r['steps']} steps skipped by GradScaler")),
+                         Row(f"{what}: bare AMP loop", r["bare"], "images/s", _rounds(r["theirs"])
+                             + ("; fp32 on a CPU" if cpu else f"; {r['skipped'][1]}/{r['steps']} steps skipped")),
+                         Row(f"{what}: clothparse / bare", r["ratio"], "×",
+                             f"median of per-round ratios; on {_where(device, threads)}{peak}"),
                          Row(f"{what}: epoch of {EPOCH_IMAGES:,} images, clothparse", EPOCH_IMAGES / r["clothparse"] / 60,
                              "min", f"bare: {EPOCH_IMAGES / r['bare'] / 60:.3g} min")]
+                if r["opt_ms"]:
+                    rows.append(Row(f"{model}: optimizer step alone, fastai Adam", r["opt_ms"][0], "ms",
+                                    f"torch AdamW (default impl.): {r['opt_ms'][1]:.3g} ms; fp32 master weights"))
     return rows

@@ -4,9 +4,9 @@ A bench function takes ``quick: bool`` (smaller sizes, for a smoke run) and retu
 :class:`Row`. ``bench/run.py`` imports every ``bench/bench_*.py`` and prints the rows as one table,
 so a new benchmark is a new ``bench_<topic>.py`` file with decorated functions; nothing else changes.
 
-Run-wide options (``bench/run.py --device/--size/--batch/--model``) land in :data:`OPTIONS`; a bench
-reads them with :func:`option`, which falls back to the environment variable ``CLOTHPARSE_BENCH_<NAME>``
-(e.g. ``CLOTHPARSE_BENCH_DEVICE=cuda``) and then to the bench's own default.
+Run-wide options (``bench/run.py --device/--size/--batch/--model/--iters/--rounds/--threads``) land in
+:data:`OPTIONS`; a bench reads them with :func:`option`, which falls back to the environment variable
+``CLOTHPARSE_BENCH_<NAME>`` (e.g. ``CLOTHPARSE_BENCH_DEVICE=cuda``) and then to the bench's own default.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Row", "bench", "BENCHES", "best_time", "OPTIONS", "option", "parse_size", "parse_ints", "parse_names"]
+__all__ = ["Row", "bench", "BENCHES", "best_time", "OPTIONS", "option", "parse_size", "parse_ints", "parse_int", "parse_names"]
 
 
 @dataclass
@@ -88,12 +88,21 @@ def parse_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def parse_int(text: str) -> int:
+    """``"5"`` → ``5`` (one positive integer)."""
+    values = parse_ints(text)
+    if len(values) != 1:
+        raise ValueError(f"expected one positive integer, got {text!r}")
+    return values[0]
+
+
 def parse_names(text: str) -> tuple[str, ...]:
     """``"unet,extended_unet"`` → ``("unet", "extended_unet")``."""
     return tuple(v.strip() for v in str(text).split(",") if v.strip())
 
 
-_PARSERS.update(size=parse_size, batch=parse_ints, model=parse_names, device=str.strip)
+_PARSERS.update(size=parse_size, batch=parse_ints, model=parse_names, device=str.strip, iters=parse_int,
+                rounds=parse_int, threads=parse_int)
 
 
 def option(name: str, default=None):

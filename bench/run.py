@@ -2,8 +2,9 @@
 
 Every ``bench/bench_*.py`` is imported; its ``@bench("name")`` functions (see ``benchlib.py``) are
 run in name order. Numbers only, no assertions: they depend on the machine (and on its load).
-``--device/--size/--batch/--model`` are passed to the benches that train (``bench_train.py``).
-Works from a bare checkout: the repository root goes first on ``sys.path`` (``PYTHONPATH=$PWD`` not needed).
+``--device/--size/--batch/--model/--iters/--rounds/--threads`` go to the benches that train
+(``bench_train.py``; e.g. ``--only gpu_train --device cuda``). Works from a bare checkout: the repository
+root goes first on ``sys.path``, so ``PYTHONPATH=$PWD`` is not needed and an installed clothparse is not used.
 """
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _show(key: str, value) -> str:
+    """An option as it is typed: size 288x192, batch 16,64."""
+    if isinstance(value, tuple):
+        return ("x" if key == "size" else ",").join(map(str, value))
+    return str(value)
+
+
 def _opt(parse):
     """An argparse ``type`` that turns the parser's ValueError into a usage error."""
     def convert(text: str):
@@ -78,8 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="training benches: batch size(s), e.g. 16 or 16,64")
     parser.add_argument("--model", metavar="NAME[,NAME]", type=_opt(benchlib.parse_names),
                         help="training benches: model name(s) of clothparse.models.build_model")
+    parser.add_argument("--iters", metavar="K", type=_opt(benchlib.parse_int),
+                        help="training benches: timed batches per round")
+    parser.add_argument("--rounds", metavar="R", type=_opt(benchlib.parse_int),
+                        help="training benches: alternating rounds (median reported)")
+    parser.add_argument("--threads", metavar="N", type=_opt(benchlib.parse_int),
+                        help="training benches: torch CPU threads (quick CPU runs default to 1)")
     args = parser.parse_args(argv)
-    benchlib.OPTIONS.update({k: getattr(args, k) for k in ("device", "size", "batch", "model")
+    benchlib.OPTIONS.update({k: getattr(args, k) for k in ("device", "size", "batch", "model", "iters", "rounds",
+                                                           "threads")
                              if getattr(args, k) is not None})
 
     discover()
@@ -94,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{'quick' if args.quick else 'full'} run"
-          + "".join(f", {k} {v}" for k, v in sorted(benchlib.OPTIONS.items())), flush=True)
+          + "".join(f", {k} {_show(k, v)}" for k, v in sorted(benchlib.OPTIONS.items())), flush=True)
     results: list[tuple[str, Row]] = []
     for name in wanted:
         fn = BENCHES[name][0]

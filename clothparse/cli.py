@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a run folder (confusion matrix, IoUs, Table 4, injection)")
     e.add_argument("run_dir", type=Path)
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    e.add_argument("--prior", default=None, help='known classes, e.g. "skirt,-dress" (skirt present, no dress)')
+    e.add_argument("--prior", default=None, help='known classes, e.g. --prior="skirt,-dress" (skirt present, no dress; use = when it starts with -)')
     e.add_argument("--hard", action="store_true", help="forbid absent classes in the output")
     e.add_argument("--force", action="store_true")
     e.set_defaults(func=_cmd_evaluate)

@@ -13,7 +13,10 @@ Colours are found in CIELAB (D65), where Euclidean distance approximates perceiv
 4. **shadows**: darkening a surface scales linear RGB, which scales CIELAB's (L+16, a, b) by one factor (the
    cube root in L*, a*, b*). Two clusters are the lit and shaded parts of one colour when the lighter one,
    scaled down to the darker one's lightness, lands within ``merge_delta`` of it in (a, b), and the darker is
-   not *much* darker (ratio of L+16 ≥ ``min_shade_ratio``: white vs black stay apart). Those merge too;
+   not *much* darker (ratio of L+16 ≥ ``min_shade_ratio``: white vs black stay apart). Real shadows in
+   coloured fabric are often more saturated than that model says (light bounces between folds) but keep
+   their hue: two clearly coloured clusters (chroma ≥ 10) within ``hue_delta`` degrees of hue, with the
+   same lightness limit, are one colour as well. Those merge too, closest first;
 5. each cluster is named by the nearest entry of :data:`NAMED_COLOURS` from its *lit* colour — the median Lab
    of the lighter half of its pixels (shadows only darken; the median ignores specular highlights) — with
    lightness weighted by ``lightness_weight``, in the spirit of the textile industry's CMC 2:1 colour
@@ -70,7 +73,8 @@ NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
     "navy": (30, 38, 88),
     "blue": (40, 82, 190),
     "denim": (82, 112, 156),
-    "light blue": (150, 190, 230),
+    "sky blue": (108, 150, 222),
+    "light blue": (160, 196, 232),
     "purple": (108, 48, 138),
     "lavender": (188, 168, 220),
 }
@@ -153,10 +157,10 @@ class GarmentColours:
         return {"pixels": self.pixels, "too_small": self.too_small, "colours": [c.to_dict() for c in self.colours]}
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped."""
     rng = np.random.default_rng(seed)
-    n = len(x)
+    n, dim = x.shape
     centres = [x[rng.integers(n)]]
     d2 = ((x - centres[0]) ** 2).sum(1)
     for _ in range(1, k):
@@ -166,15 +170,17 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 30) -> tuple[np.ndarr
         centres.append(x[rng.choice(n, p=d2 / total)])
         d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
     c = np.array(centres)
-    labels = np.zeros(n, dtype=np.int64)
-    for it in range(iters):
-        dist = ((x[:, None, :] - c[None]) ** 2).sum(-1)
-        new = dist.argmin(1)
-        if it and np.array_equal(new, labels):
+    sq = (x ** 2).sum(1, keepdims=True)
+    labels = np.full(n, -1, dtype=np.int64)
+    for _ in range(iters):
+        new = (sq - 2 * x @ c.T + (c ** 2).sum(1)).argmin(1)  # squared distances without an N×k×dim array
+        if np.array_equal(new, labels):
             break
         labels = new
-        keep = np.bincount(labels, minlength=len(c)) > 0
-        c = np.array([x[labels == j].mean(0) for j in range(len(c)) if keep[j]])
+        counts = np.bincount(labels, minlength=len(c))
+        keep = counts > 0
+        sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=len(c)) for j in range(dim)], axis=1)
+        c = sums[keep] / counts[keep, None]
         labels = np.cumsum(keep)[labels] - 1
     return labels, c
 
@@ -220,9 +226,21 @@ def _shading_distance(p: np.ndarray, q: np.ndarray, delta: float, min_ratio: flo
     return float(np.hypot(*(dark[1:] - ratio * light[1:]))) / delta
 
 
+def _hue_distance(p: np.ndarray, q: np.ndarray, hue_delta: float, min_ratio: float, min_chroma: float = 10.0) -> float:
+    """Hue difference of two chromatic colours in units of ``hue_delta`` degrees (``inf`` if either is nearly grey
+    or the darker is too dark). Shadows in coloured fabric are often *more* saturated than the simple scaling
+    predicts (light reflected between folds), but they keep the hue."""
+    light, dark = (p, q) if p[0] >= q[0] else (q, p)
+    if (dark[0] + 16) / (light[0] + 16) < min_ratio or min(np.hypot(*p[1:]), np.hypot(*q[1:])) < min_chroma:
+        return np.inf
+    diff = abs(np.degrees(np.arctan2(p[2], p[1]) - np.arctan2(q[2], q[1]))) % 360
+    return min(diff, 360 - diff) / hue_delta
+
+
 def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: float = 12.0,
-                     lightness_weight: float = 0.5, min_shade_ratio: float = 0.45, min_share: float = 0.05,
-                     min_pixels: int = 100, sample: int = 10000, seed: int = 0) -> list[Colour]:
+                     lightness_weight: float = 0.5, min_shade_ratio: float = 0.45, hue_delta: float = 12.0,
+                     min_share: float = 0.05,
+                     min_pixels: int = 100, sample: int = 5000, seed: int = 0) -> list[Colour]:
     """The dominant colours of N×3 uint8 sRGB ``pixels`` (see the module docstring); [] for < ``min_pixels``."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.shape[1] != 3:
@@ -239,7 +257,8 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
     groups = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
                           lambda p, q: float(np.linalg.norm(p - q)) / merge_delta)
     groups = _merge_pairs(groups, lambda g: np.median(lab[g], axis=0),
-                          lambda p, q: _shading_distance(p, q, merge_delta, min_shade_ratio))
+                          lambda p, q: min(_shading_distance(p, q, merge_delta, min_shade_ratio),
+                                           _hue_distance(p, q, hue_delta, min_shade_ratio)))
     by_name: dict[str, list[np.ndarray]] = {}
     for g in groups:
         by_name.setdefault(name_colour(_lit(lab[g]), lightness_weight), []).append(g)

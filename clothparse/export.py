@@ -10,7 +10,6 @@ without its branches) in eval mode, at the run's fixed input size, on the CPU, i
 Formats, chosen by the file suffix:
 
 - ``.pt`` / ``.ts`` — TorchScript (``torch.jit.trace``): runs with libtorch or ``torch.jit.load``, no clothparse;
-- ``.pt2`` — ``torch.export`` program (``torch.export.save``), the format PyTorch develops further;
 - ``.onnx`` — ONNX (opset 17 by default); needs the ``onnx`` package, and ``onnxruntime`` to verify.
 
 Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs.
@@ -18,6 +17,7 @@ Next to the file, ``<file>.json`` records the run, the input size, the normalisa
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,10 +25,10 @@ from torch import nn
 
 from .categories import CLASSES, CLOTHING
 
-__all__ = ["ExportMismatchError", "export", "export_torchscript", "export_program", "export_onnx", "verify_export",
+__all__ = ["ExportMismatchError", "export", "export_torchscript", "export_onnx", "verify_export",
            "load_export", "add_parser"]
 
-FORMATS = {".pt": "torchscript", ".ts": "torchscript", ".pt2": "torch.export", ".onnx": "onnx"}
+FORMATS = {".pt": "torchscript", ".ts": "torchscript", ".onnx": "onnx"}
 
 
 class ExportMismatchError(AssertionError):
@@ -89,22 +89,14 @@ def export_torchscript(run_dir, path) -> Path:
     wrapped, params, size = _deployed(run_dir)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the trace fixes the model's shape checks to the run's input size, which is what is exported; torch
+        # announces TorchScript's deprecation (torch.export is its successor) on every call
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(wrapped, _example(size), check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
     _sidecar(path, run_dir, params, size, "torchscript", wrapped.with_classes)
-    return path
-
-
-def export_program(run_dir, path) -> Path:
-    """``torch.export`` program of the run's deployable model → ``path`` (``.pt2``), batch size dynamic."""
-    wrapped, params, size = _deployed(run_dir)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(wrapped, (_example(size),), dynamic_shapes={"image": {0: batch}})
-    torch.export.save(program, str(path))
-    _sidecar(path, run_dir, params, size, "torch.export", wrapped.with_classes)
     return path
 
 
@@ -114,7 +106,7 @@ def export_onnx(run_dir, path, opset: int = 17) -> Path:
         import onnx  # noqa: F401
     except ImportError as err:
         raise RuntimeError("ONNX export needs the 'onnx' package (and 'onnxruntime' to verify); it is not "
-                           "installed — export TorchScript (.pt) or torch.export (.pt2) instead") from err
+                           "installed — export TorchScript (.pt) instead") from err
     wrapped, params, size = _deployed(run_dir)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,8 +123,6 @@ def export(run_dir, path, opset: int = 17) -> Path:
     fmt = _format(path)
     if fmt == "torchscript":
         return export_torchscript(run_dir, path)
-    if fmt == "torch.export":
-        return export_program(run_dir, path)
     return export_onnx(run_dir, path, opset=opset)
 
 
@@ -140,10 +130,9 @@ def load_export(path):
     """A callable ``f(image: torch.Tensor) -> tuple[torch.Tensor, ...]`` for an exported file."""
     fmt = _format(path)
     if fmt == "torchscript":
-        module = torch.jit.load(str(path), map_location="cpu")
-        return lambda x: tuple(module(x))
-    if fmt == "torch.export":
-        module = torch.export.load(str(path)).module()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
         return lambda x: tuple(module(x))
     try:
         import onnxruntime as ort
@@ -183,8 +172,8 @@ def _cmd_export(args) -> int:
 
 
 def add_parser(subparsers) -> None:
-    """Register ``clothparse export RUN_DIR --out PATH`` (format from the suffix: .pt, .pt2, .onnx)."""
-    p = subparsers.add_parser("export", help="export a run for deployment (.pt TorchScript, .pt2, .onnx) and verify")
+    """Register ``clothparse export RUN_DIR --out PATH`` (format from the suffix: .pt, .onnx)."""
+    p = subparsers.add_parser("export", help="export a run for deployment (.pt TorchScript, .onnx) and verify")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", required=True, type=Path, help="output file; its suffix picks the format")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")

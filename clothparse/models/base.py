@@ -34,4 +34,7 @@ def check_input_size(input_size) -> tuple[int, int]:
 def plain_tensor(x: torch.Tensor) -> torch.Tensor:
     """``x`` as a plain ``torch.Tensor``: fastai's ``TensorImage`` would otherwise propagate through every layer
     (per-op dispatch overhead) into the outputs, where it meets the loss's ``TensorMask``."""
-    return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)
+    # only fastai's subclasses are unwrapped: torch.export / FakeTensor inputs must pass through untouched
+    from fastai.torch_core import TensorBase
+
+    return x.as_subclass(torch.Tensor) if isinstance(x, TensorBase) else x

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The GPU checks of the issues, as one script for a lent GPU machine (see README "GPU").
+# Run from the repository root with the fastai/smp wheels in .whl (../shared/tools/device-wheels.sh) and,
+# for the CCP part, a copy of Clothing Co-Parsing in work/ccp_data (photos/, annotations/pixel-level/, label_list.mat).
+# Prints short tables; writes logs and JSON under ${OUT:-bench/out}.
+set -uo pipefail
+OUT=${OUT:-bench/out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, fastai, segmentation_models_pytorch as smp; print('torch', torch.__version__, 'fastai', fastai.__version__, 'smp', smp.__version__, 'cuda', torch.cuda.is_available())"
+
+echo "== 1. CUDA unit checks (boxes, fp16 loss, confusion matrix on the device)"
+timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_metrics.py tests/test_boxes.py tests/test_losses.py 2>&1 | tail -3
+
+echo "== 2. training throughput: clothparse (fastai, fp16) vs bare AMP loop, 288x192, batch 16 and 64"
+timeout 300 python3 bench/run.py --only gpu_train --device cuda --json "$OUT/gpu_train.json" 2>&1 | grep -v Warning
+
+echo "== 3. inference throughput"
+timeout 120 python3 bench/run.py --only inference --device cuda --json "$OUT/inference.json" 2>&1 | grep -v Warning
+
+if [ -d work/ccp_data/photos ]; then
+  echo "== 4. real photos: CCP at 288x192, unet and extended_unet, random encoder, fp16"
+  export CLOTHPARSE_CCP_ROOT=$PWD/work/ccp_data
+  timeout 150 python3 -m clothparse.cli data --profile ccp 2>&1 | grep -v -i warn | tail -2
+  for m in unet extended_unet; do
+    timeout 240 python3 -m clothparse.cli train --profile ccp --model $m --device cuda > "$OUT/train_$m.log" 2>&1
+    run=$(tail -1 "$OUT/train_$m.log"); echo "$m -> $run"
+    [ -d "$run" ] && timeout 90 python3 -m clothparse.cli evaluate "$run" > /dev/null 2>&1
+    [ -d "$run" ] && cp -r "$run" "$OUT/" && python3 - "$run" <<'PY'
+import json, sys, pandas as pd
+run = sys.argv[1]
+m = json.load(open(f"{run}/evaluation/test/metrics.json"))
+h = pd.read_csv(f"{run}/history.csv")
+v = m["variants"]
+print(f"  epochs {len(h)}, {h['seconds'].sum():.0f} s training; test: pooled IoU excl. bg {v['plain']['pooled_excl_bg']:.2f}, "
+      f"overall {v['plain']['pooled_overall']:.2f}, mask {v['plain']['mask']:.2f}, mIoU excl. bg {v['plain']['mean_excl_bg']:.2f}; "
+      f"with GT injection {v['gt']['pooled_excl_bg']:.2f}, hard {v['gt_hard']['pooled_excl_bg']:.2f}")
+PY
+  done
+fi

@@ -1,0 +1,26 @@
+"""The training benchmark runs end to end on a CPU (numbers only: no timing assertions)."""
+import math
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+import benchlib  # noqa: E402
+import bench_train  # noqa: E402,F401  (registers "train", "loader", "gpu_train")
+
+
+def test_train_bench_returns_positive_rates(monkeypatch):
+    # the quickest setting: tiny images, 1 timed batch per round, 2 rounds, one thread
+    for key, value in {"device": "cpu", "size": (32, 32), "batch": (2,), "model": ("unet",), "iters": 1,
+                       "rounds": 2, "threads": 1}.items():
+        monkeypatch.setitem(benchlib.OPTIONS, key, value)
+    fn, description = benchlib.BENCHES["train"]
+    assert description
+    rows = fn(True)
+    rates = [r for r in rows if r.unit == "images/s"]
+    assert len(rates) == 2
+    assert all(math.isfinite(r.value) and r.value > 0 for r in rates)
+    ratio = [r for r in rows if r.case == "clothparse / bare"]
+    assert len(ratio) == 1 and ratio[0].value > 0

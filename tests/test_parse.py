@@ -1,0 +1,279 @@
+"""Using a trained model: colours of garments, parsing odd inputs at their original resolution, the prior,
+the command line on a folder with a corrupt file, and the TorchScript export."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from clothparse import cli
+from clothparse.categories import CLASSES, CLOTHING, PALETTE
+from clothparse.colours import (NAMED_COLOURS, dominant_colours, garment_colours, lab_to_srgb, name_colour,
+                                srgb_to_lab)
+from clothparse.export import export, verify_export
+from clothparse.models import build_model
+from clothparse.parse import (ImageLoadError, Parser, figure_results, load_image, parse, summary_table,
+                              upsample_argmax)
+from clothparse.prepare import prepare
+from clothparse.profiles import load_profile
+from clothparse.train import train
+
+from conftest import tiny_profile
+
+TOP, PANTS, SHOE, DRESS = (CLASSES.index(c) for c in ("top", "pants", "shoe", "dress"))
+RED, NAVY, WHITE = (np.array(NAMED_COLOURS[c], float) for c in ("red", "navy", "white"))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_root):
+    torch.set_num_threads(1)
+    profile = load_profile({**tiny_profile(tiny_root, epochs_frozen=0, epochs_unfrozen=1), "models": ["extended_unet"]})
+    return train(profile, "extended_unet", prepared=prepare(profile, progress=False), progress=False)
+
+
+@pytest.fixture(scope="module")
+def parser(run_dir):
+    return Parser(run=run_dir, device="cpu", batch_size=4)
+
+
+# --- colours ------------------------------------------------------------------------------------
+def _shaded(rgb, shape, lo, rng):
+    """``rgb`` under a lightness gradient (shadow factor lo..1 across the rows) with sensor noise."""
+    f = np.linspace(lo, 1.0, shape[0])[:, None, None]
+    return np.clip(rgb * f + rng.normal(0, 5, (*shape, 3)), 0, 255)
+
+
+def test_lab_reference_values_and_round_trip():
+    assert np.allclose(srgb_to_lab(np.array([255, 255, 255], np.uint8)), [100, 0, 0], atol=1e-3)
+    assert np.allclose(srgb_to_lab(np.array([255, 0, 0], np.uint8)), [53.24, 80.09, 67.20], atol=0.01)
+    assert np.allclose(srgb_to_lab(np.array([0, 0, 0], np.uint8)), [0, 0, 0], atol=1e-6)
+    rgb = np.random.default_rng(0).integers(0, 256, (500, 3)).astype(np.uint8)
+    assert np.array_equal(lab_to_srgb(srgb_to_lab(rgb)), rgb)
+    assert name_colour(srgb_to_lab(np.array(NAMED_COLOURS["mustard"], np.uint8))) == "mustard"
+
+
+def test_garment_colours_shaded_red_navy_and_a_tiny_shoe():
+    rng = np.random.default_rng(0)
+    h, w = 120, 80
+    image = np.full((h, w, 3), 128.0)
+    mask = np.zeros((h, w), np.uint8)
+    mask[5:60, 10:70] = TOP
+    image[5:60, 10:70] = _shaded(RED, (55, 60), 0.45, rng)   # a strong shadow gradient over the red top
+    mask[60:115, 15:65] = PANTS
+    image[60:115, 15:65] = _shaded(NAVY, (55, 50), 0.7, rng)
+    mask[116:119, 2:5] = SHOE                                   # 9 pixels
+    image = image.astype(np.uint8)
+    found = garment_colours(image, mask)
+    assert set(found) == {"top", "pants", "shoe"}
+    top, pants, shoe = found["top"], found["pants"], found["shoe"]
+    assert top.main.name == "red" and top.main.share > 0.9, top
+    assert pants.main.name == "navy" and pants.main.share > 0.9, pants
+    assert shoe.too_small and shoe.colours == () and shoe.pixels == 9 and shoe.main is None
+    assert not top.too_small and top.pixels == 55 * 60
+    assert top.main.hex.startswith("#") and len(top.main.hex) == 7
+    assert garment_colours(image, mask) == found  # deterministic
+
+
+def test_two_coloured_garment_keeps_both_colours():
+    rng = np.random.default_rng(1)
+    stripes = np.concatenate([_shaded(RED, (30, 40), 0.6, rng), _shaded(WHITE, (20, 40), 0.7, rng)]).astype(np.uint8)
+    colours = dominant_colours(stripes.reshape(-1, 3))
+    assert [c.name for c in colours] == ["red", "white"]
+    assert colours[0].share == pytest.approx(0.6, abs=0.05) and colours[1].share == pytest.approx(0.4, abs=0.05)
+    assert dominant_colours(stripes.reshape(-1, 3)[:50], min_pixels=100) == []
+
+
+# --- resizing back to the original resolution ------------------------------------------------------
+def test_banded_upsampling_equals_full_interpolation():
+    logits = torch.randn(9, 12, 8, generator=torch.Generator().manual_seed(0))
+    full = F.interpolate(logits[None], (101, 77), mode="bilinear", align_corners=False)[0].argmax(0)
+    banded = upsample_argmax(logits, (101, 77), max_elements=9 * 77 * 7)  # bands of 7 rows
+    assert banded.dtype == torch.uint8 and banded.shape == (101, 77)
+    assert (banded.long() == full).float().mean() > 0.999
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+def _write_inputs(folder):
+    rng = np.random.default_rng(2)
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)
+    files = {}
+    files["odd.png"] = (77, 101)
+    Image.fromarray(rgb).save(folder / "odd.png")
+    Image.fromarray(rgb[:, :, 0]).save(folder / "gray.jpg")
+    files["gray.jpg"] = (77, 101)
+    rgba = np.dstack([rgb, np.full((77, 101), 255, np.uint8)])
+    rgba[:10, :, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+    files["rgba.png"] = (77, 101)
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    files["cmyk.jpg"] = (77, 101)
+    Image.fromarray((np.arange(60 * 50).reshape(60, 50) * 21).astype(np.uint16)).save(folder / "deep.png")
+    files["deep.png"] = (60, 50)
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.gif")
+    files["palette.gif"] = (77, 101)
+    raw = np.zeros((60, 90, 3), np.uint8)  # stored 90 wide × 60 high: left half red, right half blue
+    raw[:, :45] = (220, 20, 20)
+    raw[:, 45:] = (20, 20, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": shown 60 wide × 90 high, the red half on top
+    Image.fromarray(raw).save(folder / "rotated.jpg", exif=exif, quality=95)
+    files["rotated.jpg"] = (90, 60)
+    return files
+
+
+def test_loading_odd_formats(tmp_path):
+    files = _write_inputs(tmp_path)
+    for name, size in files.items():
+        li = load_image(tmp_path / name)
+        assert li.size == size and li.image.shape == (*size, 3) and li.image.dtype == np.uint8, name
+    rot = load_image(tmp_path / "rotated.jpg").image.astype(int)
+    assert rot[:40, :, 0].mean() > 180 and rot[:40, :, 2].mean() < 60      # red on top
+    assert rot[50:, :, 2].mean() > 180 and rot[50:, :, 0].mean() < 60      # blue below
+    deep = load_image(tmp_path / "deep.png").image[:, :, 0].astype(int)
+    expected = np.round((np.arange(60 * 50).reshape(60, 50) * 21) / 257)
+    assert np.abs(deep - expected).max() <= 1 and deep.max() > 200          # scaled, not clipped at 255
+    rgba = load_image(tmp_path / "rgba.png").image
+    assert (rgba[:10] == 255).all()                                         # transparent → white
+    big = np.zeros((300, 420, 3), np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.jpg")
+    li = load_image(tmp_path / "big.jpg", max_side=100)                    # JPEG decoded at reduced scale
+    assert li.size == (300, 420) and max(li.image.shape[:2]) <= 100
+    with pytest.raises(ImageLoadError, match="nothing.jpg.*no such file"):
+        load_image(tmp_path / "nothing.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        load_image(tmp_path / "broken.jpg")
+
+
+def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
+    files = _write_inputs(tmp_path)
+    paths = [tmp_path / n for n in files]
+    results = parser(paths)
+    assert [r.size for r in results] == list(files.values())
+    for r in results:
+        assert r.mask.shape == r.size and r.mask.dtype == np.uint8 and r.mask.max() < len(CLASSES)
+        assert sum(r.fractions.values()) == pytest.approx(1.0)
+        assert r.probability_source == "classbranch" and set(r.probabilities) == set(CLOTHING)
+        assert all(0 <= p <= 1 for p in r.probabilities.values())
+        for c, (x0, y0, x1, y1) in r.boxes.items():
+            ys, xs = np.nonzero(r.mask == CLASSES.index(c))
+            assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert set(r.colours) == set(r.classes) and set(r.boxes) == set(r.classes)
+    # arrays and PIL images go the same way; a reduced working copy still gives the original-size mask
+    rgb = np.asarray(Image.open(paths[0]).convert("RGB"))
+    small = Parser(model=parser.model, input_size=parser.input_size, work_max_side=40)
+    a, b = parser([rgb, Image.fromarray(rgb)]), small(rgb)
+    assert np.array_equal(a[0].mask, results[0].mask) and np.array_equal(a[1].mask, results[0].mask)
+    assert b[0].mask.shape == (77, 101) and max(b[0].image.shape[:2]) <= 40
+
+
+# --- the prior ---------------------------------------------------------------------------------------
+def test_hard_prior_removes_every_dress_pixel():
+    torch.manual_seed(0)
+    model = build_model("unet", input_size=(64, 64)).eval()
+    with torch.no_grad():
+        model.head[0].bias[DRESS] += 50.0  # a model that sees dresses everywhere
+    image = np.random.default_rng(3).integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    plain = parse(image, model=model)[0]
+    assert plain.classes == ("dress",) and (plain.mask == DRESS).all()
+    assert plain.probability_source == "pixels" and plain.probabilities["dress"] > 0.99
+    hard = parse(image, model=model, prior="-dress", hard=True)[0]
+    assert not (hard.mask == DRESS).any() and "dress" not in hard.classes
+    assert hard.probabilities["dress"] == 0.0 and hard.prior[DRESS - 1] == 0.0 and hard.hard
+    with pytest.raises(ValueError, match="hard=True needs a prior"):
+        parse(image, model=model, hard=True)
+    with pytest.raises(ValueError, match="unknown clothing class"):
+        parse(image, model=model, prior="-gown", hard=True)
+
+
+def test_prior_through_the_classbranch(parser):
+    image = np.random.default_rng(4).integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    soft = parser(image, prior="skirt,-dress")[0]
+    assert soft.probabilities["skirt"] > 0.999 and soft.probabilities["dress"] < 1e-3  # ±PRIOR_LOGIT injected
+    assert soft.prior == [None, None, None, None, 1.0, 0.0, None, None]
+    hard = parser(image, prior="skirt,-dress", hard=True)[0]
+    assert not (hard.mask == DRESS).any()
+    per_image = parser([image, image], prior=[[np.nan] * 8, [0.0] * 8], hard=True)
+    assert per_image[1].classes == () and not per_image[1].mask.any()  # everything absent: all background
+
+
+# --- errors -----------------------------------------------------------------------------------------
+def test_api_errors_name_the_file_and_the_scheme(tmp_path, run_dir, parser):
+    with pytest.raises(ImageLoadError, match="missing.png"):
+        parser([tmp_path / "missing.png"])
+    failures = list(parser.iter_parse([tmp_path / "missing.png", np.zeros((20, 30, 3), np.uint8)], errors="report"))
+    assert [f.ok for f in failures] == [False, True] and "no such file" in failures[0].error
+    with pytest.raises(ValueError, match="exactly one of run= .* or model="):
+        Parser()
+    other = tmp_path / "other_run"
+    other.mkdir()
+    params = json.loads((run_dir / "params.json").read_text())
+    (other / "params.json").write_text(json.dumps({**params, "classes": ["background", "upper", "lower"]}))
+    (other / "model.safetensors").symlink_to(run_dir / "model.safetensors")
+    with pytest.raises(ValueError, match="trained on classes"):
+        Parser(run=other)
+
+
+# --- command line -----------------------------------------------------------------------------------
+def test_cli_parses_a_folder_and_reports_the_corrupt_file(tmp_path, run_dir, capsys):
+    folder = tmp_path / "photos"
+    files = _write_inputs(folder)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    code = cli.main(["parse", str(folder), str(tmp_path / "missing.png"), "--run", str(run_dir), "--out", str(out),
+                     "--absent", "dress", "--hard", "--batch-size", "3", "--device", "cpu", "--no-progress"])
+    assert code == 1
+    assert "corrupt.jpg" in capsys.readouterr().err
+    with open(out / "summary.csv", newline="") as fh:
+        rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(files) | {"corrupt.jpg", "missing.png"}
+    assert rows["corrupt.jpg"]["status"] == "failed" and rows["corrupt.jpg"]["error"]
+    assert rows["missing.png"]["status"] == "failed" and "no such file" in rows["missing.png"]["error"]
+    for name, size in files.items():
+        row = rows[name]
+        assert row["status"] == "ok" and (int(row["height"]), int(row["width"])) == size
+        mask = Image.open(out / row["mask"])
+        assert mask.mode == "P" and mask.size == (size[1], size[0])
+        assert mask.getpalette()[:27] == [v for rgb in PALETTE for v in rgb]
+        info = json.loads((out / row["json"]).read_text())
+        values = np.asarray(mask)
+        assert info["classes"] == [c for c in CLOTHING if c in info["classes"]]
+        assert set(info["classes"]) <= {CLASSES[v] for v in np.unique(values)}
+        assert not (values == DRESS).any() and info["hard"] and info["run"] == str(run_dir)
+        assert row["classes"] == " ".join(info["classes"])
+        for c in info["classes"]:
+            main = info["colours"][c]["colours"][0]["name"] if info["colours"][c]["colours"] else ""
+            assert row[f"colour_{c}"] == main
+        assert Image.open(out / row["overlay"]).size == (size[1], size[0])
+    assert not (out / "notes.json").exists()
+
+
+# --- export -----------------------------------------------------------------------------------------
+def test_torchscript_export_matches_the_eager_model(tmp_path, run_dir):
+    path = export(run_dir, tmp_path / "model.pt")
+    assert verify_export(run_dir, path, atol=1e-4) < 1e-4
+    side = json.loads((tmp_path / "model.pt.json").read_text())
+    assert side["outputs"]["classes"]["classes"] == list(CLOTHING)
+    assert side["input"]["shape"][2:] == json.loads((run_dir / "params.json").read_text())["input_size"]
+    module = torch.jit.load(str(path))
+    seg, cls = module(torch.zeros(3, 3, *side["input"]["shape"][2:]))
+    assert seg.shape[:2] == (3, len(CLASSES)) and cls.shape == (3, len(CLOTHING))
+    with pytest.raises(ValueError, match="unknown export suffix"):
+        export(run_dir, tmp_path / "model.zip")
+
+
+def test_summary_table_and_figure(parser):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image = np.random.default_rng(5).integers(0, 256, (90, 60, 3), dtype=np.uint8)
+    results = parser([image, image])
+    table = summary_table(results)
+    assert list(table["status"]) == ["ok", "ok"] and list(table["classes"]) == [" ".join(results[0].classes)] * 2
+    fig = figure_results(results, compare=results)
+    assert len(fig.axes) == 2 * 4
