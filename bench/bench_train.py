@@ -13,9 +13,10 @@ train
     its loader, callbacks and optimizer. Both train everything (phase 2, unfrozen). Measured alternately in one
     process: after a warm-up of both, ``ROUNDS`` rounds of (clothparse k batches, bare k batches); the table shows
     the median images/s of each and the median of the rounds' clothparse / bare ratios (goal ≥ 0.9): a round's
-    two halves run back to back, so its ratio is the least affected by other load on a shared machine. A clothparse round times batches 1..k of a
-    ``fit`` (from the end of batch 0 to the end of batch k, device synchronised): the per-fit start-up (iterator,
-    shuffling) is a per-epoch cost, not a per-batch one.
+    two halves run back to back, so its ratio is the least affected by other load on a shared machine (on a CPU
+    the note adds the ratio per second of the process's CPU time, which other processes disturb less). A
+    clothparse round times batches 1..k of a ``fit`` (from the end of batch 0 to the end of batch k, device
+    synchronised there only): the per-fit start-up (iterator, shuffling) is a per-epoch cost, not a per-batch one.
 loader
     The fastai train DataLoader alone (store rows → collate → device → IntToFloat, flip/rotate/lighting,
     Normalize; no model) vs the bare model step on the same batches: loader / model ≫ 1 means the loader is
@@ -29,10 +30,11 @@ gpu_train
     torch's CUDA autocast/GradScaler switch themselves off (fp32), and the sizes shrink (96×64, batch 4 and 8;
     quick: 64×64, batch 2 and 4, 1 batch × 2 rounds): a check that the bench runs, not a measurement.
 
-Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet --iters K --rounds R``, or
-``CLOTHPARSE_BENCH_DEVICE`` …): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 8 (quick: 64×64, batch 2) on a CPU
-and 288×192, batch 16 on CUDA. The store holds a few dozen images; the train split's rows cycle over them (shuffled, and
-augmented afresh every time), so no large data set is generated.
+Options (``bench/run.py --device cuda --size 288x192 --batch 16,64 --model unet --iters K --rounds R --threads N``,
+or ``CLOTHPARSE_BENCH_DEVICE`` …): device ``cpu`` by default; ``train``/``loader`` default to 96×64, batch 8
+(quick: 64×64, batch 2) on a CPU and 288×192, batch 16 on CUDA (``--batch``: its first value). Quick CPU runs use
+one torch thread unless ``--threads`` says otherwise. The store holds a few dozen images; the train split's rows
+cycle over them (shuffled, and augmented afresh every time), so no large data set is generated.
 """
 from __future__ import annotations
 
@@ -170,7 +172,7 @@ def _timer(n: int, device: torch.device):
                 return
             if self.batches in (0, n):
                 _sync(device)
-                self.stamps.append(time.perf_counter())
+                self.stamps.append((time.perf_counter(), time.process_time()))
             self.batches += 1
             if self.batches > n:
                 raise CancelFitException()
@@ -178,16 +180,20 @@ def _timer(n: int, device: torch.device):
     return StepTimer()
 
 
-def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> tuple[float, int]:
-    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs; n=0: warm-up) and
-    how many of those n optimizer steps fp16's GradScaler skipped (fastai starts a new scaler every fit)."""
+def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> tuple[float, float, int]:
+    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs; n=0: warm-up): per
+    wall-clock second and per second of this process's CPU time; and how many of those n optimizer steps fp16's
+    GradScaler skipped (fastai starts a new scaler every fit)."""
     timer = _timer(n, device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*CUDA is not available.*")  # fp16 on a CPU: AMP disables itself
         learn.fit_one_cycle(1, lr_max=LR, wd=WD, cbs=[timer])
     if timer.batches != n + 1:
         raise RuntimeError(f"the fit ran {timer.batches} training batches, expected {n + 1}")
-    return (n * batch / (timer.stamps[-1] - timer.stamps[0]) if n else float("nan")), timer.skipped
+    if not n:
+        return float("nan"), float("nan"), timer.skipped
+    (w0, c0), (w1, c1) = timer.stamps
+    return n * batch / (w1 - w0), n * batch / max(c1 - c0, 1e-9), timer.skipped
 
 
 def _no_decay(model: torch.nn.Module) -> set[int]:
@@ -235,23 +241,33 @@ class _BareLoop:
             self.opt.step()
 
     def rate(self, batches) -> float:
-        """images/s over ``batches`` (device synchronised before and after)."""
+        """images/s over ``batches`` (device synchronised before and after); per CPU second in ``cpu_rate``."""
         _sync(self.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for x, y in batches:
             self.step(x, y)
         _sync(self.device)
-        return sum(len(x) for x, _ in batches) / (time.perf_counter() - t0)
+        images = sum(len(x) for x, _ in batches)
+        self.cpu_rate = images / max(time.process_time() - c0, 1e-9)
+        return images / (time.perf_counter() - t0)
 
 
 def _optimizer_ms(opt, n: int, device: torch.device) -> float:
-    """Milliseconds per ``opt.step()`` alone (on the gradients left by the last training step)."""
+    """Milliseconds per ``opt.step()`` alone (on the gradients left by the last training step), after one untimed
+    step (a new optimizer allocates its state then)."""
+    opt.step()
     _sync(device)
     t0 = time.perf_counter()
     for _ in range(n):
         opt.step()
     _sync(device)
     return 1e3 * (time.perf_counter() - t0) / n
+
+
+def _fused_adamw(bare: _BareLoop) -> torch.optim.Optimizer:
+    """``bare``'s AdamW (same groups and hyper-parameters) as torch's fused implementation (one kernel per step)."""
+    return torch.optim.AdamW([{k: v for k, v in g.items() if k in ("params", "weight_decay")}
+                              for g in bare.opt.param_groups], lr=LR, betas=(0.9, 0.99), eps=1e-5, fused=True)
 
 
 def _compare(model_name: str, size, batch: int, k: int, device: torch.device, store, fp16: bool,
@@ -267,17 +283,18 @@ def _compare(model_name: str, size, batch: int, k: int, device: torch.device, st
     _clothparse_rate(learn, 0, batch, device)  # warm-up (one batch): optimizer state, allocator, kernels
     bare.rate(batches[:1])
     bare.skipped = 0
-    ours, theirs, skipped = [], [], 0
+    ours, theirs, cpu_ratios, skipped = [], [], [], 0
     for _ in range(int(option("rounds", rounds or ROUNDS))):
-        rate, n_skipped = _clothparse_rate(learn, k, batch, device)
+        rate, cpu_rate, n_skipped = _clothparse_rate(learn, k, batch, device)
         ours.append(rate)
         skipped += n_skipped
         theirs.append(bare.rate(batches))
+        cpu_ratios.append(cpu_rate / bare.cpu_rate)
     return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs,
-            "ratio": statistics.median(a / b for a, b in zip(ours, theirs)),
+            "ratio": statistics.median(a / b for a, b in zip(ours, theirs)), "cpu_ratio": statistics.median(cpu_ratios),
             "skipped": (skipped, bare.skipped), "steps": k * len(ours),
-            "opt_ms": (_optimizer_ms(learn.opt, opt_steps, device), _optimizer_ms(bare.opt, opt_steps, device))
-            if opt_steps else None}
+            "opt_ms": (_optimizer_ms(learn.opt, opt_steps, device), _optimizer_ms(bare.opt, opt_steps, device),
+                       _optimizer_ms(_fused_adamw(bare), opt_steps, device)) if opt_steps else None}
 
 
 def _where(device: torch.device, threads: int) -> str:
@@ -312,7 +329,9 @@ def train_step(quick: bool) -> list[Row]:
             Row(f"bare PyTorch loop (AdamW): {what}", r["bare"], "images/s",
                 _rounds(r["theirs"]) + "; batches pre-collected from the same loader"),
             Row("clothparse / bare", r["ratio"], "×", f"median of the {len(r['ours'])} rounds' ratios (each round "
-                f"a back-to-back pair); ratio of the medians {r['clothparse'] / r['bare']:.3g}; goal ≥ 0.9")]
+                f"a back-to-back pair); ratio of the medians {r['clothparse'] / r['bare']:.3g}"
+                + (f"; per CPU-second of this process {r['cpu_ratio']:.3g}" if device.type == "cpu" else "")
+                + "; goal ≥ 0.9")]
 
 
 @bench("loader", "the fastai train DataLoader (store → augmented device batches) vs the model's training step")
@@ -377,9 +396,10 @@ def gpu_train(quick: bool) -> list[Row]:
                              + ("; fp32 on a CPU" if cpu else f"; {r['skipped'][1]}/{r['steps']} steps skipped")),
                          Row(f"{what}: clothparse / bare", r["ratio"], "×",
                              f"median of per-round ratios; on {_where(device, threads)}{peak}"),
-                         Row(f"{what}: epoch of {EPOCH_IMAGES:,} images, clothparse", EPOCH_IMAGES / r["clothparse"] / 60,
-                             "min", f"bare: {EPOCH_IMAGES / r['bare'] / 60:.3g} min")]
+                         Row(f"{what}: epoch of {EPOCH_IMAGES:,} images, clothparse",
+                             EPOCH_IMAGES / r["clothparse"] / 60, "min",
+                             f"bare: {EPOCH_IMAGES / r['bare'] / 60:.3g} min")]
                 if r["opt_ms"]:
-                    rows.append(Row(f"{model}: optimizer step alone, fastai Adam", r["opt_ms"][0], "ms",
-                                    f"torch AdamW (default impl.): {r['opt_ms'][1]:.3g} ms; fp32 master weights"))
+                    rows.append(Row(f"{model}: optimizer step alone, fastai Adam (clothparse)", r["opt_ms"][0], "ms",
+                                    f"torch AdamW default {r['opt_ms'][1]:.3g} ms, fused=True {r['opt_ms'][2]:.3g} ms"))
     return rows

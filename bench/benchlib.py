@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Row", "bench", "BENCHES", "best_time", "OPTIONS", "option", "parse_size", "parse_ints", "parse_int", "parse_names"]
+__all__ = ["Row", "bench", "BENCHES", "best_time", "OPTIONS", "option", "parse_size", "parse_ints", "parse_int",
+           "parse_names"]
 
 
 @dataclass

@@ -128,6 +128,8 @@ def _callbacks():
             self.counts[part] += n
 
         def after_epoch(self):
+            if self.counts["train"] == 0:  # an epoch fastai's SkipToEpoch skipped on resume: nothing to record
+                return
             rec = self.learn.recorder
             names = list(rec.metric_names[1:-1]) if rec.add_time else list(rec.metric_names[1:])
             values = dict(zip(names, self.learn.final_record))
@@ -162,12 +164,21 @@ def _lists_to_tuples(x):
     return tuple(_lists_to_tuples(v) for v in x) if isinstance(x, list) else x
 
 
+def _plain_opt_state(sd: dict) -> dict:
+    """fastai's optimizer state with plain containers (no ``fastcore.L``), so ``weights_only=True`` can load it."""
+    def plain(v):
+        return float(v) if isinstance(v, (float, np.floating)) else v
+
+    return {"state": [{k: plain(v) for k, v in st.items()} for st in sd["state"]],
+            "hypers": [{k: plain(v) for k, v in h.items()} for h in sd["hypers"]]}
+
+
 def save_checkpoint(learn, run_dir: Path, phase: int, epochs_done: int, history: list[dict]) -> None:
     """Model, optimizer and torch RNG (tensors, loadable with ``weights_only=True``) + JSON state, atomically."""
     path = Path(run_dir) / CHECKPOINT
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": learn.model.state_dict(), "opt": learn.opt.state_dict(),
+    torch.save({"model": learn.model.state_dict(), "opt": _plain_opt_state(learn.opt.state_dict()),
                 "torch_rng": torch.get_rng_state()}, tmp)
     state = {"phase": phase, "epochs_done": epochs_done, "rng": _rng_state(learn), "history": history}
     runs.write_json(path.with_suffix(".json.tmp"), state)
@@ -189,7 +200,9 @@ def load_checkpoint(learn, run_dir: Path) -> dict | None:
     learn.model.load_state_dict(blob["model"])
     if learn.opt is None:
         learn.create_opt()
-    learn.opt.load_state_dict(blob["opt"])
+    from fastcore.foundation import L
+
+    learn.opt.load_state_dict({"state": blob["opt"]["state"], "hypers": L(blob["opt"]["hypers"])})
     torch.set_rng_state(blob["torch_rng"])
     rng = state["rng"]
     random.setstate(_lists_to_tuples(rng["python"]))
@@ -290,14 +303,15 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
     phases = [(1, int(cfg["epochs_frozen"])), (2, int(cfg["epochs_unfrozen"]))]
     history: list[dict] = []
     start_phase, start_epoch = 1, 0
-    # freeze first so the optimizer has phase 1's layout before a phase-1 checkpoint is loaded
-    learn.freeze() if phases[0][1] > 0 else learn.unfreeze()
-    meta = json.loads((run_dir / CHECKPOINT).with_suffix(".json").read_text()) \
-        if (run_dir / CHECKPOINT).with_suffix(".json").is_file() else None
+    meta_path = (run_dir / CHECKPOINT).with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
     if meta is not None:
         start_phase, start_epoch = meta["phase"], meta["epochs_done"]
-        if start_phase == 2:
-            learn.unfreeze()
+    # Freeze/unfreeze *before* a checkpoint is loaded: both rebuild the optimizer's state, which the
+    # checkpoint then restores. Phase 1 (if any) runs frozen; phase 2 unfrozen.
+    frozen = phases[0][1] > 0 and start_phase == 1
+    learn.freeze() if frozen else learn.unfreeze()
+    if meta is not None:
         load_checkpoint(learn, run_dir)
         history = list(meta["history"])
         prov["resumes"].append({"at": runs.now(), "phase": start_phase, "epochs_done": start_epoch})
@@ -306,20 +320,17 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
     t0 = time.perf_counter()
     done_now = 0
     for phase, n_epochs in phases:
-        if phase < start_phase or n_epochs == 0:
-            continue
         first = start_epoch if phase == start_phase else 0
-        if first >= n_epochs:
+        if phase < start_phase or first >= n_epochs:
             continue
-        if phase == 2 and start_phase == 1:
+        if phase == 2 and frozen:
             learn.unfreeze()
+            frozen = False
+        n_fit_to = n_epochs
         if stop_after_epochs is not None:
-            remaining = stop_after_epochs - done_now
-            if remaining <= 0:
+            if stop_after_epochs - done_now <= 0:
                 return run_dir
-            n_fit_to = min(n_epochs, first + remaining)
-        else:
-            n_fit_to = n_epochs
+            n_fit_to = min(n_epochs, first + stop_after_epochs - done_now)
         recorder = RunRecorder(run_dir, phase, history)
         # the one-cycle schedule spans the whole phase even when this process stops early
         learn.fit_one_cycle(n_epochs, lr_max=float(cfg["lr_max"]), wd=float(cfg["wd"]), start_epoch=first,
@@ -327,7 +338,6 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
         done_now += n_fit_to - first
         if n_fit_to < n_epochs:
             return run_dir
-        start_phase = phase + 1
     seconds = time.perf_counter() - t0
 
     from safetensors.torch import save_file

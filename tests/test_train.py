@@ -56,6 +56,17 @@ def test_smoke_runs_write_every_file_and_the_loss_falls(profile, prepared, exten
     assert {"train_seg", "train_cls", "train_box", "valid_seg", "valid_cls", "valid_box"} <= set(ext.columns)
     assert (pd.read_csv(unet_run / "history.csv").filter(like="_cls").shape[1]) == 0 or \
         pd.read_csv(unet_run / "history.csv").get("train_cls") is None
+    # phase 1 froze the encoder, phase 2 trained it: its conv weights left their (seeded) initial values
+    from fastai.torch_core import set_seed
+    from safetensors.torch import load_file
+
+    from clothparse.models import build_model
+
+    set_seed(0, reproducible=True)
+    initial = build_model("extended_unet", input_size=(64, 64)).state_dict()
+    trained = load_file(str(extended_run / "model.safetensors"))
+    conv = next(k for k in trained if k.startswith("encoder") and trained[k].ndim == 4)
+    assert not torch.equal(initial[conv], trained[conv]), "the encoder was never unfrozen"
     # a completed run is reused, not retrained
     mtime = (extended_run / "model.safetensors").stat().st_mtime
     assert train(profile, "extended_unet", prepared=prepared, progress=False) == extended_run
