@@ -143,7 +143,33 @@ def _callbacks():
             pd.DataFrame(self.history).to_csv(self.run_dir / HISTORY, index=False)
             save_checkpoint(self.learn, self.run_dir, self.phase, self.epoch + 1, self.history)
 
-    return TupleMixedPrecision, FiniteLossGuard, RunRecorder
+    class PositionalSeed(Callback):
+        """Reseed every random source from (seed, phase, epoch, batch) before each epoch and batch.
+
+        Shuffling, augmentation and dropout then depend only on the position in the schedule, not on what
+        ran before in this process — so a run resumed from a checkpoint draws exactly what an uninterrupted
+        run draws (on a CPU, bit for bit)."""
+
+        order = -20
+
+        def __init__(self, seed: int, phase: int):
+            self.seed, self.phase = int(seed), int(phase)
+
+        def _reseed(self, batch: int) -> int:
+            s = (self.seed * 1_000_003 + self.phase * 10_007 + self.epoch * 1_009 + batch + 1) % 2**31
+            random.seed(s)
+            np.random.seed(s)
+            torch.manual_seed(s)
+            return s
+
+        def before_epoch(self):
+            self.learn.dls.train.rng = random.Random(self._reseed(-1))
+
+        def before_batch(self):
+            if self.training:
+                self._reseed(self.iter)
+
+    return TupleMixedPrecision, FiniteLossGuard, RunRecorder, PositionalSeed
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -242,7 +268,7 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
     from .metrics import PooledIoU
     from .models import splitter
 
-    TupleMixedPrecision, FiniteLossGuard, _ = _callbacks()
+    TupleMixedPrecision, FiniteLossGuard, _, _ = _callbacks()
     callbacks = [FiniteLossGuard(), *(cbs or [])]
     if fp16:
         callbacks.append(TupleMixedPrecision())
@@ -293,7 +319,7 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
     net = build_model(model, input_size=tuple(profile["size"]), encoder_weights=profile["encoder_weights"])
     dls = make_dataloaders(prepared, batch_size=int(cfg["batch_size"]), device=device, augment=bool(cfg["augment"]),
                            num_workers=int(cfg.get("num_workers", 0)))
-    _, _, RunRecorder = _callbacks()
+    _, _, RunRecorder, PositionalSeed = _callbacks()
     learn = build_learner(net, dls, CompoundLoss(), lr=float(cfg["lr_max"]), wd=float(cfg["wd"]), run_dir=run_dir,
                           fp16=fp16)
     if not progress:  # no bars, and no raw epoch lists printed by fastai's Recorder either
@@ -334,7 +360,8 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
         recorder = RunRecorder(run_dir, phase, history)
         # the one-cycle schedule spans the whole phase even when this process stops early
         learn.fit_one_cycle(n_epochs, lr_max=float(cfg["lr_max"]), wd=float(cfg["wd"]), start_epoch=first,
-                            cbs=[recorder, *([_StopAt(n_fit_to)] if n_fit_to < n_epochs else [])])
+                            cbs=[recorder, PositionalSeed(seed, phase),
+                                 *([_StopAt(n_fit_to)] if n_fit_to < n_epochs else [])])
         done_now += n_fit_to - first
         if n_fit_to < n_epochs:
             return run_dir
