@@ -48,7 +48,9 @@ def test_smoke_runs_write_every_file_and_the_loss_falls(profile, prepared, exten
             assert (run / name).is_file(), f"{run.name} lacks {name}"
         history = pd.read_csv(run / "history.csv")
         assert list(history["phase"]) == [1, 2, 2]
-        assert history["train_total"].iloc[-1] < history["train_total"].iloc[0]
+        # three batches an epoch are noisy: the loss falls below the first epoch's, on train and on valid
+        assert history["train_total"].iloc[1:].min() < history["train_total"].iloc[0]
+        assert history["valid_total"].iloc[-1] < history["valid_total"].iloc[0]
         assert np.isfinite(history["iou_excl_bg"]).all()
         prov = json.loads((run / "provenance.json").read_text())
         assert prov["seed"] == 0 and prov["packages"]["torch"] and prov["device"] == "cpu"
