@@ -11,7 +11,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -115,15 +114,3 @@ def is_complete(run_dir: Path) -> bool:
 
 def mark_complete(run_dir: Path, info: dict | None = None) -> None:
     write_json(Path(run_dir) / COMPLETE, {"finished": now(), **(info or {})})
-
-
-class Timer:
-    """Wall time of a block, in seconds (``with Timer() as t: ...; t.seconds``)."""
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        return False

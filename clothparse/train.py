@@ -3,9 +3,9 @@
 Phase 1 trains with the encoder frozen, phase 2 with everything unfrozen, each a one-cycle
 schedule (``fit_one_cycle``) with Adam and decoupled weight decay. Batch augmentations run on the
 device on image and mask together; the loss derives class presence and boxes from the augmented
-mask. Every epoch writes a checkpoint with the optimizer and all random states, so a killed run
-resumes from its last complete epoch and, on a CPU with a fixed seed, ends with the same numbers
-as an uninterrupted run.
+mask. Every epoch writes a checkpoint with the model and optimizer, and every random source is reseeded
+from the schedule position, so a killed run resumes from its last complete epoch drawing the same
+shuffles, augmentations and dropout as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -173,23 +173,6 @@ def _callbacks():
 
 
 # --- checkpoints ----------------------------------------------------------------------------
-def _rng_state(learn) -> dict:
-    np_state = np.random.get_state()
-    return {
-        "python": _tuples_to_lists(random.getstate()),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        "train_dl": _tuples_to_lists(learn.dls.train.rng.getstate()),
-    }
-
-
-def _tuples_to_lists(x):
-    return [_tuples_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
-
-
-def _lists_to_tuples(x):
-    return tuple(_lists_to_tuples(v) for v in x) if isinstance(x, list) else x
-
-
 def _plain_opt_state(sd: dict) -> dict:
     """fastai's optimizer state with plain containers (no ``fastcore.L``), so ``weights_only=True`` can load it."""
     def plain(v):
@@ -200,13 +183,14 @@ def _plain_opt_state(sd: dict) -> dict:
 
 
 def save_checkpoint(learn, run_dir: Path, phase: int, epochs_done: int, history: list[dict]) -> None:
-    """Model, optimizer and torch RNG (tensors, loadable with ``weights_only=True``) + JSON state, atomically."""
+    """Model and optimizer (tensors, loadable with ``weights_only=True``) + JSON state, atomically.
+
+    No random state is saved: :class:`PositionalSeed` reseeds every source from the schedule position."""
     path = Path(run_dir) / CHECKPOINT
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": learn.model.state_dict(), "opt": _plain_opt_state(learn.opt.state_dict()),
-                "torch_rng": torch.get_rng_state()}, tmp)
-    state = {"phase": phase, "epochs_done": epochs_done, "rng": _rng_state(learn), "history": history}
+    torch.save({"model": learn.model.state_dict(), "opt": _plain_opt_state(learn.opt.state_dict())}, tmp)
+    state = {"phase": phase, "epochs_done": epochs_done, "history": history}
     runs.write_json(path.with_suffix(".json.tmp"), state)
     # the .pt is renamed first: a crash between the two renames leaves an older JSON, i.e. one epoch redone
     import os
@@ -216,7 +200,7 @@ def save_checkpoint(learn, run_dir: Path, phase: int, epochs_done: int, history:
 
 
 def load_checkpoint(learn, run_dir: Path) -> dict | None:
-    """Restore model/optimizer/random states into ``learn``; return the JSON state, or None if there is none."""
+    """Restore model and optimizer state into ``learn``; return the JSON state, or None if there is none."""
     path = Path(run_dir) / CHECKPOINT
     meta = path.with_suffix(".json")
     if not (path.is_file() and meta.is_file()):
@@ -229,11 +213,6 @@ def load_checkpoint(learn, run_dir: Path) -> dict | None:
     from fastcore.foundation import L
 
     learn.opt.load_state_dict({"state": blob["opt"]["state"], "hypers": L(blob["opt"]["hypers"])})
-    torch.set_rng_state(blob["torch_rng"])
-    rng = state["rng"]
-    random.setstate(_lists_to_tuples(rng["python"]))
-    np.random.set_state((rng["numpy"][0], np.asarray(rng["numpy"][1], dtype=np.uint32), *rng["numpy"][2:]))
-    learn.dls.train.rng.setstate(_lists_to_tuples(rng["train_dl"]))
     return state
 
 
