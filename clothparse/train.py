@@ -139,8 +139,13 @@ def _callbacks():
             for part in ("train", "valid"):
                 for k, v in self.sums[part].items():
                     row[f"{part}_{k}"] = v / max(self.counts[part], 1)
+            if "train_total" in row:
+                # the epoch's exact mean, not fastai's smoothed display value: that one carries over from
+                # the previous epoch, restarts on resume, and would make a resumed history differ
+                row["train_loss"] = row["train_total"]
             self.history.append(row)
-            pd.DataFrame(self.history).to_csv(self.run_dir / HISTORY, index=False)
+            # columns in the order of a fresh row (history reloaded from a checkpoint has sorted keys)
+            pd.DataFrame(self.history, columns=list(row)).to_csv(self.run_dir / HISTORY, index=False)
             save_checkpoint(self.learn, self.run_dir, self.phase, self.epoch + 1, self.history)
 
     class PositionalSeed(Callback):

@@ -10,6 +10,17 @@ SHARED = ROOT.parent / "shared"
 # Tests never reach the network and use few threads: the machines are small and shared.
 os.environ.setdefault("TORCH_HOME", str(ROOT / ".pytest_cache" / "torch_home"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One intra-op thread, here and in every subprocess a test starts: CPU reductions are bit-reproducible
+# only at a fixed thread count, and tests compare runs across processes (determinism, resume after kill).
+TEST_THREADS = 1
+os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
+os.environ["MKL_NUM_THREADS"] = str(TEST_THREADS)
+try:
+    import torch
+
+    torch.set_num_threads(TEST_THREADS)
+except ImportError:  # the environment tests run without torch
+    pass
 
 
 def label_descriptions_path() -> Path:

@@ -7,7 +7,6 @@ from clothparse.injection import PRIOR_LOGIT
 from clothparse.models import (MODEL_NAMES, ExtendedUnet, FastaiUnet, NearestUpsample, SegOutput, build_model,
                                count_flops, count_params, model_summary, splitter)
 
-torch.set_num_threads(1)
 SIZE = (64, 64)
 BRANCHES = {"extended_unet": (True, True), "classbranch_only": (True, False), "branches": (True, True)}
 

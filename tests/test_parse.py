@@ -29,7 +29,6 @@ RED, NAVY, WHITE = (np.array(NAMED_COLOURS[c], float) for c in ("red", "navy", "
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_root):
-    torch.set_num_threads(1)
     profile = load_profile({**tiny_profile(tiny_root, epochs_frozen=0, epochs_unfrozen=1), "models": ["extended_unet"]})
     return train(profile, "extended_unet", prepared=prepare(profile, progress=False), progress=False)
 

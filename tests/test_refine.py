@@ -297,7 +297,6 @@ def test_synthetic_dataset_ground_truth(tmp_path):
 
 def test_maskrcnn_random_weights_runs_without_download(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     det = MaskRCNNDetector(weights=None, device="cpu", batch_size=2, score_threshold=0.0, min_size=64, max_size=96)
     rng = np.random.default_rng(0)
