@@ -129,6 +129,11 @@ class CompoundLoss(nn.Module):
         return total
 
     @property
+    def last_term_tensors(self) -> dict[str, torch.Tensor]:
+        """Terms of the last batch loss as detached 0-d tensors on the loss's device (no synchronisation)."""
+        return dict(getattr(self, "_last", {}))
+
+    @property
     def last_terms(self) -> dict[str, float]:
         """Terms of the last batch loss as floats (``seg``, ``cls``, ``box``, ``total``; absent branches omitted)."""
         return {k: float(v) for k, v in self._last.items()}

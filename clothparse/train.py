@@ -13,7 +13,6 @@ import json
 import random
 import shutil
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +122,9 @@ def _callbacks():
         def after_loss(self):
             part = "train" if self.training else "valid"
             n = self.learn.yb[0].shape[0]
-            for k, v in getattr(self.learn.loss_func, "last_terms", {}).items():
-                self.sums[part][k] = self.sums[part].get(k, 0.0) + float(v) * n
+            # summed on the device in float64: a float() per term and batch would synchronise a GPU each time
+            for k, v in getattr(self.learn.loss_func, "last_term_tensors", {}).items():
+                self.sums[part][k] = self.sums[part].get(k, 0.0) + v.double() * n
             self.counts[part] += n
 
         def after_epoch(self):
@@ -138,7 +138,7 @@ def _callbacks():
             row.update({k: float(v) for k, v in values.items() if v is not None})
             for part in ("train", "valid"):
                 for k, v in self.sums[part].items():
-                    row[f"{part}_{k}"] = v / max(self.counts[part], 1)
+                    row[f"{part}_{k}"] = float(v) / max(self.counts[part], 1)
             if "train_total" in row:
                 # the epoch's exact mean, not fastai's smoothed display value: that one carries over from
                 # the previous epoch, restarts on resume, and would make a resumed history differ
@@ -178,15 +178,6 @@ def _callbacks():
 
 
 # --- checkpoints ----------------------------------------------------------------------------
-def _plain_opt_state(sd: dict) -> dict:
-    """fastai's optimizer state with plain containers (no ``fastcore.L``), so ``weights_only=True`` can load it."""
-    def plain(v):
-        return float(v) if isinstance(v, (float, np.floating)) else v
-
-    return {"state": [{k: plain(v) for k, v in st.items()} for st in sd["state"]],
-            "hypers": [{k: plain(v) for k, v in h.items()} for h in sd["hypers"]]}
-
-
 def save_checkpoint(learn, run_dir: Path, phase: int, epochs_done: int, history: list[dict]) -> None:
     """Model and optimizer (tensors, loadable with ``weights_only=True``) + JSON state, atomically.
 
@@ -194,7 +185,7 @@ def save_checkpoint(learn, run_dir: Path, phase: int, epochs_done: int, history:
     path = Path(run_dir) / CHECKPOINT
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": learn.model.state_dict(), "opt": _plain_opt_state(learn.opt.state_dict())}, tmp)
+    torch.save({"model": learn.model.state_dict(), "opt": learn.opt.state_dict()}, tmp)
     state = {"phase": phase, "epochs_done": epochs_done, "history": history}
     runs.write_json(path.with_suffix(".json.tmp"), state)
     # the .pt is renamed first: a crash between the two renames leaves an older JSON, i.e. one epoch redone
@@ -215,9 +206,7 @@ def load_checkpoint(learn, run_dir: Path) -> dict | None:
     learn.model.load_state_dict(blob["model"])
     if learn.opt is None:
         learn.create_opt()
-    from fastcore.foundation import L
-
-    learn.opt.load_state_dict({"state": blob["opt"]["state"], "hypers": L(blob["opt"]["hypers"])})
+    learn.opt.load_state_dict(blob["opt"])
     return state
 
 
@@ -245,18 +234,19 @@ def run_dir_for(profile: dict, model: str, variant: str, store_key: str) -> Path
 
 def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, fp16: bool = False,
                   cbs: list | None = None):
-    """A fastai ``Learner``: Adam with decoupled weight decay, encoder/rest splitter, pooled IoU metric."""
+    """A fastai ``Learner``: Adam with decoupled weight decay (fastai's, on torch's multi-tensor kernels:
+    :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric."""
     from fastai.learner import Learner
-    from fastai.optimizer import Adam
 
     from .metrics import PooledIoU
     from .models import splitter
+    from .optim import adam
 
     TupleMixedPrecision, FiniteLossGuard, _, _ = _callbacks()
     callbacks = [FiniteLossGuard(), *(cbs or [])]
     if fp16:
         callbacks.append(TupleMixedPrecision())
-    return Learner(dls, model, loss_func=loss_func, opt_func=partial(Adam, decouple_wd=True), lr=lr, wd=wd,
+    return Learner(dls, model, loss_func=loss_func, opt_func=adam, lr=lr, wd=wd,
                    splitter=splitter, metrics=[PooledIoU()], cbs=callbacks, path=run_dir or Path("."),
                    model_dir="checkpoints")
 
