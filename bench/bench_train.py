@@ -254,7 +254,13 @@ class _BareLoop:
 
 def _optimizer_ms(opt, n: int, device: torch.device) -> float:
     """Milliseconds per ``opt.step()`` alone (on the gradients left by the last training step), after one untimed
-    step (a new optimizer allocates its state then)."""
+    step (a new optimizer allocates its state then). Gradients a ``zero_grad(set_to_none=True)`` left as None are
+    filled with small random values first — a step over None gradients does nothing and would time nothing."""
+    g = torch.Generator(device=device).manual_seed(0)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.requires_grad and p.grad is None:
+                p.grad = 1e-3 * torch.randn(p.shape, generator=g, device=device, dtype=p.dtype)
     opt.step()
     _sync(device)
     t0 = time.perf_counter()

@@ -10,8 +10,11 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, fastai, segmentation_models_pytorch as smp; print('torch', torch.__version__, 'fastai', fastai.__version__, 'smp', smp.__version__, 'cuda', torch.cuda.is_available())"
 
-echo "== 1. CUDA unit checks (boxes, fp16 loss, confusion matrix on the device)"
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_metrics.py tests/test_boxes.py tests/test_losses.py 2>&1 | tail -3
+echo "== 1. CUDA unit checks (boxes, fp16 loss, confusion matrix on the device, Adam's multi-tensor kernels)"
+timeout 120 python3 -m pytest -q -p no:cacheprovider -rs --tb=short -W ignore tests/test_metrics.py tests/test_boxes.py \
+  tests/test_losses.py tests/test_optim.py > "$OUT/pytest_cuda.log" 2>&1
+grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest_cuda.log" | tail -5
+grep -q failed "$OUT/pytest_cuda.log" && grep -E "^E |^tests/.*Error|^>" "$OUT/pytest_cuda.log" | head -30
 
 echo "== 2. training throughput: clothparse (fastai, fp16) vs bare AMP loop, 288x192, batch 16 and 64"
 timeout 130 python3 bench/run.py --only gpu_train --device cuda --json "$OUT/gpu_train.json" 2>&1 | grep -v Warning

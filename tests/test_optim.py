@@ -10,12 +10,14 @@ from clothparse.optim import adam
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+    # convs before BatchNorm have no bias (as in ResNet): its gradient would be pure rounding noise, which
+    # Adam's normalisation turns into full-size steps of random sign on a GPU's non-deterministic kernels
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
 
 
-def _learner(opt_func):
+def _learner(opt_func, device: str = "cpu"):
     import fastai.callback.schedule  # noqa: F401  (adds fit_one_cycle to Learner)
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
@@ -23,8 +25,8 @@ def _learner(opt_func):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 4, (64,), generator=g)
     ds = torch.utils.data.TensorDataset(x, y)
-    dls = DataLoaders.from_dsets(ds, ds, bs=16, shuffle=False, device="cpu")
-    model = _model()
+    dls = DataLoaders.from_dsets(ds, ds, bs=16, shuffle=False, device=device)
+    model = _model().to(device)
     # two groups like clothparse's splitter: "encoder" (first conv block) / rest
     split = lambda m: [list(m[:3].parameters()), list(m[3:].parameters())]  # noqa: E731
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func, splitter=split, wd=0.1)
@@ -33,17 +35,21 @@ def _learner(opt_func):
     return learn
 
 
-def test_adam_matches_fastai_adam_through_freeze_and_one_cycle():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (there torch picks its multi-tensor kernels)"))])
+def test_adam_matches_fastai_adam_through_freeze_and_one_cycle(device, monkeypatch):
     from fastai.optimizer import Adam
 
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     results = []
     for opt_func in (partial(Adam, decouple_wd=True), adam):
-        learn = _learner(opt_func)
+        learn = _learner(opt_func, device)
         learn.freeze()
         learn.fit_one_cycle(2, lr_max=1e-2)
         learn.unfreeze()
         learn.fit_one_cycle(2, lr_max=1e-2)
-        results.append({k: v.detach().clone() for k, v in learn.model.state_dict().items()})
+        results.append({k: v.detach().cpu().clone() for k, v in learn.model.state_dict().items()})
     fastai_sd, ours = results
     initial = _model().state_dict()
     for k in fastai_sd:
