@@ -82,11 +82,19 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
-def _inputs_digest(profile: dict) -> str:
-    """What the runs of a profile currently are (completion markers of runs and evaluations)."""
-    h = hashlib.sha256()
+def _inputs_digest(profile: dict, step: Step) -> str:
+    """The state of the runs a notebook reads (their completion markers); "" for notebooks that read none.
+
+    A model's notebooks (evaluate, injection, qualitative, parser) read that model's trained runs — their
+    evaluations derive from them; results reads every run and evaluation. Narrower is better: a digest of
+    all markers would go stale for every notebook each time a later one trains or evaluates something."""
     root = runs_dir(profile)
-    for marker in sorted(root.rglob(runs.COMPLETE)) if root.is_dir() else []:
+    if step.notebook in ("architecture", "data", "refinement", "train") or not root.is_dir():
+        return ""
+    model = step.parameters.get("model")
+    markers = sorted(root.rglob(runs.COMPLETE)) if model is None else sorted(root.glob(f"{model}-*/{runs.COMPLETE}"))
+    h = hashlib.sha256()
+    for marker in markers:
         h.update(str(marker.relative_to(root)).encode())
         h.update(marker.read_bytes())
     return h.hexdigest()
@@ -103,8 +111,8 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
 
     out = OUT / f"{step.output}.ipynb"
     keyfile = out.with_suffix(".key")
-    # Upstream state enters the key of notebooks that read runs (all but architecture/data).
-    upstream = "" if step.notebook in ("architecture", "data", "train") else _inputs_digest(profile)
+    # Upstream state enters the key of notebooks that read runs.
+    upstream = _inputs_digest(profile, step)
     key = _step_key(step, profile, package) + upstream[:16]
     if not force and out.is_file() and keyfile.is_file() and keyfile.read_text() == key:
         step.status = "cached"
@@ -131,6 +139,11 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
     step.seconds = time.perf_counter() - t0
     _fill_placeholders(running, step.parameters)
     os.replace(running, out)
+    if upstream:
+        # Runs and evaluations this notebook wrote itself (results evaluates Table 1's base run, for one)
+        # belong to its inputs from now on: keyed on the state *before* it ran, the next build would
+        # execute it again for nothing.
+        key = _step_key(step, profile, package) + _inputs_digest(profile, step)[:16]
     keyfile.write_text(key)
     (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
     step.status = "executed"

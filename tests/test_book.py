@@ -44,6 +44,13 @@ def smoke_book(tmp_path_factory) -> Path:
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     index = copy / "_build" / "html" / "index.html"
     assert str(index) in proc.stdout, "the runner must end by printing the path of index.html"
+    # a second run executes nothing: every step is cached at once (none keyed on state it changed itself)
+    again = subprocess.run([sys.executable, "-m", "clothparse.cli", "book", "--profile", "smoke", "--no-build"],
+                           cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    steps = [line.split() for line in again.stdout.splitlines() if line.startswith("  ") and len(line.split()) >= 2]
+    statuses = {words[1]: words[0] for words in steps if words[0] in ("cached", "executing", "done", "FAILED")}
+    assert len(statuses) >= 10 and set(statuses.values()) == {"cached"}, again.stdout
     return copy / "_build" / "html"
 
 
