@@ -112,10 +112,13 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
     out = OUT / f"{step.output}.ipynb"
     keyfile = out.with_suffix(".key")
     # Upstream state enters the key of notebooks that read runs.
+    base_key = _step_key(step, profile, package)
     upstream = _inputs_digest(profile, step)
-    key = _step_key(step, profile, package) + upstream[:16]
-    if not force and out.is_file() and keyfile.is_file() and keyfile.read_text() == key:
-        step.status = "cached"
+    key = base_key + upstream[:16]
+    record = _read_record(keyfile)
+    if not force and out.is_file() and record.get("key") == key:
+        # the page shows this execution: report its time, not the zero seconds the cache hit took
+        step.status, step.seconds = "cached", float(record.get("seconds", 0.0))
         log(f"  cached    {step.output}")
         return step
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,12 +146,20 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
         # Runs and evaluations this notebook wrote itself (results evaluates Table 1's base run, for one)
         # belong to its inputs from now on: keyed on the state *before* it ran, the next build would
         # execute it again for nothing.
-        key = _step_key(step, profile, package) + _inputs_digest(profile, step)[:16]
-    keyfile.write_text(key)
+        key = base_key + _inputs_digest(profile, step)[:16]
+    runs.write_json(keyfile, {"key": key, "seconds": step.seconds, "executed": runs.now()})
     (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
     step.status = "executed"
     log(f"  done      {step.output} in {step.seconds:.0f}s")
     return step
+
+
+def _read_record(keyfile: Path) -> dict:
+    """What an execution left beside its notebook: its cache key and how long it took ({} if none)."""
+    try:
+        return json.loads(keyfile.read_text())
+    except (OSError, ValueError):  # missing, or an older plain-text key: execute again
+        return {}
 
 
 def _fill_placeholders(path: Path, parameters: dict) -> None:
@@ -186,7 +197,8 @@ def write_summary(profile: dict, steps: list[Step], total_seconds: float) -> Pat
         f"| Encoder weights | {profile['encoder_weights'] or 'random initialisation (offline)'} |",
         f"| Hardware | {device_description(device)} |",
         f"| Commit | `{git_commit()}` |",
-        f"| Built | {runs.now()} in {total_seconds / 60:.1f} min (cached steps take no time) |",
+        f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
+        f"{sum(s.seconds for s in steps) / 60:.1f} min (a cached step shows the time of the execution it reuses) |",
         "", "**Steps**", "", timings,
     ]
     GENERATED.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,7 @@ class CompoundLoss(nn.Module):
     @property
     def last_term_tensors(self) -> dict[str, torch.Tensor]:
         """Terms of the last batch loss as detached 0-d tensors on the loss's device (no synchronisation)."""
-        return dict(getattr(self, "_last", {}))
+        return dict(self._last)
 
     @property
     def last_terms(self) -> dict[str, float]:

@@ -34,6 +34,7 @@ def adam(params: Iterable, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, e
     ``params``: a list of parameter groups (a splitter's output) or of parameters. ``foreach=None`` lets
     torch choose its multi-tensor kernels where they pay off (CUDA)."""
     from fastai.optimizer import OptimWrapper
+    from fastcore.foundation import L
 
     class DecoupledAdam(OptimWrapper):
         """``OptimWrapper`` around ``torch.optim.Adam`` whose ``step`` first applies decoupled weight decay."""
@@ -55,11 +56,8 @@ def adam(params: Iterable, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, e
                         torch._foreach_mul_(decayed, 1 - group["lr"] * wd)
             return self.opt.step(closure)
 
-    from fastcore.foundation import L
-
     params = list(params)
     groups = params if params and isinstance(params[0], (list, tuple, L)) else [params]
     torch_groups = [{"params": list(g), "decoupled_wd": wd} for g in groups]
     opt = torch.optim.Adam(torch_groups, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=0.0, foreach=foreach)
     return DecoupledAdam(opt=opt, hp_map=HP_MAP)
-

@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,12 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 TEST_THREADS = 1
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 os.environ["MKL_NUM_THREADS"] = str(TEST_THREADS)
-try:
-    import torch
-
-    torch.set_num_threads(TEST_THREADS)
-except ImportError:  # the environment tests run without torch
-    pass
+torch.set_num_threads(TEST_THREADS)
 
 
 def label_descriptions_path() -> Path:

@@ -5,6 +5,7 @@ the results and evaluate pages (tables visible, images loaded, no broken links).
 The build runs in a copy of the repository under the test's tmp folder, so it never touches the
 developer's own book, data or runs.
 """
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,9 @@ def smoke_book(tmp_path_factory) -> Path:
     steps = [line.split() for line in again.stdout.splitlines() if line.startswith("  ") and len(line.split()) >= 2]
     statuses = {words[1]: words[0] for words in steps if words[0] in ("cached", "executing", "done", "FAILED")}
     assert len(statuses) >= 10 and set(statuses.values()) == {"cached"}, again.stdout
+    # ... and the first page still tells how long each execution behind a page took
+    recorded = json.loads((copy / "book" / "generated" / "steps.json").read_text())
+    assert all(step["seconds"] > 0 for step in recorded), recorded
     return copy / "_build" / "html"
 
 
