@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "batch_size": 16, "epochs_frozen": 10, "epochs_unfrozen": 10, "lr_max": 1e-4, "wd": 1e-3,
         "seed": 0, "fp16": "auto", "num_workers": 0, "augment": True,
+        # the per-epoch resume checkpoint (model + Adam moments: ~3x model.safetensors) is deleted once
+        # the run is complete; keep it to continue training by hand
+        "keep_checkpoint": False,
     },
     "models": ["unet", "extended_unet"],
     "table1_models": ["unet"],        # trained on the base (unrefined) data too, for Table 1

@@ -219,9 +219,14 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+# train settings that do not change the trained model, so do not change its run id
+_NOT_IN_RUN_ID = ("keep_checkpoint",)
+
+
 def training_params(profile: dict, model: str, variant: str) -> dict:
     """Everything that changes a trained model (and so its run id)."""
-    return {"model": model, "variant": variant, "size": list(profile["size"]), "train": dict(profile["train"]),
+    train_cfg = {k: v for k, v in profile["train"].items() if k not in _NOT_IN_RUN_ID}
+    return {"model": model, "variant": variant, "size": list(profile["size"]), "train": train_cfg,
             "split": dict(profile["split"]), "encoder_weights": profile["encoder_weights"]}
 
 
@@ -351,7 +356,22 @@ def train(profile: dict | str, model: str, variant: str = "refined", force: bool
     prov["finished"] = runs.now()
     runs.write_json(prov_path, prov)
     runs.mark_complete(run_dir, {"epochs": len(history)})
+    if not cfg.get("keep_checkpoint", False):
+        # complete runs are never resumed; the checkpoint is ~3x the model (Adam's two moments) and
+        # nine of them filled gigabytes of a small disk. A crash before this line only leaves it behind.
+        remove_checkpoint(run_dir)
     return run_dir
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    """Delete the resume checkpoint of a run folder (the .pt and its JSON state)."""
+    path = Path(run_dir) / CHECKPOINT
+    for p in (path, path.with_suffix(".json"), path.with_suffix(".tmp"), path.with_suffix(".json.tmp")):
+        p.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty: something else lives there; leave it
+        pass
 
 
 class _StopAt:

@@ -55,7 +55,9 @@ def smoke_book(tmp_path_factory) -> Path:
     # ... and the first page still tells how long each execution behind a page took
     recorded = json.loads((copy / "book" / "generated" / "steps.json").read_text())
     assert all(step["seconds"] > 0 for step in recorded), recorded
-    return copy / "_build" / "html"
+    yield copy / "_build" / "html"
+    # the trained models (hundreds of MB) are not needed to diagnose a page; the book and its log stay
+    shutil.rmtree(copy / "runs", ignore_errors=True)
 
 
 class _Page(HTMLParser):
