@@ -32,6 +32,7 @@ class Step:
     notebook: str                 # source name in notebooks/, without .ipynb
     output: str                   # path under book/notebooks/, without .ipynb
     parameters: dict
+    reads: str = "nothing"        # the runs its pages derive from: nothing | model (its trained runs) | all
     status: str = "pending"       # executed | cached | failed
     seconds: float = 0.0
     error: str = ""
@@ -63,14 +64,14 @@ def plan(profile: dict) -> list[Step]:
     for variant, model in variants:
         steps.append(Step("train", f"train/{model}-{variant}", {"profile": name, "model": model, "variant": variant}))
     for model in profile["models"]:
-        steps.append(Step("evaluate", f"evaluate/{model}", {"profile": name, "model": model}))
+        steps.append(Step("evaluate", f"evaluate/{model}", {"profile": name, "model": model}, reads="model"))
     branch_models = [m for m in profile["models"] if m in ("extended_unet", "classbranch_only", "branches")]
     focus = "extended_unet" if "extended_unet" in profile["models"] else (branch_models or profile["models"])[0]
-    steps.append(Step("injection", "injection", {"profile": name, "model": focus}))
-    steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}))
-    steps.append(Step("results", "results", {"profile": name}))
+    steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
+    steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
+    steps.append(Step("results", "results", {"profile": name}, reads="all"))
     if (NOTEBOOKS / "parser.ipynb").is_file():
-        steps.append(Step("parser", "parser", {"profile": name, "model": focus}))
+        steps.append(Step("parser", "parser", {"profile": name, "model": focus}, reads="model"))
     return steps
 
 
@@ -83,16 +84,21 @@ def _package_digest() -> str:
 
 
 def _inputs_digest(profile: dict, step: Step) -> str:
-    """The state of the runs a notebook reads (their completion markers); "" for notebooks that read none.
+    """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
+    ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
 
     A model's notebooks (evaluate, injection, qualitative, parser) read that model's trained runs — their
     evaluations derive from them; results reads every run and evaluation. Narrower is better: a digest of
     all markers would go stale for every notebook each time a later one trains or evaluates something."""
     root = runs_dir(profile)
-    if step.notebook in ("architecture", "data", "refinement", "train") or not root.is_dir():
+    if step.reads == "nothing" or not root.is_dir():
         return ""
-    model = step.parameters.get("model")
-    markers = sorted(root.rglob(runs.COMPLETE)) if model is None else sorted(root.glob(f"{model}-*/{runs.COMPLETE}"))
+    if step.reads == "model":
+        markers = sorted(root.glob(f"{step.parameters['model']}-*/{runs.COMPLETE}"))
+    elif step.reads == "all":
+        markers = sorted(root.rglob(runs.COMPLETE))
+    else:
+        raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all")
     h = hashlib.sha256()
     for marker in markers:
         h.update(str(marker.relative_to(root)).encode())

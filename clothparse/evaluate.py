@@ -8,10 +8,13 @@ Injection variants (the same code path, ``clothparse.injection``):
 - ``gt`` — full injection: every clothing class's presence from the ground truth (Table 5);
 - ``gt_hard`` — full injection, and absent classes forbidden in the output;
 - ``no_dress`` — partial injection: only the dress entry is known (from the ground truth), the rest
-  unknown — on an image without a dress this is the paper's Figure 5 "no dress" prior.
+  unknown — on an image without a dress this is the paper's Figure 5 "no dress" prior;
+- ``user`` — only when ``evaluate(prior=...)`` is given: the caller's prior (``"skirt,-dress"``, an
+  8-vector for every image, or one row per image), soft or ``hard``.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +73,13 @@ def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
 @torch.inference_mode()
 def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int = 64,
                    variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False) -> dict:
     """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix and its summary
     (``result[variant]``), plus for ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain
-    summary. Predicted masks are kept for store rows in ``keep``."""
+    summary. Predicted masks are kept for store rows in ``keep``.
+
+    The variant ``"user"`` injects ``user_prior`` — an 8-vector for every image, or one row per entry of
+    ``indices`` — and, with ``user_hard``, forbids the classes it marks absent."""
     from .boxes import boxes_from_masks
     from .injection import apply_hard
     from .losses import CompoundLoss
@@ -81,6 +87,12 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
 
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
+    if "user" in variants:
+        if user_prior is None:
+            raise ValueError("the 'user' variant needs user_prior")
+        user_prior = torch.as_tensor(user_prior, dtype=torch.float32)
+        if user_prior.ndim == 2 and len(user_prior) != len(indices):
+            raise ValueError(f"user_prior has {len(user_prior)} rows for {len(indices)} images")
     keep_set = set(np.asarray(keep if keep is not None else [], dtype=np.int64).tolist())
     cms = {v: ConfusionMatrix() for v in variants}
     loss_fn = CompoundLoss()
@@ -100,11 +112,15 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
         x = _normalise(images)
         _, present = boxes_from_masks(target)
         for variant in variants:
-            prior = variant_prior(variant, present)
+            if variant == "user":
+                prior = (user_prior.expand(len(rows), -1) if user_prior.ndim == 1
+                         else user_prior[start:start + len(rows)]).to(device)
+            else:
+                prior = variant_prior(variant, present)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 out = model(x, prior=prior) if prior is not None else model(x)
             seg = out[0].float()
-            if variant == "gt_hard":
+            if variant == "gt_hard" or (variant == "user" and user_hard):
                 seg = apply_hard(seg, prior)
             pred = seg.argmax(1)
             cms[variant].update(pred, target)
@@ -128,12 +144,22 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     return result
 
 
+def _prior_key(prior) -> str | None:
+    """What identifies a user prior in the evaluation's cache key: the string itself, or a digest of the
+    array (``str`` of a large array elides its middle, so two different priors could print alike)."""
+    if prior is None or isinstance(prior, str):
+        return prior
+    values = np.ascontiguousarray(np.asarray(prior, dtype=np.float32))
+    return f"array{list(values.shape)}:" + hashlib.sha256(values.tobytes()).hexdigest()[:16]
+
+
 def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = False, force: bool = False,
              progress: bool = True, prepared=None) -> Path:
     """Evaluate a run on a split; write ``<run>/evaluation/<split>/`` and return that folder.
 
-    ``prior`` (B×8 or an 8-vector / "skirt,-dress" string) adds a user-given injection variant named
-    ``prior``; the ground-truth variants of the module docstring are always written.
+    ``prior`` (one row of 8 per image of the split, in split order, or an 8-vector / "skirt,-dress" string
+    for every image) adds the injection variant ``user``, soft or ``hard``; the ground-truth variants of the
+    module docstring are always written.
     """
     from .injection import parse_prior
     from .metrics import multilabel_scores
@@ -146,7 +172,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     params = runs.read_json(run_dir / "params.json")
     profile = load_profile(params["profile_full"])
     out_dir = run_dir / "evaluation" / split
-    eval_key = {"split": split, "prior": None if prior is None else str(prior), "hard": hard}
+    eval_key = {"split": split, "prior": _prior_key(prior), "hard": hard}
     if (out_dir / runs.COMPLETE).is_file() and not force and runs.read_json(out_dir / runs.COMPLETE).get("key") == eval_key:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,8 +190,12 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     n_keep = min(int(profile["evaluate"]["qualitative_sample"]), len(idx))
     keep = np.sort(rng.choice(idx, size=n_keep, replace=False))
     variants = VARIANTS
+    user_prior = None
+    if prior is not None:
+        user_prior = torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
     res = evaluate_split(model, store, idx, device=device, batch_size=int(profile["evaluate"]["batch_size"]),
-                         variants=variants, keep=keep, progress=progress)
+                         variants=variants + (("user",) if user_prior is not None else ()), keep=keep,
+                         progress=progress, user_prior=user_prior, user_hard=hard)
     metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "variants": {}}
     for v in variants:
         np.save(out_dir / f"confusion_{v}.npy", res[v]["confusion"])
@@ -181,29 +211,9 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     per_image.to_csv(out_dir / "per_image.csv", index=False)
     np.savez_compressed(out_dir / "predictions.npz", rows=keep,
                         **{v: np.stack([res["kept"][v][r] for r in keep]) for v in variants})
-    if prior is not None:
-        user_prior = torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
-        metrics["user_prior"] = {"prior": user_prior.tolist(), "hard": hard,
-                                 "summary": _evaluate_user_prior(model, store, idx, user_prior, hard, device,
-                                                                 int(profile["evaluate"]["batch_size"]))}
+    if user_prior is not None:
+        np.save(out_dir / "confusion_user.npy", res["user"]["confusion"])
+        metrics["user_prior"] = {"prior": user_prior.tolist(), "hard": hard, "summary": res["user"]["summary"]}
     runs.write_json(out_dir / "metrics.json", metrics)
     runs.mark_complete(out_dir, {"key": eval_key})
     return out_dir
-
-
-@torch.inference_mode()
-def _evaluate_user_prior(model, store, idx, prior, hard, device, batch_size) -> dict:
-    from .injection import apply_hard
-    from .metrics import ConfusionMatrix, iou_summary
-
-    cm = ConfusionMatrix()
-    for start in range(0, len(idx), batch_size):
-        rows = np.sort(idx[start:start + batch_size])
-        x = _normalise(torch.from_numpy(np.ascontiguousarray(store.images[rows])).to(device))
-        target = torch.from_numpy(store.masks[rows].astype(np.int64)).to(device)
-        p = prior.to(device).expand(len(rows), -1) if prior.ndim == 1 else prior[start:start + batch_size].to(device)
-        seg = model(x, prior=p)[0].float()
-        if hard:
-            seg = apply_hard(seg, p)
-        cm.update(seg.argmax(1), target)
-    return iou_summary(cm.matrix)

@@ -5,7 +5,9 @@ schedule (``fit_one_cycle``) with Adam and decoupled weight decay. Batch augment
 device on image and mask together; the loss derives class presence and boxes from the augmented
 mask. Every epoch writes a checkpoint with the model and optimizer, and every random source is reseeded
 from the schedule position, so a killed run resumes from its last complete epoch drawing the same
-shuffles, augmentations and dropout as an uninterrupted run.
+shuffles, augmentations and dropout as an uninterrupted run. A complete run keeps
+``model.safetensors`` and drops that checkpoint (three times the model's size: Adam's two moments),
+unless the profile's ``train.keep_checkpoint`` is true.
 """
 from __future__ import annotations
 

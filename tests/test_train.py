@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from clothparse import runs
+from clothparse.categories import CLASSES
 from clothparse.evaluate import evaluate
 from clothparse.metrics import ConfusionMatrix, iou_summary
 from clothparse.prepare import prepare
@@ -162,3 +163,23 @@ def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_
     per_image = pd.read_csv(out / "per_image.csv")
     assert len(per_image) == len(test_rows) and np.isfinite(per_image["loss"]).all()
     assert "classbranch" in metrics and 0 <= metrics["classbranch"]["exact_match"] <= 100
+
+
+def test_a_user_prior_is_evaluated_like_the_ground_truth_variants(profile, prepared, extended_run):
+    plain = evaluate(extended_run, split="test", progress=False, prepared=prepared)
+    per_image = pd.read_csv(plain / "per_image.csv")
+    gt = per_image[[c for c in per_image.columns if c.startswith("gt_")]].to_numpy(np.float32)
+    # each test image's own ground-truth presence, given as a user prior (one row per image, in split
+    # order), is exactly the gt / gt_hard variants
+    for hard, variant in ((False, "gt"), (True, "gt_hard")):
+        out = evaluate(extended_run, split="test", prior=gt, hard=hard, progress=False, prepared=prepared, force=True)
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["user_prior"]["hard"] is hard
+        assert metrics["user_prior"]["summary"] == metrics["variants"][variant]
+        assert np.array_equal(np.load(out / "confusion_user.npy"), np.load(out / f"confusion_{variant}.npy"))
+    # one prior for every image, from the command line's syntax: hard "-dress" leaves no dress pixel
+    out = evaluate(extended_run, split="test", prior="-dress", hard=True, progress=False, prepared=prepared, force=True)
+    user = np.load(out / "confusion_user.npy")
+    assert user[:, CLASSES.index("dress")].sum() == 0 and user.sum() == np.load(out / "confusion_plain.npy").sum()
+    with pytest.raises(ValueError, match="rows for"):
+        evaluate(extended_run, split="test", prior=gt[:2], progress=False, prepared=prepared, force=True)
