@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,19 @@ TEST_THREADS = 1
 os.environ["OMP_NUM_THREADS"] = str(TEST_THREADS)
 os.environ["MKL_NUM_THREADS"] = str(TEST_THREADS)
 torch.set_num_threads(TEST_THREADS)
+
+
+#: The suite's peak use of the temp folder, measured at ~1.9 GB (smoke book, training runs), with headroom.
+NEEDS_FREE_GB = 3
+
+
+def pytest_sessionstart(session):
+    """Stop at once, saying why, when the disk cannot hold the tests' folders: a full disk otherwise shows
+    up as scattered fixture errors and hung subprocesses long after the cause."""
+    free_gb = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+    if free_gb < NEEDS_FREE_GB:
+        pytest.exit(f"only {free_gb:.1f} GB free in {tempfile.gettempdir()}; the tests need about "
+                    f"{NEEDS_FREE_GB} GB for their temporary folders", returncode=1)
 
 
 def label_descriptions_path() -> Path:
