@@ -303,8 +303,9 @@ def _compare(model_name: str, size, batch: int, k: int, device: torch.device, st
         if not i % 2:
             theirs.append(bare.rate(batches))
         cpu_ratios.append(cpu_rate / bare.cpu_rate)
+    ratios = [a / b for a, b in zip(ours, theirs)]
     return {"clothparse": statistics.median(ours), "bare": statistics.median(theirs), "ours": ours, "theirs": theirs,
-            "ratio": statistics.median(a / b for a, b in zip(ours, theirs)), "cpu_ratio": statistics.median(cpu_ratios),
+            "ratios": ratios, "ratio": statistics.median(ratios), "cpu_ratio": statistics.median(cpu_ratios),
             "skipped": (skipped, bare.skipped), "steps": k * len(ours),
             "opt_ms": (_optimizer_ms(learn.opt, opt_steps, device), _optimizer_ms(bare.opt, opt_steps, device),
                        _optimizer_ms(_fused_adamw(bare), opt_steps, device)) if opt_steps else None}
@@ -339,13 +340,13 @@ def train_step(quick: bool) -> list[Row]:
         r = _compare(model, size, batch, k, device, _store(Path(tmp), size), fp16=False,
                      rounds=ROUNDS if quick or device.type != "cpu" else CPU_ROUNDS)
     what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {_where(device, threads)}, {k} batches/round"
-    spread = [a / b for a, b in zip(r["ours"], r["theirs"])]
     return [Row(f"clothparse (fastai Learner): {what}", r["clothparse"], "images/s",
                 _rounds(r["ours"]) + "; fastai loader + augmentation included"),
             Row(f"bare PyTorch loop (AdamW): {what}", r["bare"], "images/s",
                 _rounds(r["theirs"]) + "; batches pre-collected from the same loader"),
             Row("clothparse / bare", r["ratio"], "×", f"median of the {len(r['ours'])} rounds' ratios (each round "
-                f"a back-to-back pair, alternating which side goes first; range {min(spread):.3g}–{max(spread):.3g}); "
+                f"a back-to-back pair, alternating which side goes first; "
+                f"range {min(r['ratios']):.3g}–{max(r['ratios']):.3g}); "
                 f"ratio of the medians {r['clothparse'] / r['bare']:.3g}"
                 + (f"; per CPU-second of this process {r['cpu_ratio']:.3g}" if device.type == "cpu" else "")
                 + "; goal ≥ 0.9")]

@@ -25,6 +25,8 @@ from . import runs
 from .categories import CLASSES, CLOTHING, NUM_CLOTHING
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
+#: Variants whose prior also forbids the classes it marks absent (``injection.apply_hard``).
+HARD_VARIANTS = frozenset({"gt_hard"})
 DRESS = CLOTHING.index("dress")
 
 
@@ -87,12 +89,15 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
 
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
+    hard_variants = HARD_VARIANTS
     if "user" in variants:
         if user_prior is None:
             raise ValueError("the 'user' variant needs user_prior")
         user_prior = torch.as_tensor(user_prior, dtype=torch.float32)
         if user_prior.ndim == 2 and len(user_prior) != len(indices):
             raise ValueError(f"user_prior has {len(user_prior)} rows for {len(indices)} images")
+        if user_hard:
+            hard_variants = hard_variants | {"user"}
     keep_set = set(np.asarray(keep if keep is not None else [], dtype=np.int64).tolist())
     cms = {v: ConfusionMatrix() for v in variants}
     loss_fn = CompoundLoss()
@@ -111,16 +116,15 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
         target = torch.from_numpy(store.masks[sorted_rows].astype(np.int64))[order].to(device)
         x = _normalise(images)
         _, present = boxes_from_masks(target)
+        if "user" in variants:  # this batch's rows of the user's prior
+            user_batch = (user_prior.expand(len(rows), -1) if user_prior.ndim == 1
+                          else user_prior[start:start + len(rows)]).to(device)
         for variant in variants:
-            if variant == "user":
-                prior = (user_prior.expand(len(rows), -1) if user_prior.ndim == 1
-                         else user_prior[start:start + len(rows)]).to(device)
-            else:
-                prior = variant_prior(variant, present)
+            prior = user_batch if variant == "user" else variant_prior(variant, present)
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 out = model(x, prior=prior) if prior is not None else model(x)
             seg = out[0].float()
-            if variant == "gt_hard" or (variant == "user" and user_hard):
+            if variant in hard_variants:
                 seg = apply_hard(seg, prior)
             pred = seg.argmax(1)
             cms[variant].update(pred, target)
