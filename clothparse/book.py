@@ -6,7 +6,6 @@ re-execution fails (the failed copy goes to ``book/failed/``), then build the Ju
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,9 @@ from pathlib import Path
 import yaml
 
 from . import runs
-from .profiles import REPO_ROOT, load_profile, runs_dir
+from .devices import resolve_device
+from .keyed import KeyedFolder
+from .profiles import REPO_ROOT, Profile, load_profile
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BOOK = REPO_ROOT / "book"
@@ -50,29 +51,38 @@ class BookResult:
         return self.build_ok and not any(s.status == "failed" for s in self.steps)
 
 
-def plan(profile: dict) -> list[Step]:
-    """The notebook executions of a profile, in dependency order (training before evaluation before results)."""
-    name = profile["name"]
+def plan(profile: Profile) -> list[Step]:
+    """The notebook executions of a profile, in dependency order (training before evaluation before results).
+
+    Every training and evaluation is a step of its own, Table 1's base-data runs included, so the display
+    pages (results, injection, …) only read runs and never train or evaluate anything themselves."""
+    name = profile.name
     steps = [Step("architecture", "architecture", {"profile": name}),
              Step("data", "data", {"profile": name})]
-    refines = profile["data"]["refine"] and profile["data"]["kind"] != "ccp"
-    if refines:
+    if profile.refines:
         steps.append(Step("refinement", "refinement", {"profile": name}))
-    variants = [("refined" if refines else "base", m) for m in profile["models"]]
-    if refines:
-        variants += [("base", m) for m in profile["table1_models"]]
-    for variant, model in variants:
+    trained = [(profile.main_variant, m) for m in profile.models]
+    if profile.refines:
+        trained += [("refined", m) for m in profile.table1_models if m not in profile.models]
+        trained += [("base", m) for m in profile.table1_models]
+    for variant, model in trained:
         steps.append(Step("train", f"train/{model}-{variant}", {"profile": name, "model": model, "variant": variant}))
-    for model in profile["models"]:
-        steps.append(Step("evaluate", f"evaluate/{model}", {"profile": name, "model": model}, reads="model"))
-    branch_models = [m for m in profile["models"] if m in ("extended_unet", "classbranch_only", "branches")]
-    focus = "extended_unet" if "extended_unet" in profile["models"] else (branch_models or profile["models"])[0]
+    for variant, model in trained:
+        output = f"evaluate/{model}" if variant == profile.main_variant else f"evaluate/{model}-{variant}"
+        steps.append(Step("evaluate", output, {"profile": name, "model": model, "variant": variant}, reads="model"))
+    focus = _focus_model(profile)
     steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("results", "results", {"profile": name}, reads="all"))
     if (NOTEBOOKS / "parser.ipynb").is_file():
         steps.append(Step("parser", "parser", {"profile": name, "model": focus}, reads="model"))
     return steps
+
+
+def _focus_model(profile: Profile) -> str:
+    """The model the injection, qualitative and parser pages show: "Our model" where the profile has it."""
+    branch_models = [m for m in profile.models if m in ("extended_unet", "classbranch_only", "branches")]
+    return "extended_unet" if "extended_unet" in profile.models else (branch_models or list(profile.models))[0]
 
 
 def _package_digest() -> str:
@@ -83,14 +93,14 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
-def _inputs_digest(profile: dict, step: Step) -> str:
+def _inputs_digest(profile: Profile, step: Step) -> str:
     """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
     ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
 
     A model's notebooks (evaluate, injection, qualitative, parser) read that model's trained runs — their
     evaluations derive from them; results reads every run and evaluation. Narrower is better: a digest of
     all markers would go stale for every notebook each time a later one trains or evaluates something."""
-    root = runs_dir(profile)
+    root = profile.runs_path
     if step.reads == "nothing" or not root.is_dir():
         return ""
     if step.reads == "model":
@@ -106,25 +116,26 @@ def _inputs_digest(profile: dict, step: Step) -> str:
     return h.hexdigest()
 
 
-def _step_key(step: Step, profile: dict, package: str) -> str:
+def _step_key(step: Step, profile: Profile, package: str) -> str:
     source = (NOTEBOOKS / f"{step.notebook}.ipynb").read_bytes()
     return runs.stable_hash({"nb": hashlib.sha256(source).hexdigest(), "params": step.parameters,
-                             "profile": profile, "package": package}, length=24)
+                             "profile": profile.to_dict(), "package": package}, length=24)
 
 
-def execute(step: Step, profile: dict, package: str, force: bool = False, log=print) -> Step:
-    import papermill as pm
+def _cache(step: Step, key: str) -> KeyedFolder:
+    """An executed page is complete for ``key`` when ``book/notebooks/<output>.key`` holds it."""
+    return KeyedFolder(OUT, key, marker=f"{step.output}.key")
 
+
+def execute(step: Step, profile: Profile, package: str, force: bool = False, log=print) -> Step:
+    """Execute one notebook into the book's folder, unless an execution with the same key is there."""
     out = OUT / f"{step.output}.ipynb"
-    keyfile = out.with_suffix(".key")
     # Upstream state enters the key of notebooks that read runs.
     base_key = _step_key(step, profile, package)
-    upstream = _inputs_digest(profile, step)
-    key = base_key + upstream[:16]
-    record = _read_record(keyfile)
-    if not force and out.is_file() and record.get("key") == key:
+    cache = _cache(step, base_key + _inputs_digest(profile, step)[:16])
+    if not force and out.is_file() and cache.is_complete():
         # the page shows this execution: report its time, not the zero seconds the cache hit took
-        step.status, step.seconds = "cached", float(record.get("seconds", 0.0))
+        step.status, step.seconds = "cached", float(cache.record().get("seconds", 0.0))
         log(f"  cached    {step.output}")
         return step
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,40 +143,41 @@ def execute(step: Step, profile: dict, package: str, force: bool = False, log=pr
     log(f"  executing {step.output} {step.parameters}")
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(running), parameters=step.parameters,
-                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
-                            request_save_on_cell_execute=True)
+        _papermill(step, running)
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
-        step.seconds = time.perf_counter() - t0
-        step.status, step.error = "failed", f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
-        failed = FAILED_DIR / f"{step.output}.ipynb"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        if running.is_file():
-            os.replace(running, failed)
-        keep = "kept the previous good result" if out.is_file() else "no earlier result"
-        log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
-        return step
+        return _failed(step, running, out, err, time.perf_counter() - t0, log)
     step.seconds = time.perf_counter() - t0
     _fill_placeholders(running, step.parameters)
     os.replace(running, out)
-    if upstream:
-        # Runs and evaluations this notebook wrote itself (results evaluates Table 1's base run, for one)
-        # belong to its inputs from now on: keyed on the state *before* it ran, the next build would
-        # execute it again for nothing.
-        key = base_key + _inputs_digest(profile, step)[:16]
-    runs.write_json(keyfile, {"key": key, "seconds": step.seconds, "executed": runs.now()})
+    # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
+    # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
+    _cache(step, base_key + _inputs_digest(profile, step)[:16]).mark_complete(seconds=step.seconds)
     (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
     step.status = "executed"
     log(f"  done      {step.output} in {step.seconds:.0f}s")
     return step
 
 
-def _read_record(keyfile: Path) -> dict:
-    """What an execution left beside its notebook: its cache key and how long it took ({} if none)."""
-    try:
-        return json.loads(keyfile.read_text())
-    except (OSError, ValueError):  # missing, or an older plain-text key: execute again
-        return {}
+def _papermill(step: Step, output: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(output), parameters=step.parameters,
+                        kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
+                        request_save_on_cell_execute=True)
+
+
+def _failed(step: Step, running: Path, out: Path, err: Exception, seconds: float, log) -> Step:
+    """Keep the last good page; move the failed execution to ``book/failed/`` for reading."""
+    text = str(err).strip()
+    step.seconds = seconds
+    step.status, step.error = "failed", f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"
+    failed = FAILED_DIR / f"{step.output}.ipynb"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    if running.is_file():
+        os.replace(running, failed)
+    keep = "kept the previous good result" if out.is_file() else "no earlier result"
+    log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
+    return step
 
 
 def _fill_placeholders(path: Path, parameters: dict) -> None:
@@ -180,27 +192,24 @@ def _fill_placeholders(path: Path, parameters: dict) -> None:
     nbformat.write(nb, str(path))
 
 
-def write_summary(profile: dict, steps: list[Step], total_seconds: float) -> Path:
+def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
     """The book's first page facts: profile, data, hardware, commit, and the time of every step."""
-    import torch
-
     from .runs import device_description, git_commit
 
-    device = "cuda" if profile["device"] in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
-    data = profile["data"]
-    data_desc = (f"synthetic, generated: {data['synthetic']['n_images']} images at "
-                 f"{data['synthetic']['height']}×{data['synthetic']['width']} (seed {data['synthetic']['seed']})"
-                 if data["kind"] == "synthetic" else f"{data['kind']} at `{data['root']}`")
+    device = resolve_device(profile.device)
+    data, syn = profile.data, profile.data.synthetic
+    data_desc = (f"synthetic, generated: {syn.n_images} images at {syn.height}×{syn.width} (seed {syn.seed})"
+                 if data.kind == "synthetic" else f"{data.kind} at `{data.root}`")
     timings = _timings_table(steps)
     lines = [
         f"| | |", "|---|---|",
-        f"| Profile | `{profile['name']}` — {profile['description']} |",
-        f"| Data | {data_desc}; refined: {bool(data['refine'])} |",
-        f"| Input size (H×W) | {profile['size'][0]}×{profile['size'][1]} |",
-        f"| Models | {', '.join(profile['models'])} |",
-        f"| Schedule | batch {profile['train']['batch_size']}, {profile['train']['epochs_frozen']} frozen + "
-        f"{profile['train']['epochs_unfrozen']} unfrozen epochs, lr_max {profile['train']['lr_max']} |",
-        f"| Encoder weights | {profile['encoder_weights'] or 'random initialisation (offline)'} |",
+        f"| Profile | `{profile.name}` — {profile.description} |",
+        f"| Data | {data_desc}; refined: {profile.refines} |",
+        f"| Input size (H×W) | {profile.size[0]}×{profile.size[1]} |",
+        f"| Models | {', '.join(profile.models)} |",
+        f"| Schedule | batch {profile.train.batch_size}, {profile.train.epochs_frozen} frozen + "
+        f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max} |",
+        f"| Encoder weights | {profile.encoder_weights or 'random initialisation (offline)'} |",
         f"| Hardware | {device_description(device)} |",
         f"| Commit | `{git_commit()}` |",
         f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
@@ -253,13 +262,13 @@ def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
     return index.is_file(), index
 
 
-def build_book(profile: str | dict = "default", force: bool = False, build: bool = True, log=print) -> BookResult:
+def build_book(profile: str | Profile = "default", force: bool = False, build: bool = True, log=print) -> BookResult:
     """Execute every notebook of ``profile`` (cached), write the summary page and build the book."""
-    profile = load_profile(profile) if not isinstance(profile, dict) else profile
-    result = BookResult(profile["name"])
+    profile = load_profile(profile)
+    result = BookResult(profile.name)
     package = _package_digest()
     t0 = time.perf_counter()
-    log(f"clothparse book — profile {profile['name']}")
+    log(f"clothparse book — profile {profile.name}")
     for step in plan(profile):
         result.steps.append(execute(step, profile, package, force=force, log=log))
     total = time.perf_counter() - t0

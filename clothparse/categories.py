@@ -67,6 +67,30 @@ def colorize(mask):
     return palette_array()[mask]
 
 
+#: How strongly :func:`overlay` tints garment pixels (book figures, refinement pages and the parser alike).
+OVERLAY_ALPHA = 0.5
+
+
+def overlay(image, mask, alpha: float = OVERLAY_ALPHA):
+    """``image`` (H×W×3 uint8) with the garment pixels of ``mask`` blended with their class colour.
+
+    Background pixels are left as they are; a mask of another size is resized to the image's (nearest), so
+    a network-resolution prediction can be laid over the original photo.
+    """
+    import numpy as np
+
+    image = np.asarray(image)
+    mask = np.asarray(mask, dtype=np.uint8)
+    if mask.shape != image.shape[:2]:
+        from PIL import Image
+
+        mask = np.asarray(Image.fromarray(mask).resize((image.shape[1], image.shape[0]), Image.Resampling.NEAREST))
+    out = image.astype(np.float32)
+    fg = mask > 0
+    out[fg] = (1 - alpha) * out[fg] + alpha * colorize(mask)[fg].astype(np.float32)
+    return np.round(out).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class CategoryMap:
     """iMaterialist category id → merged class index, resolved against one label_descriptions.json."""

@@ -22,32 +22,14 @@ import pandas as pd
 import torch
 
 from . import runs
-from .categories import CLASSES, CLOTHING, NUM_CLOTHING
+from .categories import CLOTHING, NUM_CLOTHING
+from .devices import resolve_device
+from .runs import RunDir
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
 #: Variants whose prior also forbids the classes it marks absent (``injection.apply_hard``).
 HARD_VARIANTS = frozenset({"gt_hard"})
 DRESS = CLOTHING.index("dress")
-
-
-def load_model(run_dir: Path, device: str = "cpu"):
-    """The trained model of a run folder (safetensors weights), in eval mode, and its params."""
-    from safetensors.torch import load_file
-
-    from .models import build_model
-
-    run_dir = Path(run_dir)
-    params_path, weights = run_dir / "params.json", run_dir / "model.safetensors"
-    if not params_path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no params.json)")
-    if not weights.is_file():
-        raise FileNotFoundError(f"{run_dir}: no model.safetensors — the run has not finished training")
-    params = runs.read_json(params_path)
-    if list(params.get("classes", CLASSES)) != list(CLASSES):
-        raise ValueError(f"{run_dir} was trained on classes {params.get('classes')}, not this package's {list(CLASSES)}")
-    model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None)
-    model.load_state_dict(load_file(str(weights), device="cpu"))
-    return model.to(device).eval(), params
 
 
 def _normalise(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -158,66 +140,70 @@ def _prior_key(prior) -> str | None:
 
 
 def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = False, force: bool = False,
-             progress: bool = True, prepared=None) -> Path:
+             progress: bool = True, prepared=None, device: str = "auto") -> Path:
     """Evaluate a run on a split; write ``<run>/evaluation/<split>/`` and return that folder.
 
     ``prior`` (one row of 8 per image of the split, in split order, or an 8-vector / "skirt,-dress" string
     for every image) adds the injection variant ``user``, soft or ``hard``; the ground-truth variants of the
-    module docstring are always written.
+    module docstring are always written. ``device`` follows :func:`clothparse.devices.resolve_device`.
     """
-    from .injection import parse_prior
-    from .metrics import multilabel_scores
     from .prepare import prepare
-    from .profiles import load_profile
 
-    run_dir = Path(run_dir)
-    if not runs.is_complete(run_dir):
-        raise FileNotFoundError(f"{run_dir}: the run is not complete (no {runs.COMPLETE} marker); train it first")
-    params = runs.read_json(run_dir / "params.json")
-    profile = load_profile(params["profile_full"])
-    out_dir = run_dir / "evaluation" / split
-    eval_key = {"split": split, "prior": _prior_key(prior), "hard": hard}
-    if (out_dir / runs.COMPLETE).is_file() and not force and runs.read_json(out_dir / runs.COMPLETE).get("key") == eval_key:
-        return out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run = RunDir(run_dir)
+    run.require_complete()  # before any data is prepared: a wrong path fails at once
+    profile = run.profile()
+    ev = run.evaluation(split)
+    folder = ev.folder({"split": split, "prior": _prior_key(prior), "hard": hard})
+    if folder.is_complete() and not force:
+        return ev.path
+    device = resolve_device(device)
+    model, _ = run.load_model(device)
+    folder.start()
     # Every run is evaluated on the same images: the (refined, where the profile refines) split.
     prepared = prepared or prepare(profile, variant="refined", progress=progress)
-    store = prepared.store
     idx = prepared.indices(split)
     if len(idx) == 0:
         raise ValueError(f"split {split!r} is empty")
-    device = params.get("device", "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        device = "cpu"
-    model, _ = load_model(run_dir, device)
-    rng = np.random.default_rng(0)
-    n_keep = min(int(profile["evaluate"]["qualitative_sample"]), len(idx))
-    keep = np.sort(rng.choice(idx, size=n_keep, replace=False))
-    variants = VARIANTS
-    user_prior = None
-    if prior is not None:
-        user_prior = torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
-    res = evaluate_split(model, store, idx, device=device, batch_size=int(profile["evaluate"]["batch_size"]),
-                         variants=variants + (("user",) if user_prior is not None else ()), keep=keep,
+    keep = np.sort(np.random.default_rng(0).choice(idx, size=min(profile.evaluate.qualitative_sample, len(idx)),
+                                                   replace=False))
+    user_prior = _user_prior(prior)
+    res = evaluate_split(model, prepared.store, idx, device=device, batch_size=profile.evaluate.batch_size,
+                         variants=VARIANTS + (("user",) if user_prior is not None else ()), keep=keep,
                          progress=progress, user_prior=user_prior, user_hard=hard)
-    metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "variants": {}}
-    for v in variants:
-        np.save(out_dir / f"confusion_{v}.npy", res[v]["confusion"])
+    _write_evaluation(ev, res, prepared.store, idx, keep, split, device, user_prior, hard)
+    folder.mark_complete(split=split, prior=_prior_key(prior), hard=hard)
+    return ev.path
+
+
+def _user_prior(prior) -> torch.Tensor | None:
+    from .injection import parse_prior
+
+    if prior is None:
+        return None
+    return torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
+
+
+def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, user_prior, hard: bool) -> None:
+    """Confusion matrices, metrics.json, per_image.csv, predictions.npz (and class logits) of one pass."""
+    from .metrics import multilabel_scores
+
+    metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "device": device,
+                     "variants": {}}
+    for v in VARIANTS:
+        np.save(ev.confusion_path(v), res[v]["confusion"])
         metrics["variants"][v] = res[v]["summary"]
     if res["class_logits"] is not None:
         predicted = 1 / (1 + np.exp(-res["class_logits"])) > 0.5
         metrics["classbranch"] = multilabel_scores(res["gt_present"], predicted)
-        np.save(out_dir / "class_logits.npy", res["class_logits"])
-    ids = [store.image_ids[i] for i in idx]
-    per_image = pd.DataFrame({"row": idx, "image_id": ids, "loss": res["per_image_loss"]})
+        np.save(ev.class_logits_path, res["class_logits"])
+    per_image = pd.DataFrame({"row": idx, "image_id": [store.image_ids[i] for i in idx],
+                              "loss": res["per_image_loss"]})
     for c, name in enumerate(CLOTHING):
         per_image[f"gt_{name}"] = res["gt_present"][:, c]
-    per_image.to_csv(out_dir / "per_image.csv", index=False)
-    np.savez_compressed(out_dir / "predictions.npz", rows=keep,
-                        **{v: np.stack([res["kept"][v][r] for r in keep]) for v in variants})
+    per_image.to_csv(ev.per_image_path, index=False)
+    np.savez_compressed(ev.predictions_path, rows=keep,
+                        **{v: np.stack([res["kept"][v][r] for r in keep]) for v in VARIANTS})
     if user_prior is not None:
-        np.save(out_dir / "confusion_user.npy", res["user"]["confusion"])
+        np.save(ev.confusion_path("user"), res["user"]["confusion"])
         metrics["user_prior"] = {"prior": user_prior.tolist(), "hard": hard, "summary": res["user"]["summary"]}
-    runs.write_json(out_dir / "metrics.json", metrics)
-    runs.mark_complete(out_dir, {"key": eval_key})
-    return out_dir
+    runs.write_json(ev.metrics_path, metrics)

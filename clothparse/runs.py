@@ -1,31 +1,52 @@
-"""Run folders: identity, provenance and the small JSON/CSV files every run writes.
+"""Run folders: :class:`RunDir` owns the layout, identity and files of one training run.
 
-A run folder is ``<runs_dir>/<profile>/<run-id>/``; the id derives from the parameters that change
-the result and the data store's key, so a completed run is found again instead of retrained.
+A run folder is ``<runs_dir>/<profile>/<model>-<hash>/``; the hash derives from the parameters that
+change the trained model and from the data store's key, so a completed run is found again instead of
+retrained. Its files::
+
+    params.json          what was trained on what (training_params + store key, classes, input size, profile)
+    provenance.json      git commit, package versions, device, seed, start/finish/resume times
+    history.csv          one row per epoch: every loss term, the valid pooled IoU, lr, seconds
+    checkpoints/last.pt  model + optimizer (and last.json, the schedule position) while the run is unfinished
+    model.safetensors    the trained weights
+    metrics.json         the valid split's scores at the end of training
+    COMPLETE             written last (the run's id as its key)
+    evaluation/<split>/  see :class:`EvalDir`
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .keyed import KeyedFolder, now, read_json, stable_hash, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .profiles import Profile
+
+__all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "find_runs", "select_run",
+           "provenance", "git_commit", "package_versions", "device_description", "stable_hash", "now",
+           "write_json", "read_json", "COMPLETE", "FAILED"]
 
 COMPLETE = "COMPLETE"
 FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
             "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow")
+#: train settings that do not change the trained model, so do not change its run id
+NOT_IN_RUN_ID = ("keep_checkpoint",)
 
 
-def stable_hash(obj: Any, length: int = 12) -> str:
-    """A short hash of a JSON-able object (sorted keys, so dict order does not matter)."""
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
+def training_params(profile: Profile, model: str, variant: str) -> dict:
+    """Everything that changes a trained model (and so its run id)."""
+    train_cfg = {k: v for k, v in profile.to_dict()["train"].items() if k not in NOT_IN_RUN_ID}
+    return {"model": model, "variant": variant, "size": list(profile.size), "train": train_cfg,
+            "split": profile.to_dict()["split"], "encoder_weights": profile.encoder_weights}
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -33,6 +54,208 @@ def run_id(model: str, params: dict, store_key: str) -> str:
     return f"{model}-{stable_hash({'model': model, 'params': params, 'store': store_key})}"
 
 
+class RunDir:
+    """One run folder: its paths, parameters, completion and trained model."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def for_training(cls, profile: Profile, model: str, variant: str, store_key: str) -> RunDir:
+        """The folder a profile's ``model`` trained on ``variant`` data of store ``store_key`` lives in."""
+        return cls(profile.runs_path / run_id(model, training_params(profile, model, variant), store_key))
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # --- layout ---------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    params_path = property(lambda self: self.path / "params.json")
+    provenance_path = property(lambda self: self.path / "provenance.json")
+    history_path = property(lambda self: self.path / "history.csv")
+    weights_path = property(lambda self: self.path / "model.safetensors")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+    checkpoint_path = property(lambda self: self.path / "checkpoints" / "last.pt")
+    checkpoint_state_path = property(lambda self: self.path / "checkpoints" / "last.json")
+    failed_path = property(lambda self: self.path / FAILED)
+
+    @property
+    def folder(self) -> KeyedFolder:
+        return KeyedFolder(self.path, self.id, COMPLETE)
+
+    def evaluation(self, split: str = "test") -> EvalDir:
+        return EvalDir(self.path / "evaluation" / split, run=self, split=split)
+
+    # --- state ----------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.params_path.is_file()
+
+    def is_complete(self) -> bool:
+        return self.folder.is_complete()
+
+    def finished(self) -> str:
+        """When the run completed ("" if it has not)."""
+        return self.folder.record().get("finished", "") if self.is_complete() else ""
+
+    def mark_complete(self, **info: Any) -> None:
+        self.folder.mark_complete(**info)
+
+    def params(self) -> dict:
+        """``params.json``; a folder without one is not a run folder (``FileNotFoundError``)."""
+        if not self.params_path.is_file():
+            if not self.path.exists():
+                raise FileNotFoundError(f"{self.path}: no such run folder")
+            raise FileNotFoundError(f"{self.path} is not a run folder (no params.json)")
+        params = read_json(self.params_path)
+        if not isinstance(params, dict) or "model" not in params or "variant" not in params:
+            raise ValueError(f"{self.params_path}: no 'model'/'variant' entry — not a clothparse run folder")
+        return params
+
+    def require_complete(self) -> dict:
+        """The params of a finished run; otherwise a ``FileNotFoundError`` that says what is missing."""
+        params = self.params()
+        if not self.is_complete():
+            raise FileNotFoundError(f"{self.path}: the run is not complete (no {COMPLETE} marker for "
+                                    f"{self.id}); train it first")
+        return params
+
+    def profile(self) -> Profile:
+        """The profile the run was trained with (as recorded in params.json)."""
+        from .profiles import load_profile
+
+        return load_profile(self.params()["profile_full"])
+
+    def matches(self, profile: Profile) -> bool:
+        """Trained with the profile's current parameters."""
+        params = self.params()
+        mine = {k: params.get(k) for k in ("model", "variant", "size", "train", "split", "encoder_weights")}
+        return stable_hash(mine) == stable_hash(training_params(profile, params["model"], params["variant"]))
+
+    # --- the model ------------------------------------------------------------------------------
+    def load_model(self, device: str = "cpu"):
+        """The trained model (safetensors weights) in eval mode, and the run's params."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from .categories import CLASSES
+        from .models import build_model
+
+        params = self.params()
+        if not self.weights_path.is_file():
+            raise FileNotFoundError(f"{self.path}: no model.safetensors — the run has not finished training")
+        if list(params.get("classes", CLASSES)) != list(CLASSES):
+            raise ValueError(f"{self.path} was trained on classes {params.get('classes')}, "
+                             f"not this package's {list(CLASSES)}")
+        model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None)
+        try:
+            state = load_file(str(self.weights_path), device="cpu")
+        except SafetensorError as err:
+            raise ValueError(f"{self.weights_path}: not a readable safetensors file ({err}); "
+                             "retrain the run or restore the file") from err
+        model.load_state_dict(state)
+        return model.to(device).eval(), params
+
+    def load_store(self, split: str = "test"):
+        """The store the run was evaluated on, opened read-only."""
+        from .store import Store
+
+        key = self.evaluation(split).metrics()["store_key"]
+        path = self.profile().work_path / "stores" / key
+        if not path.is_dir():
+            raise FileNotFoundError(f"{self.path}: its evaluation store {path} is gone; "
+                                    "run prepare() for the profile again")
+        return Store(path)
+
+
+class EvalDir:
+    """``<run>/evaluation/<split>/``: confusion matrices per injection variant, metrics.json, per_image.csv,
+    predictions.npz, class_logits.npy; ``COMPLETE`` keyed on (split, prior, hard)."""
+
+    def __init__(self, path: Path, run: RunDir, split: str):
+        self.path, self.run, self.split = Path(path), run, split
+
+    metrics_path = property(lambda self: self.path / "metrics.json")
+    per_image_path = property(lambda self: self.path / "per_image.csv")
+    predictions_path = property(lambda self: self.path / "predictions.npz")
+    class_logits_path = property(lambda self: self.path / "class_logits.npy")
+
+    def confusion_path(self, variant: str) -> Path:
+        return self.path / f"confusion_{variant}.npy"
+
+    def folder(self, key: dict) -> KeyedFolder:
+        return KeyedFolder(self.path, stable_hash(key, length=24), COMPLETE)
+
+    def is_complete(self) -> bool:
+        """Some evaluation of this split finished (whatever its prior)."""
+        return (self.path / COMPLETE).is_file()
+
+    def require(self) -> EvalDir:
+        if not self.is_complete():
+            raise FileNotFoundError(f"{self.run.path} has no finished evaluation on {self.split!r} ({self.path}); "
+                                    f"run `clothparse evaluate {self.run.path} --split {self.split}` first")
+        return self
+
+    def metrics(self) -> dict:
+        return read_json(self.require().metrics_path)
+
+
+# --- finding runs ------------------------------------------------------------------------------------
+def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
+    """Every run folder of a profile: model, variant, run_id, run_dir, complete, evaluated (on ``split``),
+    matches_profile (trained with the profile's current parameters), finished (time of COMPLETE)."""
+    import pandas as pd
+
+    root = profile.runs_path
+    rows = []
+    for params_path in sorted(root.glob("*/params.json")) if root.is_dir() else []:
+        run = RunDir(params_path.parent)
+        params = run.params()
+        rows.append({"model": params["model"], "variant": params["variant"], "run_id": run.id,
+                     "run_dir": run.path, "complete": run.is_complete(),
+                     "evaluated": run.evaluation(split).is_complete(), "matches_profile": run.matches(profile),
+                     "finished": run.finished()})
+    cols = ["model", "variant", "run_id", "run_dir", "complete", "evaluated", "matches_profile", "finished"]
+    df = pd.DataFrame(rows, columns=cols)
+    order = {m: i for i, m in enumerate(profile.models)}
+    df["_o"] = df["model"].map(lambda m: order.get(m, len(order)))
+    return df.sort_values(["_o", "model", "variant", "finished"]).drop(columns="_o").reset_index(drop=True)
+
+
+def select_run(profile: Profile, model: str, variant: str | None = None, split: str = "test",
+               evaluated: bool = True) -> Path:
+    """The run folder of ``model``/``variant`` trained with the profile's current parameters (the newest
+    complete one; evaluated on ``split`` when ``evaluated``). ``FileNotFoundError`` says what is missing."""
+    variant = variant or profile.main_variant
+    df = find_runs(profile, split=split)
+    mine = df[(df["model"] == model) & (df["variant"] == variant)]
+    ok = mine[mine["complete"] & mine["matches_profile"]]
+    if evaluated:
+        ok = ok[ok["evaluated"]]
+    if ok.empty:
+        evaluated_on = f" evaluated on {split!r}" if evaluated else ""
+        seen = ", ".join(f"{r.run_id} (complete={r.complete}, evaluated={r.evaluated}, "
+                         f"current parameters={r.matches_profile})" for r in mine.itertuples()) or "none"
+        raise FileNotFoundError(
+            f"profile {profile.name!r}: no complete run of {model} ({variant}){evaluated_on} with the profile's "
+            f"current parameters in {profile.runs_path}; runs found: {seen}. Train with `clothparse train "
+            f"--profile {profile.name} --model {model} --variant {variant}` and evaluate with "
+            "`clothparse evaluate <run_dir>`.")
+    return Path(ok.sort_values("finished")["run_dir"].iloc[-1])
+
+
+# --- provenance ----------------------------------------------------------------------------------------
 def git_commit(repo: Path | None = None) -> str | None:
     repo = repo or Path(__file__).resolve().parents[1]
     try:
@@ -76,41 +299,3 @@ def provenance(device: str, seed: int) -> dict:
         "seed": seed,
         "started": now(),
     }
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write atomically (temp file + rename), so an interrupted run never leaves half a JSON."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def is_complete(run_dir: Path) -> bool:
-    return (Path(run_dir) / COMPLETE).is_file()
-
-
-def mark_complete(run_dir: Path, info: dict | None = None) -> None:
-    write_json(Path(run_dir) / COMPLETE, {"finished": now(), **(info or {})})

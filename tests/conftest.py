@@ -58,7 +58,7 @@ def tiny_profile(tmp: Path, name: str = "tiny", **train) -> dict:
         "models": ["unet", "extended_unet"],
         "table1_models": ["unet"],
         "device": "cpu",
-        "evaluate": {"batch_size": 16, "qualitative_sample": 100, "keep_predictions": 16},
+        "evaluate": {"batch_size": 16, "qualitative_sample": 100},
         "work_dir": str(tmp / "work"),
         "runs_dir": str(tmp / "runs"),
     }

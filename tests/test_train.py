@@ -78,8 +78,7 @@ def test_smoke_runs_write_every_file_and_the_loss_falls(profile, prepared, exten
 
 
 def test_same_profile_twice_gives_identical_metrics(profile, prepared, extended_run, tiny_root):
-    other = dict(profile, runs_dir=str(tiny_root / "runs_again"),
-                 train={**profile["train"], "keep_checkpoint": True})
+    other = profile.replace({"runs_dir": str(tiny_root / "runs_again"), "train.keep_checkpoint": True})
     again = train(other, "extended_unet", prepared=prepared, progress=False)
     assert again != extended_run
     # keeping the checkpoint keeps it, and changes neither the model nor the run id
@@ -98,8 +97,8 @@ def _cli(profile_path: Path, model: str) -> list[str]:
 
 
 def test_resume_after_kill_equals_uninterrupted_run(profile, prepared, extended_run, tiny_root):
-    killed = dict(profile, runs_dir=str(tiny_root / "runs_killed"))
-    path = write_profile(killed, tiny_root / "killed.yaml")
+    killed = profile.replace({"runs_dir": str(tiny_root / "runs_killed")})
+    path = write_profile(killed.to_dict(), tiny_root / "killed.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(_cli(path, "extended_unet"), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -108,7 +107,7 @@ def test_resume_after_kill_equals_uninterrupted_run(profile, prepared, extended_
     try:
         # kill in the middle of phase 2's second epoch: after the checkpoint of its first epoch
         while time.time() < deadline and proc.poll() is None:
-            marker = next(Path(killed["runs_dir"]).glob("*/*/checkpoints/last.json"), None)
+            marker = next(Path(killed.runs_dir).glob("*/*/checkpoints/last.json"), None)
             if marker is not None:
                 state = json.loads(marker.read_text())
                 if state["phase"] == 2 and state["epochs_done"] >= 1:
@@ -139,6 +138,43 @@ def test_resume_after_kill_equals_uninterrupted_run(profile, prepared, extended_
     pd.testing.assert_frame_equal(history[numbers], plain[numbers], check_exact=True)
     assert resumed == reference
     assert resumed["pooled_overall"] > 0
+
+
+class _Opaque:
+    """Any Python object: what a pickle payload in a checkpoint would smuggle in."""
+
+
+def test_only_a_whole_checkpoint_resumes(profile, prepared, extended_run, tiny_root, capsys):
+    partial = profile.replace({"runs_dir": str(tiny_root / "runs_partial")})
+    run = runs.RunDir(train(partial, "extended_unet", prepared=prepared, progress=False, stop_after_epochs=1))
+    assert run.checkpoint_path.is_file() and not run.is_complete()
+    # a checkpoint holding pickled objects is refused, with the file named, never loaded
+    torch.save({"model": _Opaque(), "opt": {}}, run.checkpoint_path)
+    with pytest.raises(ValueError, match="last.pt: refused to load"):
+        train(partial, "extended_unet", prepared=prepared, progress=False)
+    # the state JSON without its weights (a crash between the two, a deleted file) is no resume: the run
+    # starts over and says so — and, deterministic, ends exactly where an uninterrupted run ends
+    run.checkpoint_path.unlink()
+    capsys.readouterr()
+    train(partial, "extended_unet", prepared=prepared, progress=False)
+    assert "last.json without last.pt" in capsys.readouterr().out
+    assert run.is_complete()
+    assert "resumes" in runs.read_json(run.provenance_path) and not runs.read_json(run.provenance_path)["resumes"]
+    assert list(pd.read_csv(run.history_path)["phase"]) == [1, 2, 2]
+    assert runs.read_json(run.metrics_path)["valid"] == runs.read_json(extended_run / "metrics.json")["valid"]
+
+
+def test_evaluate_refuses_what_is_not_a_finished_run(tmp_path, extended_run):
+    with pytest.raises(FileNotFoundError, match="no such run folder"):
+        evaluate(tmp_path / "nowhere", progress=False)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "params.json").write_text(json.dumps({"model": "unet", "variant": "refined"}))
+    with pytest.raises(FileNotFoundError, match="not complete"):
+        evaluate(tmp_path / "half", progress=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "params.json").write_text("{not json")
+    with pytest.raises(ValueError, match="params.json: not valid JSON"):
+        evaluate(tmp_path / "bad", progress=False)
 
 
 def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_run):

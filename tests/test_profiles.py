@@ -1,0 +1,81 @@
+"""The typed profile: every shipped profile loads; a wrong key, type or value is refused at load time,
+naming the key; overrides are checked like the file; what is derived is derived once."""
+import dataclasses
+
+import pytest
+
+from clothparse.profiles import (PARAMS_DIR, Profile, ProfileError, load_profile, parse_overrides)
+
+from conftest import tiny_profile, write_profile
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
+def test_every_shipped_profile_loads_typed_and_frozen(name):
+    p = load_profile(name)
+    assert isinstance(p, Profile) and p.name == name
+    assert isinstance(p.size, tuple) and all(isinstance(v, int) for v in p.size)
+    assert isinstance(p.train.lr_max, float) and isinstance(p.train.augment, bool)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.train.batch_size = 3
+    # the plain form reads back to the same profile
+    assert load_profile(p.to_dict()) == p
+
+
+@pytest.mark.parametrize("raw, key, says", [
+    ({"train": {"augment": "false"}}, "train.augment", "expected true or false, got 'false'"),
+    ({"train": {"epochs_unfrozen": 1.5}}, "train.epochs_unfrozen", "expected an integer, got 1.5"),
+    ({"train": {"batch_size": 8.9}}, "train.batch_size", "expected an integer, got 8.9"),
+    ({"train": {"fp16": "yes"}}, "train.fp16", "expected 'auto' or true or false"),
+    ({"train": {"epochs_unfrozen": "ten"}}, "train.epochs_unfrozen", "expected an integer, got 'ten'"),
+    ({"train": 5}, "train", "expected a mapping, got 5"),
+    ({"size": [64]}, "size", "expected a list of 2 values"),
+    ({"size": [64, 50]}, "size", "multiples of 32"),
+    ({"data": {"kind": "imagenet"}}, "data.kind", "unknown value 'imagenet'"),
+    ({"data": {"limit": 10}}, "data.limit", "unknown profile key"),
+    ({"evaluate": {"keep_predictions": 8}}, "evaluate.keep_predictions", "unknown profile key"),
+    ({"models": ["unet", "segformer"]}, "models", "unknown model 'segformer'"),
+    ({"device": "tpu"}, "device", "unknown value 'tpu'"),
+    ({"data": {"kind": "ccp", "refine": True}}, "data.refine", "set data.refine: false"),
+    ({"split": {"fractions": [0.5, 0.5, 0.5]}}, "split.fractions", "sum to 1"),
+    ({"train": {"batch_size": 0}}, "train.batch_size", "must be positive"),
+])
+def test_bad_values_are_refused_at_load_naming_the_key(tmp_path, raw, key, says):
+    base = tiny_profile(tmp_path)
+    merged = {**base, **{k: ({**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v)
+                         for k, v in raw.items()}}
+    with pytest.raises(ProfileError) as err:
+        load_profile(merged)
+    assert key in str(err.value) and says in str(err.value)
+
+
+def test_a_yaml_syntax_error_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train: {batch_size: 8\nmodels: [unet]\n")
+    with pytest.raises(ProfileError, match="broken.yaml: not valid YAML"):
+        load_profile(path)
+
+
+def test_overrides_are_typed_like_the_file(tmp_path):
+    path = write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
+    p = load_profile(path, parse_overrides(["train.epochs_unfrozen=1", "train.augment=false", "size=[32, 64]"]))
+    assert (p.train.epochs_unfrozen, p.train.augment, p.size) == (1, False, (32, 64))
+    with pytest.raises(ProfileError, match="train.epochs_unfrozen: expected an integer, got 'one'"):
+        load_profile(path, parse_overrides(["train.epochs_unfrozen=one"]))
+    with pytest.raises(ProfileError, match="unknown profile key 'train.epoch'"):
+        load_profile(path, {"train.epoch": 2})
+    with pytest.raises(ProfileError, match="expected KEY=VALUE"):
+        parse_overrides(["train.epochs_unfrozen"])
+    # replace() goes through the same checks
+    assert p.replace({"train.keep_checkpoint": True}).train.keep_checkpoint is True
+    with pytest.raises(ProfileError):
+        p.replace({"train.keep_checkpoint": "yes"})
+
+
+def test_derived_values(tmp_path, monkeypatch):
+    p = load_profile(tiny_profile(tmp_path))
+    assert p.refines and p.main_variant == "refined"
+    assert p.work_path == tmp_path / "work" / "tiny" and p.runs_path == tmp_path / "runs" / "tiny"
+    ccp = load_profile("ccp")
+    assert not ccp.refines and ccp.main_variant == "base"
+    monkeypatch.setenv("CLOTHPARSE_CCP_ROOT", str(tmp_path))
+    assert load_profile("ccp").data.root == str(tmp_path)
