@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.clothparse-installed
 PROFILE ?= default
 
-.PHONY: book test bench env clean-book
+.PHONY: book test test-fast lint bench env clean-book
 
 env: $(STAMP)
 
@@ -21,8 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 book: $(STAMP)
 	$(BIN)/clothparse book --profile $(PROFILE)
 
-test: $(STAMP)
+# README's and CI's command: lint, then every test
+test: lint
 	$(BIN)/python -m pytest -q
+
+# the inner loop: everything but the multi-minute tests (book build, resume after a kill, ...)
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check clothparse tests bench notebooks
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -12,7 +12,15 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.refine import (
-    Detections, MaskRCNNDetector, PersonsCsvDetector, RefineReport, crop_box, figure_examples, refine, stage_table)
+    Detections,
+    MaskRCNNDetector,
+    PersonsCsvDetector,
+    RefineReport,
+    crop_box,
+    figure_examples,
+    refine,
+    stage_table,
+)
 
 LABELS = Path(__file__).resolve().parents[2] / "shared/data/imaterialist2019/label_descriptions.json"
 if not LABELS.is_file():
@@ -320,3 +328,67 @@ def test_maskrcnn_random_weights_runs_without_download(tmp_path, monkeypatch):
     from_file = MaskRCNNDetector(weights=path, device="cpu", min_size=64, max_size=96)
     assert from_file.identity()["weights"]["file"] == "weights.pth"
     assert len(from_file.detect(images[:1])) == 1
+
+
+def _marker(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "REFINE.json").read_text())
+
+
+def test_marker_with_another_key_or_incomplete_is_redone(src, tmp_path):
+    """REFINE.json is a KeyedFolder marker: only a completed run with this very key is reused."""
+    import json
+
+    out = tmp_path / "out"
+    first = refine(src, out, PersonsCsvDetector(src), progress=False)
+    marker = _marker(out)
+    assert marker["key"] == first.key and marker["complete"] is True and marker["counts"] == first.counts
+    assert refine(src, out, PersonsCsvDetector(src), progress=False).reused
+
+    for stale in ({**marker, "key": "another"},                   # another source, detector, margins, ...
+                  {"key": first.key, "complete": False},          # written by the earlier refine.py during a run
+                  {"in_progress": first.key}):                    # an interrupted run of this one
+        (out / "REFINE.json").write_text(json.dumps(stale))
+        again = refine(src, out, PersonsCsvDetector(src), progress=False)
+        assert not again.reused and again.counts == first.counts and again.key == first.key
+        assert again.detection_cache["misses"] == 0                 # the detector still came from the cache
+        assert _marker(out)["key"] == first.key
+    (out / "REFINE.json").write_text("{torn")
+    assert not refine(src, out, PersonsCsvDetector(src), progress=False).reused
+    # Another margin is another key, so the run is redone too.
+    other = refine(src, out, PersonsCsvDetector(src), margins=(30, 0), progress=False)
+    assert not other.reused and other.key != first.key and "kept_x10" not in other.counts
+
+
+def test_interrupted_run_leaves_no_key_and_is_redone(src, tmp_path):
+    class Failing(PersonsCsvDetector):
+        def detect(self, images, image_ids=None, crops=None):
+            raise RuntimeError("detector crashed")
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="detector crashed"):
+        refine(src, out, Failing(src), progress=False)
+    assert "key" not in _marker(out)                                 # never read as complete ...
+    assert (out / "train").is_dir() and not (out / "report.json").exists()
+    report = refine(src, out, PersonsCsvDetector(src), progress=False)   # ... nor as a foreign folder
+    assert not report.reused and report.counts["final_kept"] == 5
+
+
+def test_maskrcnn_cuda_without_cuda_is_a_clear_error(monkeypatch):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(RuntimeError, match=f"device '{device}' requested but CUDA is not available"):
+            MaskRCNNDetector(weights=None, device=device)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        MaskRCNNDetector(weights=None, device="tpu")
+    assert MaskRCNNDetector(weights=None, min_size=64, max_size=96).device.type == "cpu"   # auto
+
+
+def test_contact_sheets_use_the_shared_overlay():
+    from clothparse import categories
+    from clothparse.refine import figures
+
+    assert figures.overlay is categories.overlay

@@ -79,4 +79,3 @@ class ExtendedUnet(FastaiUnet):
                              "'branches' model (injection='none') can drop them")
         return FastaiUnet._sharing(self)
 
-    segmentation_only = drop_branches
