@@ -4,9 +4,13 @@ Table 1 compares a U-Net trained on the *base* data with one trained on the *ref
 are evaluated on the same images — the refined test split — so the comparison measures the effect
 of training on cleaner data, not of a different test set. The split is therefore drawn once, on the
 base dataset's image ids, and the refined dataset inherits it id by id (refinement keeps ids).
+
+A store is keyed on its source (:func:`source_fingerprint`): the relative path, size and mtime of
+every file a reader reads, photos included, so a repaired or replaced photo gives a new store.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import runs
-from .profiles import REPO_ROOT, work_dir
+from .keyed import stable_hash
+from .profiles import REPO_ROOT, Profile
 
 VARIANTS = ("base", "refined")
 
 
 @dataclass
 class Prepared:
-    """A profile's data, ready to train on."""
+    """A profile's data, ready to train on.
+
+    ``n_source_images``: images of the source dataset; ``n_skipped``: how many of them are not in
+    ``store`` (left out by the reader, the store build or, for the refined variant, refinement);
+    ``skips_path``: the store's ``meta.json``, which lists the reader's and the store build's reasons
+    (refinement's are in ``refine_report``)."""
 
     variant: str
     source_root: Path
@@ -31,6 +40,9 @@ class Prepared:
     splits: pd.Series                     # image_id → train / valid / test (aligned with store order)
     refine_report: dict | None = None
     notes: list[str] = field(default_factory=list)
+    n_source_images: int = 0
+    n_skipped: int = 0
+    skips_path: Path | None = None
 
     def indices(self, split: str) -> np.ndarray:
         """Store rows of one split."""
@@ -42,40 +54,35 @@ def _resolve(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else (REPO_ROOT / p).resolve()
 
 
-def source_root(profile: dict, progress: bool = True) -> Path:
+def source_root(P: Profile, progress: bool = True) -> Path:
     """The dataset folder of a profile; generates the synthetic data on first use."""
-    data = profile["data"]
-    kind = data["kind"]
+    kind = P.data.kind
     if kind == "synthetic":
         from .datasets.synthetic import generate
 
-        return Path(generate(work_dir(profile) / "synthetic", progress=progress, **data["synthetic"]))
-    if not data.get("root"):
-        env = data.get("root_env") or "data.root"
-        raise FileNotFoundError(f"profile {profile['name']!r} needs its {kind} data: set data.root in the profile "
+        return Path(generate(P.work_path / "synthetic", progress=progress, **dataclasses.asdict(P.data.synthetic)))
+    if not P.data.root:
+        env = P.data.root_env or "data.root"
+        raise FileNotFoundError(f"profile {P.name!r} needs its {kind} data: set data.root in the profile "
                                 f"or the environment variable {env}")
-    root = _resolve(data["root"])
+    root = _resolve(P.data.root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{kind} data folder not found: {root} (profile {profile['name']!r}, data.root)")
+        raise FileNotFoundError(f"{kind} data folder not found: {root} (profile {P.name!r}, data.root)")
     return root
 
 
-def make_detector(profile: dict, src_root: Path):
+def make_detector(P: Profile, src_root: Path):
+    """The person detector refinement uses (``data.detector``), on the profile's device."""
     from . import refine
 
-    name = profile["data"]["detector"]
+    name = P.data.detector
     if name == "persons_csv":
         return refine.PersonsCsvDetector(src_root)
     if name == "maskrcnn":
-        device = "cuda" if _want_cuda(profile) else "cpu"
-        return refine.MaskRCNNDetector(device=device)
-    raise ValueError(f"unknown detector {name!r} in profile {profile['name']!r}; use persons_csv or maskrcnn")
+        from .devices import resolve_device
 
-
-def _want_cuda(profile: dict) -> bool:
-    import torch
-
-    return profile["device"] == "cuda" or (profile["device"] == "auto" and torch.cuda.is_available())
+        return refine.MaskRCNNDetector(device=resolve_device(P.device))
+    raise ValueError(f"unknown detector {name!r} in profile {P.name!r}; use persons_csv or maskrcnn")
 
 
 def open_reader(kind: str, root: Path):
@@ -84,64 +91,64 @@ def open_reader(kind: str, root: Path):
     return open_dataset(kind, root)
 
 
-def prepare(profile: dict, variant: str = "refined", progress: bool = True) -> Prepared:
+def prepare(P: Profile, variant: str = "refined", progress: bool = True) -> Prepared:
     """Source, refinement (``variant="refined"`` where the profile refines), store and split."""
     from .split import load_or_create_split
     from .store import build_store
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    data = profile["data"]
-    kind = data["kind"]
-    src = source_root(profile, progress=progress)
-    wdir = work_dir(profile)
+    kind, size = P.data.kind, tuple(P.size)
+    src = source_root(P, progress=progress)
+    wdir = P.work_path
     wdir.mkdir(parents=True, exist_ok=True)
-    size = tuple(profile["size"])
-    notes: list[str] = []
 
-    base_reader = open_reader(kind, src)
-    source = f"{kind}:{src}:{source_fingerprint(src)}"
-    base_store = build_store(base_reader, wdir / "stores", size=size, source=source, refinement=None,
+    source = f"{kind}:{src}:{source_fingerprint(kind, src)}"  # before reading: a later change gives a new key
+    base_store = build_store(open_reader(kind, src), wdir / "stores", size=size, source=source, refinement=None,
                              progress=progress)
-    split_cfg = profile["split"]
     base_ids = list(base_store.image_ids)
     base_splits = load_or_create_split(base_ids, list(base_store.classes), wdir / "split.csv",
-                                       fractions=tuple(split_cfg["fractions"]), seed=split_cfg["seed"])
-    if variant == "base" or not data["refine"] or kind == "ccp":
-        if variant == "refined" and (not data["refine"] or kind == "ccp"):
-            notes.append("profile does not refine: the refined variant is the base data")
-        splits = base_splits.reindex(base_ids)
-        return Prepared(variant, src, src, base_store, splits, None, notes)
+                                       fractions=tuple(P.split.fractions), seed=P.split.seed)
+    n_source = _source_count(base_store)
+    if variant == "base" or not P.refines:
+        notes = ["profile does not refine: the refined variant is the base data"] if variant == "refined" else []
+        return _prepared(variant, src, src, base_store, base_splits, None, notes, n_source)
 
     from .refine import refine
 
-    detector = make_detector(profile, src)
-    decisions = wdir / "decisions.csv"
-    report = refine(src, wdir / "refined", detector, decisions=decisions if decisions.is_file() else None,
-                    progress=progress)
     refined_root = wdir / "refined"
-    reader = open_reader(kind, refined_root)
-    store = build_store(reader, wdir / "stores", size=size, source=source,
+    decisions = wdir / "decisions.csv"
+    report = refine(src, refined_root, make_detector(P, src), decisions=decisions if decisions.is_file() else None,
+                    progress=progress)
+    store = build_store(open_reader(kind, refined_root), wdir / "stores", size=size, source=source,
                         refinement=_refinement_key(refined_root), progress=progress)
-    ids = list(store.image_ids)
-    unknown = [i for i in ids if i not in base_splits.index]
+    unknown = [i for i in store.image_ids if i not in base_splits.index]
     if unknown:
         raise ValueError(f"refined dataset has {len(unknown)} image ids the base split lacks, e.g. {unknown[:3]}")
-    splits = base_splits.reindex(ids)
-    report_dict = report.to_dict() if hasattr(report, "to_dict") else dict(getattr(report, "__dict__", {}))
-    return Prepared(variant, src, refined_root, store, splits, report_dict, notes)
+    return _prepared(variant, src, refined_root, store, base_splits, report.to_dict(), [], n_source)
 
 
-def source_fingerprint(root: Path) -> str:
-    """What identifies a source dataset's content cheaply: its generator parameters (synthetic) or the size and
-    modification time of its annotation files, so a changed dataset never reuses a stale store."""
-    root = Path(root)
-    generator = root / "GENERATOR.json"
-    if generator.is_file():
-        return runs.stable_hash(generator.read_text())
-    files = [root / "train.csv", root / "label_descriptions.json", root / "label_list.mat"]
-    files += sorted((root / "annotations" / "pixel-level").glob("*.mat"))[:1] if (root / "annotations").is_dir() else []
-    return runs.stable_hash([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()])
+def _prepared(variant: str, src: Path, data_root: Path, store, base_splits: pd.Series, refine_report: dict | None,
+              notes: list[str], n_source: int) -> Prepared:
+    splits = base_splits.reindex(list(store.image_ids))
+    return Prepared(variant, src, data_root, store, splits, refine_report, notes, n_source_images=n_source,
+                    n_skipped=n_source - len(store), skips_path=Path(store.path) / "meta.json")
+
+
+def _source_count(store) -> int:
+    """Images of the source: those the reader offered the store build, plus those the reader skipped."""
+    return int(store.meta["n_dataset"]) + len(store.meta["skipped"]["reader"])
+
+
+def source_fingerprint(kind: str, root: Path) -> str:
+    """What identifies a source dataset's content cheaply: the relative path, size and modification time of
+    every file its reader reads (annotations and photos; see the readers' ``input_stamps``), so a changed,
+    repaired, added or removed file never reuses a stale store. One ``stat`` per file, no reading."""
+    if kind == "ccp":
+        from .datasets.ccp import input_stamps
+    else:  # the iMaterialist layout: imaterialist, synthetic
+        from .datasets.imaterialist import input_stamps
+    return stable_hash(input_stamps(Path(root)))
 
 
 def _refinement_key(refined_root: Path) -> str:

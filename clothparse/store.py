@@ -13,12 +13,14 @@ Layout of ``root/<key>/``::
                  from the original-resolution mask, ``classes_resized`` from the stored one: a tiny
                  garment can vanish when shrunk)
     meta.json    key, format, size, source, refinement, n, skipped (reader's and store's), created, ...
-    COMPLETE     written last
+    COMPLETE     written last: {"key": <key>, "finished": ..., "created": ..., "n": ...}
 
 A build writes into ``root/<key>.tmp-<pid>/`` and renames it to ``root/<key>/`` only when complete,
 so an interrupted build leaves nothing that looks finished; its leftovers are removed by the next
-build. Images the dataset cannot load (``ValueError`` / ``OSError``, e.g. a corrupt JPEG) are
-skipped, counted and listed with their reason in ``meta.json``.
+build. A build counts ``root/<key>/`` as finished when its COMPLETE marker holds the key
+(:class:`clothparse.keyed.KeyedFolder`); a folder without one is rebuilt. Images the dataset
+cannot load (``ValueError`` / ``OSError``, e.g. a corrupt JPEG) are skipped, counted and listed
+with their reason in ``meta.json``.
 
 Resizing: images with PIL ``BOX`` (area averaging) when shrinking in both directions, ``BILINEAR``
 otherwise; masks with ``NEAREST`` (class ids must never blend).
@@ -40,6 +42,7 @@ from numpy.lib.format import open_memmap
 from PIL import Image
 
 from .datasets.base import check_sample, classes_present
+from .keyed import KeyedFolder
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_SIZE", "store_key", "resize_image", "resize_mask", "build_store",
            "open_store", "Store", "StoreError"]
@@ -51,6 +54,8 @@ DEFAULT_SIZE: tuple[int, int] = (288, 192)
 #: Below this many images a build runs in-process by default (starting workers costs more).
 _INPROCESS_BELOW: int = 64
 _CHUNK: int = 16
+#: Written last into a store folder: ``{"key": ..., "finished": ..., "created": ..., "n": ...}``.
+COMPLETE = "COMPLETE"
 
 
 class StoreError(RuntimeError):
@@ -304,12 +309,36 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
     ``dataset``: ``len(ds)``, ``ds[i] -> Sample``, ``ds.image_ids``, optional ``ds.skipped`` (its
     reader's :class:`~clothparse.datasets.base.SkipReport`, copied into ``meta.json``).
     ``source`` describes the data for the key (default: ``ds.source`` or the reader class and root);
-    ``refinement`` names the cleaning applied. When ``root/<key>/COMPLETE`` exists the store is just
+    ``refinement`` names the cleaning applied. When ``root/<key>/`` is complete the store is just
     opened. ``workers``: processes (0 = in-process; default 0 below 64 images, else up to 8); the
     dataset is pickled to each worker (so its class must be importable). ``mp_context``:
     multiprocessing start method (default ``"forkserver"``, else ``"spawn"``).
     """
     t0 = time.perf_counter()
+    size, ids = _check_inputs(dataset, size)
+    source = source or _describe_source(dataset)
+    key = store_key(source, refinement, size, ids)
+    final = Path(root) / key
+    if _finished(final, key):
+        return Store(final)
+    staging = _start_staging(Path(root), key)
+    workers = _default_workers(len(ids)) if workers is None else int(workers)
+    try:
+        results = _fill(dataset, staging.path, len(ids), size, workers, mp_context, progress)
+        kept, skipped = _compact_rows(staging.path, results, len(ids), source)
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise
+    meta = _write_index_and_meta(staging.path, kept, {"reader": _skip_entries(getattr(dataset, "skipped", None)),
+                                                      "store": skipped},
+                                 key=key, size=size, source=source, refinement=refinement, ids=ids,
+                                 workers=workers, seconds=time.perf_counter() - t0)
+    _seal(staging, meta)
+    return Store(_publish(staging.path, final, key))
+
+
+def _check_inputs(dataset, size: Sequence[int]) -> tuple[tuple[int, int], list[str]]:
+    """``((H, W), image ids as strings)``; ``ValueError`` on a bad size or ids that do not match the items."""
     h, w = (int(v) for v in size)
     if h < 1 or w < 1:
         raise ValueError(f"store size must be positive (H, W), got {tuple(size)}")
@@ -318,32 +347,43 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
     ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(n)]
     if len(ids) != n:
         raise ValueError(f"dataset has {n} items but {len(ids)} image_ids")
-    source = source or _describe_source(dataset)
-    key = store_key(source, refinement, (h, w), ids)
-    root = Path(root)
-    final = root / key
-    if (final / "COMPLETE").exists():
-        return Store(final)
+    return (h, w), ids
+
+
+def _finished(folder: Path, key: str) -> bool:
+    """``folder`` holds the finished store ``key`` (its COMPLETE marker says so)."""
+    return KeyedFolder(folder, key, COMPLETE).is_complete()
+
+
+def _start_staging(root: Path, key: str) -> KeyedFolder:
+    """An empty ``root/<key>.tmp-<pid>/`` to build in, after removing what interrupted builds left behind
+    (their tmp folders, and a ``root/<key>/`` that no finished build made)."""
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(root, key)
-    if final.exists():  # a folder without COMPLETE was not made by a finished build: start over
+    final = root / key
+    if final.exists():  # a folder without a COMPLETE marker was not made by a finished build: start over
         shutil.rmtree(final)
-    tmp = root / f"{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    staging = KeyedFolder(root / f"{key}.tmp-{os.getpid()}", key, COMPLETE)
+    shutil.rmtree(staging.path, ignore_errors=True)
+    staging.start()
+    return staging
 
-    open_memmap(tmp / "images.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3)).flush()
-    open_memmap(tmp / "masks.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w)).flush()
-    workers = _default_workers(n) if workers is None else int(workers)
+
+def _fill(dataset, folder: Path, n: int, size: tuple[int, int], workers: int, mp_context: str | None,
+          progress: bool) -> list[tuple]:
+    """Write every item, resized, into ``folder``'s ``images.full.npy`` / ``masks.full.npy``; the per-item
+    results of :func:`_process_chunk`, in no particular order."""
+    h, w = size
+    open_memmap(folder / "images.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w, 3)).flush()
+    open_memmap(folder / "masks.full.npy", mode="w+", dtype=np.uint8, shape=(n, h, w)).flush()
     chunks = [list(range(s, min(s + _CHUNK, n))) for s in range(0, n, _CHUNK)]
     results: list[tuple] = []
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n, desc="store", unit="img", disable=not progress)
-    try:
+    with tqdm(total=n, desc="store", unit="img", disable=not progress) as bar:
         if workers <= 0:
-            _init_worker(dataset, str(tmp), n, (h, w))
+            _init_worker(dataset, str(folder), n, size)
             try:
                 for chunk in chunks:
                     results.extend(_process_chunk(chunk))
@@ -353,67 +393,79 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
         else:
             from contextlib import closing
 
-            with closing(_run_workers(dataset, str(tmp), n, (h, w), chunks, workers, mp_context)) as parts:
+            with closing(_run_workers(dataset, str(folder), n, size, chunks, workers, mp_context)) as parts:
                 for part in parts:
                     results.extend(part)
                     bar.update(len(part))
-    except BaseException:
-        bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    bar.close()
+    return results
 
-    results.sort(key=lambda r: r[0])
+
+def _compact_rows(folder: Path, results: list[tuple], n: int, source: str) -> tuple[list[tuple], list[list[str]]]:
+    """``(kept results in item order, [image_id, reason] of the skipped)``; ``images.npy`` / ``masks.npy``
+    hold the kept rows only. ``ValueError`` when nothing could be stored."""
+    results = sorted(results, key=lambda r: r[0])
     kept = [r for r in results if r[4] is None]
     skipped = [[r[1], r[4]] for r in results if r[4] is not None]
     if not kept:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(f"no image of the dataset ({source}) could be stored; first reasons: {skipped[:3]}")
     keep = np.array([r[0] for r in kept], dtype=np.int64)
     for name in ("images", "masks"):
-        full = tmp / f"{name}.full.npy"
+        full = folder / f"{name}.full.npy"
         if len(keep) == n:
-            full.replace(tmp / f"{name}.npy")
+            full.replace(folder / f"{name}.npy")
         else:
-            _compact(full, tmp / f"{name}.npy", keep)
+            _compact(full, folder / f"{name}.npy", keep)
+    return kept, skipped
 
+
+def _write_index_and_meta(folder: Path, kept: list[tuple], skipped: dict[str, list], *, key: str,
+                          size: tuple[int, int], source: str, refinement: str | None, ids: list[str],
+                          workers: int, seconds: float) -> dict:
+    """``index.csv`` (one row per stored image) and ``meta.json``; returns the meta."""
     index = pd.DataFrame({"i": np.arange(len(kept)), "image_id": [r[1] for r in kept],
                           "classes": [_classes_str(r[2]) for r in kept],
                           "classes_resized": [_classes_str(r[3]) for r in kept]})
-    index.to_csv(tmp / "index.csv", index=False)
-    reader_skipped = _skip_entries(getattr(dataset, "skipped", None))
+    index.to_csv(folder / "index.csv", index=False)
     meta = {
         "key": key,
         "format": FORMAT_VERSION,
-        "size": [h, w],
+        "size": list(size),
         "source": source,
         "refinement": refinement,
         "n": len(kept),
-        "n_dataset": n,
-        "skipped": {"reader": reader_skipped, "store": skipped},
-        "skipped_counts": {"reader": len(reader_skipped), "store": len(skipped)},
+        "n_dataset": len(ids),
+        "skipped": {"reader": skipped["reader"], "store": skipped["store"]},
+        "skipped_counts": {"reader": len(skipped["reader"]), "store": len(skipped["store"])},
         "classes_lost_in_resize": int(sum(r[2] != r[3] for r in kept)),
         "image_ids_sha256": _ids_digest(ids),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - t0, 3),
+        "build_seconds": round(seconds, 3),
         "workers": workers,
         "resize": {"image": "PIL BOX when shrinking both ways, else BILINEAR", "mask": "PIL NEAREST"},
     }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    for name in ("images.npy", "masks.npy", "index.csv", "meta.json"):  # on disk before COMPLETE says so
-        _fsync(tmp / name)
-    with open(tmp / "COMPLETE", "w", encoding="utf-8") as fh:
-        fh.write(meta["created"] + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return meta
+
+
+def _seal(staging: KeyedFolder, meta: dict) -> None:
+    """Everything on disk first, then the COMPLETE marker (holding the key), itself on disk."""
+    for name in ("images.npy", "masks.npy", "index.csv", "meta.json"):
+        _fsync(staging.path / name)
+    staging.mark_complete(created=meta["created"], n=meta["n"])
+    _fsync(staging.marker_path)
+
+
+def _publish(staging: Path, final: Path, key: str) -> Path:
+    """Rename the finished staging folder to ``final`` (atomic); when a concurrent build of the same store
+    got there first, keep its folder and drop ours."""
     try:
-        os.rename(tmp, final)
+        os.rename(staging, final)
     except OSError:
-        if (final / "COMPLETE").exists():  # another process finished the same store first
-            shutil.rmtree(tmp, ignore_errors=True)
+        if _finished(final, key):
+            shutil.rmtree(staging, ignore_errors=True)
         else:
             raise
-    return Store(final)
+    return final
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -428,7 +480,7 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not (self.path / "COMPLETE").exists():
+        if not (self.path / COMPLETE).exists():
             raise StoreError(f"{self.path} is not a complete store (no COMPLETE marker): "
                              f"an interrupted or foreign folder; build it with clothparse.store.build_store")
         try:

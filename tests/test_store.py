@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothparse.datasets.base import SkipReport, Sample, classes_present
+from clothparse.datasets.base import Sample, SkipReport, classes_present
 from clothparse.store import Store, StoreError, build_store, open_store, store_key
 
 SIZE = (16, 12)  # H × W, tiny to keep the test fast
@@ -174,3 +174,20 @@ def test_a_reader_returning_the_wrong_image_fails_the_build(tmp_path):
     with pytest.raises(RuntimeError, match="item 2 has image_id 'someone-else.jpg'"):
         build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
     assert not list(tmp_path.rglob("COMPLETE"))
+
+
+def test_complete_marker_holds_the_key_and_a_foreign_one_is_rebuilt(tmp_path):
+    import json
+
+    ds = ListDataset(make_samples(SHAPES[:3]))
+    store = build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    marker = json.loads((store.path / "COMPLETE").read_text())
+    assert marker["key"] == store.key == store.path.name and marker["n"] == 3
+    # A marker that does not hold the key (an older store's timestamp, a torn write): still readable,
+    # but a build does not trust it and rebuilds the folder.
+    (store.path / "COMPLETE").write_text("2024-01-01T00:00:00+00:00\n")
+    assert len(Store(store.path)) == 3
+    again = build_store(ds, tmp_path, size=SIZE, workers=0, progress=False)
+    assert again.path == store.path and json.loads((again.path / "COMPLETE").read_text())["key"] == again.key
+    np.testing.assert_array_equal(again.images, store.images)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [store.key]

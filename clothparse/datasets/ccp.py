@@ -20,6 +20,7 @@ resolution, EXIF orientation not applied (the annotations are in the stored pixe
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -28,9 +29,9 @@ import scipy.io
 from PIL import Image
 
 from ..categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, CLASSES
-from .base import Sample, SkipReport, check_sample, classes_present, normalize_index
+from .base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
 
-__all__ = ["CCP", "read_label_names", "ccp_lookup", "SUIT_POLICIES"]
+__all__ = ["CCP", "read_label_names", "ccp_lookup", "input_stamps", "SUIT_POLICIES"]
 
 SUIT_POLICIES: tuple[str, ...] = ("exclude", "background")
 _SUIT = "suit"
@@ -72,6 +73,17 @@ def ccp_lookup(names: Sequence[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"label_list.mat lacks labels that CCP_MERGE maps: {missing}; known: {list(names)}")
     return lut
+
+
+def input_stamps(root: str | Path) -> list[list]:
+    """``[relative path, size, mtime_ns]`` of every file the reader reads under ``root``: ``label_list.mat``,
+    the pixel-level annotations and the photos they annotate (so a replaced or repaired photo changes the list)."""
+    root = Path(root)
+    annotations = root / "annotations" / "pixel-level"
+    stems = {n[:-4] for n in os.listdir(annotations) if n.endswith(".mat")} if annotations.is_dir() else set()
+    return file_stamps(root, [root / "label_list.mat"],
+                       [(annotations, lambda n: n.endswith(".mat")),
+                        (root / "photos", lambda n: n.endswith(".jpg") and n[:-4] in stems)])
 
 
 class CCP:

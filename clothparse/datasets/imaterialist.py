@@ -38,8 +38,9 @@ masks and is always equal (for a size-fixed image: up to a class the nearest-nei
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,9 +48,9 @@ from PIL import Image
 
 from .. import rle
 from ..categories import CategoryMap, imaterialist_category_map
-from .base import Sample, SkipReport, check_sample, classes_present, normalize_index
+from .base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
 
-__all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "REQUIRED_COLUMNS"]
+__all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "input_stamps", "REQUIRED_COLUMNS"]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("ImageId", "EncodedPixels", "Height", "Width", "ClassId")
 #: Larger CSV sizes are treated as malformed (a typo there would otherwise allocate gigabytes per decode).
@@ -104,6 +105,42 @@ def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask[rows[:, None], cols[None, :]]
 
 
+def input_stamps(root: str | Path, csv_name: str = "train.csv", image_dir: str = "train",
+                 label_descriptions: str = "label_descriptions.json") -> list[list]:
+    """``[relative path, size, mtime_ns]`` of every file the reader reads under ``root`` (the CSV, the label
+    file and every file of the image folder), so a replaced or repaired photo changes what identifies the data."""
+    root = Path(root)
+    return file_stamps(root, [root / csv_name, root / label_descriptions], [(root / image_dir, None)])
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """``train.csv`` parsed column-wise, one entry per CSV row."""
+
+    line: np.ndarray            # CSV line number (header = 1)
+    class_id: pd.Series         # ClassId as written (stripped)
+    good_class_id: np.ndarray   # ClassId is '<int>[_<int>...]'
+    cat: np.ndarray             # category id (-1 when unreadable)
+    known: np.ndarray           # category in label_descriptions.json
+    excluded: np.ndarray        # category excluded (jumpsuit)
+    cls: np.ndarray             # class 1..8 the row paints (0: background, part or accessory)
+    height: np.ndarray          # CSV size (0 where malformed)
+    width: np.ndarray
+    good_size: np.ndarray
+    raw_height: pd.Series       # Height / Width as written, for the messages
+    raw_width: pd.Series
+    encoded: np.ndarray         # RLE strings (object)
+    nonempty: np.ndarray        # RLE has runs
+
+
+class _Kept(NamedTuple):
+    image_id: str
+    size: tuple[int, int]        # CSV size
+    file_size: tuple[int, int]   # JPEG header size, (-1, -1) when not read
+    garment_rows: np.ndarray     # its kept-garment CSV rows
+    classes: tuple[int, ...]     # from the CSV
+
+
 class IMaterialist:
     """Kaggle iMaterialist 2019 layout → :class:`Sample` items in sorted ImageId order.
 
@@ -149,9 +186,27 @@ class IMaterialist:
         return df
 
     def _build(self, df: pd.DataFrame, *, validate_rle: bool, check_sizes: bool) -> None:
+        c = self._columns(df)
+        groups, valid_rows = self._group_images(df, c.line)
+        on_disk = set(os.listdir(self.image_dir))
+        kept: list[_Kept] = []
+        for image_id, pos in groups.items():
+            rows = valid_rows[pos]
+            reason, size, file_size = self._judge(image_id, rows, c, on_disk, validate_rle=validate_rle,
+                                                  check_sizes=check_sizes)
+            if reason is not None:
+                self.skipped.add(image_id, reason)
+                continue
+            if file_size != (-1, -1) and file_size != size:
+                self._note_repair(image_id, size, file_size)
+            garment = rows[c.cls[rows] > 0]
+            classes = tuple(sorted({int(k) for k in c.cls[garment[c.nonempty[garment]]]}))
+            kept.append(_Kept(image_id, size, file_size, garment, classes))
+        self._keep(kept, c)
+
+    def _columns(self, df: pd.DataFrame) -> _Columns:
+        """Every row's fields parsed at once (bad values marked, not raised: they are judged per image)."""
         cmap = self.category_map
-        csv = self.csv_path.name
-        line = np.arange(len(df), dtype=np.int64) + 2  # header is line 1 (no multi-line fields in this layout)
         class_id = df["ClassId"].astype(str).str.strip()
         good_class_id = class_id.str.fullmatch(r"\d+(_\d+)*").fillna(False).to_numpy(dtype=bool)
         cat_f = pd.to_numeric(class_id.str.split("_").str[0].where(good_class_id), errors="coerce")
@@ -163,95 +218,90 @@ class IMaterialist:
         good_size = (np.isfinite(height) & np.isfinite(width) & (height >= 1) & (width >= 1)
                      & (height == np.round(height)) & (width == np.round(width))
                      & (height * width <= MAX_PIXELS))
-        height = np.where(good_size, height, 0).astype(np.int64)
-        width = np.where(good_size, width, 0).astype(np.int64)
         known = np.isin(cat, np.fromiter(cmap.to_class, dtype=np.int64)) & (cat >= 0)
         excluded = np.isin(cat, np.fromiter(cmap.excluded_ids, dtype=np.int64)) if cmap.excluded_ids else \
             np.zeros(len(df), bool)
         lut = np.zeros(max(cmap.to_class, default=0) + 1, dtype=np.int64)
         for cid, cls in cmap.to_class.items():
             lut[cid] = 0 if cid in cmap.part_ids else cls
-        cls = np.where(known, lut[np.clip(cat, 0, len(lut) - 1)], 0)
         encoded = df["EncodedPixels"].astype(str).to_numpy(dtype=object)
-        nonempty = np.fromiter((bool(s.strip()) for s in encoded), dtype=bool, count=len(encoded))
+        return _Columns(
+            line=np.arange(len(df), dtype=np.int64) + 2,  # header is line 1 (no multi-line fields in this layout)
+            class_id=class_id, good_class_id=good_class_id, cat=cat, known=known, excluded=excluded,
+            cls=np.where(known, lut[np.clip(cat, 0, len(lut) - 1)], 0),
+            height=np.where(good_size, height, 0).astype(np.int64),
+            width=np.where(good_size, width, 0).astype(np.int64), good_size=good_size,
+            raw_height=df["Height"], raw_width=df["Width"], encoded=encoded,
+            nonempty=np.fromiter((bool(s.strip()) for s in encoded), dtype=bool, count=len(encoded)))
 
+    def _group_images(self, df: pd.DataFrame, line: np.ndarray) -> tuple[dict, np.ndarray]:
+        """``({image_id: positions into the rows with an ImageId}, those rows)`` in sorted ImageId order;
+        rows without an ImageId are skipped, naming their line."""
         image_col = df["ImageId"].astype(str).str.strip()
         no_id = (image_col == "").to_numpy()
         for r in np.flatnonzero(no_id):
-            self.skipped.add("", f"malformed: {csv} line {line[r]} has no ImageId")
+            self.skipped.add("", f"malformed: {self.csv_path.name} line {line[r]} has no ImageId")
         groups = df.index.to_series()[~no_id].groupby(image_col[~no_id], sort=True).indices
-        on_disk = set(os.listdir(self.image_dir))
+        return groups, np.flatnonzero(~no_id)
 
-        ids: list[str] = []
-        sizes: list[tuple[int, int]] = []
-        file_sizes: list[tuple[int, int]] = []
-        classes: list[tuple[int, ...]] = []
-        kept_rows: list[np.ndarray] = []
-        valid_rows = np.flatnonzero(~no_id)
-        for image_id, pos in groups.items():
-            rows = valid_rows[pos]
-            reason = self._check_rows(rows, line, cat, excluded, good_class_id, known, good_size, height, width,
-                                      class_id, df)
-            h, w = (int(height[rows[0]]), int(width[rows[0]])) if reason is None else (0, 0)
-            if reason is None and validate_rle:
-                for r in rows:
-                    try:
-                        rle.parse_runs(encoded[r], h * w)
-                    except ValueError as err:
-                        reason = f"bad-rle: {csv} line {line[r]}: {err}"
-                        break
-            if reason is None and image_id not in on_disk:
-                reason = f"missing-image: {self.image_dir / image_id}"
-            file_size = (-1, -1)
-            if reason is None and check_sizes:
-                try:
-                    with Image.open(self.image_dir / image_id) as im:
-                        file_size = (int(im.height), int(im.width))
-                except (OSError, ValueError, Image.DecompressionBombError) as err:
-                    reason = f"unreadable-image: {self.image_dir / image_id}: {err}"
-            if reason is not None:
-                self.skipped.add(image_id, reason)
-                continue
-            if file_size != (-1, -1) and file_size != (h, w):
-                self._note_repair(image_id, (h, w), file_size)
-            garment = rows[cls[rows] > 0]
-            ids.append(image_id)
-            sizes.append((h, w))
-            file_sizes.append(file_size)
-            kept_rows.append(garment)
-            classes.append(tuple(sorted({int(c) for c in cls[garment[nonempty[garment]]]})))
+    def _judge(self, image_id: str, rows: np.ndarray, c: _Columns, on_disk: set[str], *, validate_rle: bool,
+               check_sizes: bool) -> tuple[str | None, tuple[int, int], tuple[int, int]]:
+        """``(skip reason or None, CSV size, file size or (-1, -1) when not read)`` of one image."""
+        reason = self._check_rows(rows, c)
+        size = (int(c.height[rows[0]]), int(c.width[rows[0]])) if reason is None else (0, 0)
+        if reason is None and validate_rle:
+            reason = self._check_rle(rows, c, size[0] * size[1])
+        if reason is None and image_id not in on_disk:
+            reason = f"missing-image: {self.image_dir / image_id}"
+        file_size = (-1, -1)
+        if reason is None and check_sizes:
+            try:
+                with Image.open(self.image_dir / image_id) as im:
+                    file_size = (int(im.height), int(im.width))
+            except (OSError, ValueError, Image.DecompressionBombError) as err:
+                reason = f"unreadable-image: {self.image_dir / image_id}: {err}"
+        return reason, size, file_size
 
-        # Keep only what masks need (kept-garment rows), contiguous per image: parts and accessories are never
-        # painted, and dropping their RLE strings saves most of the memory of the full CSV.
-        order = np.concatenate(kept_rows) if kept_rows else np.zeros(0, dtype=np.int64)
-        self.image_ids: list[str] = ids
-        self._sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
-        self._file_sizes = np.asarray(file_sizes, dtype=np.int64).reshape(-1, 2)
-        self._offsets = np.concatenate([[0], np.cumsum([len(r) for r in kept_rows], dtype=np.int64)])
-        self._rle = encoded[order]
-        self._cat = cat[order]
-        self._line = line[order]
-        self._classes = classes
+    def _check_rle(self, rows: np.ndarray, c: _Columns, n_pixels: int) -> str | None:
+        for r in rows:
+            try:
+                rle.parse_runs(c.encoded[r], n_pixels)
+            except ValueError as err:
+                return f"bad-rle: {self.csv_path.name} line {c.line[r]}: {err}"
+        return None
+
+    def _keep(self, kept: list[_Kept], c: _Columns) -> None:
+        """Keep only what masks need (kept-garment rows), contiguous per image: parts and accessories are never
+        painted, and dropping their RLE strings saves most of the memory of the full CSV."""
+        order = np.concatenate([k.garment_rows for k in kept]) if kept else np.zeros(0, dtype=np.int64)
+        self.image_ids: list[str] = [k.image_id for k in kept]
+        self._sizes = np.asarray([k.size for k in kept], dtype=np.int64).reshape(-1, 2)
+        self._file_sizes = np.asarray([k.file_size for k in kept], dtype=np.int64).reshape(-1, 2)
+        self._offsets = np.concatenate([[0], np.cumsum([len(k.garment_rows) for k in kept], dtype=np.int64)])
+        self._rle = c.encoded[order]
+        self._cat = c.cat[order]
+        self._line = c.line[order]
+        self._classes = [k.classes for k in kept]
         self._exact_classes: dict[int, tuple[int, ...]] = {}
 
-    def _check_rows(self, rows, line, cat, excluded, good_class_id, known, good_size, height, width,
-                    class_id, df) -> str | None:
+    def _check_rows(self, rows: np.ndarray, c: _Columns) -> str | None:
         """The reason to skip an image, judged from its CSV rows alone (None = keep)."""
         csv = self.csv_path.name
-        if excluded[rows].any():
-            r = rows[np.argmax(excluded[rows])]
+        line, cat, height, width = c.line, c.cat, c.height, c.width
+        if c.excluded[rows].any():
+            r = rows[np.argmax(c.excluded[rows])]
             return f"jumpsuit: {csv} line {line[r]} has category {cat[r]} ({self.category_map.names.get(int(cat[r]))})"
-        if not good_class_id[rows].all():
-            r = rows[np.argmin(good_class_id[rows])]
-            return f"malformed: {csv} line {line[r]} has ClassId {class_id.iat[r]!r} (expected '<int>[_<int>...]')"
-        if not known[rows].all():
-            r = rows[np.argmin(known[rows])]
+        if not c.good_class_id[rows].all():
+            r = rows[np.argmin(c.good_class_id[rows])]
+            return f"malformed: {csv} line {line[r]} has ClassId {c.class_id.iat[r]!r} (expected '<int>[_<int>...]')"
+        if not c.known[rows].all():
+            r = rows[np.argmin(c.known[rows])]
             return (f"unknown-category: {csv} line {line[r]} has category {cat[r]}, "
                     f"not in label_descriptions.json")
-        if not good_size[rows].all():
-            r = rows[np.argmin(good_size[rows])]
-            return (f"malformed: {csv} line {line[r]} has Height {df['Height'].iat[r]!r}, "
-                    f"Width {df['Width'].iat[r]!r} (expected positive integers, at most {MAX_PIXELS} pixels)")
+        if not c.good_size[rows].all():
+            r = rows[np.argmin(c.good_size[rows])]
+            return (f"malformed: {csv} line {line[r]} has Height {c.raw_height.iat[r]!r}, "
+                    f"Width {c.raw_width.iat[r]!r} (expected positive integers, at most {MAX_PIXELS} pixels)")
         if (height[rows] != height[rows[0]]).any() or (width[rows] != width[rows[0]]).any():
             r = rows[np.argmax((height[rows] != height[rows[0]]) | (width[rows] != width[rows[0]]))]
             return (f"malformed: {csv} line {line[r]} gives size {height[r]}×{width[r]}, line {line[rows[0]]} "
