@@ -392,3 +392,18 @@ def test_contact_sheets_use_the_shared_overlay():
     from clothparse.refine import figures
 
     assert figures.overlay is categories.overlay
+
+
+def test_a_replaced_photo_is_refined_again(tmp_path):
+    """The key covers every image's size and mtime: a repaired photo must not reuse the old output."""
+    import os
+
+    src = _make_dataset(tmp_path / "src")
+    out = tmp_path / "out"
+    first = refine(src, out, PersonsCsvDetector(src), progress=False)
+    assert refine(src, out, PersonsCsvDetector(src), progress=False).reused
+    photo = next(p for p in sorted((src / "train").iterdir()) if p.is_file())
+    stat = photo.stat()
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    again = refine(src, out, PersonsCsvDetector(src), progress=False)
+    assert not again.reused and again.key != first.key

@@ -75,10 +75,14 @@ def read_decisions(path: Path, out: Path) -> tuple[dict[str, str], str]:
 
 
 def refine_key(src: Path, identity: dict, margins: tuple[float, ...], decisions_sha: str | None) -> str:
-    """What decides the output: the source's annotation files, the detector, the margins, the
-    decisions and the version. Image *bytes* are not part of it: delete REFINE.json after changing images."""
+    """What decides the output: the source's annotation files, the size and modification time of every
+    image (a repaired or replaced photo is refined again), the detector, the margins, the decisions and
+    the version."""
+    from ..datasets.imaterialist import input_stamps
+
     labels, persons = src / "label_descriptions.json", src / "persons.csv"
     return hash_json({"version": REFINE_VERSION, "train_csv": sha256_file(src / "train.csv"),
+                      "images": hash_json(input_stamps(src)),
                       "labels": sha256_file(labels) if labels.is_file() else None,
                       "persons": sha256_file(persons) if persons.is_file() else None,
                       "detector": identity, "margins": margins, "decisions": decisions_sha})
