@@ -1,9 +1,10 @@
-"""Segmentation and multilabel metrics of the paper (section 4.2, Tables 2–4).
+"""Segmentation and multilabel metrics of the paper (section 4.2, Tables 2–4), computed on our runs.
 
-What the paper's IoUs mean (see ``paper_confusion_from_table3``): "IoU excl. bg" and "IoU overall" are
-**pooled** IoUs over the whole test set, ``Σ TP / Σ (TP + FP + FN)`` over the clothing classes, resp. all
-classes — not the mean of per-class IoUs (the usual mIoU, reported beside them, labelled). "IoU Mask"
-is the IoU of clothing vs background with the clothing classes merged.
+What the paper's IoUs mean: "IoU excl. bg" and "IoU overall" are **pooled** IoUs over the whole test
+set, ``Σ TP / Σ (TP + FP + FN)`` over the clothing classes, resp. all classes — not the mean of
+per-class IoUs (the usual mIoU, reported beside them, labelled); only so does the paper's Table 3 give
+back its Table 2 (:func:`clothparse.paper.table2_from_table3`). "IoU Mask" is the IoU of clothing vs
+background with the clothing classes merged.
 
 Confusion matrices have rows = ground truth, columns = predicted, as the paper's Table 3.
 """
@@ -19,8 +20,7 @@ from .categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __all__ = [
     "ConfusionMatrix", "per_class_iou", "pooled_iou", "mean_iou", "mask_iou", "row_percent", "column_percent",
-    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "paper_confusion_from_table3",
-    "paper_consistency_table", "PooledIoU", "MeanIoU", "MaskIoU",
+    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "PooledIoU", "MeanIoU", "MaskIoU",
 ]
 
 
@@ -238,71 +238,6 @@ def multilabel_scores(y_true, y_pred, class_names: tuple[str, ...] = CLOTHING) -
     out["per_class_accuracy"] = {n: 100 * float(v) for n, v in zip(class_names, (t == p).mean(axis=0))}
     out["n_images"] = int(t.shape[0])
     return out
-
-
-# --- the paper's Table 3, rebuilt -----------------------------------------------------------------------
-def paper_confusion_from_table3() -> np.ndarray:
-    """Relative pixel counts (9×9, summing to 1) of "Our model"'s test confusion, rebuilt from Table 3.
-
-    With R = row %, C = column %, G = ground-truth and P = predicted class totals, every cell satisfies
-    ``n_ij = G_i R_ij = P_j C_ij``, so ``log G_i − log P_j = log C_ij − log R_ij`` wherever both are
-    positive: an over-determined linear system in ``log G, log P`` solved by weighted least squares,
-    each equation weighted by the inverse of its rounding error (the tables print 2 decimals, so the
-    error of ``log R`` is about ``0.005 / R``), with ``log G_0 = 0`` fixing the scale. Each cell is then
-    the mean of its two estimates ``G_i R_ij`` and ``P_j C_ij``, and the matrix is normalised to sum 1.
-    """
-    from .paper import tables
-
-    t = tables()
-    r = np.asarray(t["table3_confusion_row_percent"], dtype=np.float64)
-    c = np.asarray(t["table3_confusion_column_percent"], dtype=np.float64)
-    k = r.shape[0]
-    if r.shape != (k, k) or c.shape != (k, k):
-        raise ValueError(f"Table 3 matrices must be square and equal in size, got {r.shape} and {c.shape}")
-    ii, jj = np.nonzero((r > 0) & (c > 0))
-    a = np.zeros((len(ii) + 1, 2 * k))
-    a[np.arange(len(ii)), ii] = 1.0
-    a[np.arange(len(ii)), k + jj] = -1.0
-    b = np.log(c[ii, jj]) - np.log(r[ii, jj])
-    w = 1.0 / np.sqrt(1.0 / r[ii, jj] ** 2 + 1.0 / c[ii, jj] ** 2)
-    # Last equation pins log G_0 = 0 (the system only determines ratios); heavy weight to hold it exactly.
-    a[-1, 0] = 1.0
-    w = np.append(w, 1e6)
-    b = np.append(b, 0.0)
-    x, *_ = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)
-    g, p = np.exp(x[:k]), np.exp(x[k:])
-    n = 0.5 * (g[:, None] * r + p[None, :] * c) / 100.0
-    return n / n.sum()
-
-
-def paper_consistency_table():
-    """Table 2's IoUs of "Our model" beside the same IoUs recomputed from Table 3 (DataFrame, percent).
-
-    One row per class, then the pooled rows (excl. bg, overall), the mask, and the mean IoU (mIoU,
-    which the paper does not report: its "IoU" columns are pooled). The column "Table 3 diagonal" is a
-    class's IoU from the two diagonal percentages alone, ``1 / (100/R_cc + 100/C_cc − 1)``, which needs
-    no rebuilt class totals: where it too differs from Table 2 (shorts, skirt), the two printed tables
-    disagree with each other, whatever the reconstruction.
-    """
-    import pandas as pd
-
-    from .paper import table2_row, tables
-
-    paper = table2_row("Our model")
-    t = tables()
-    r = np.diag(np.asarray(t["table3_confusion_row_percent"], dtype=np.float64))
-    c = np.diag(np.asarray(t["table3_confusion_column_percent"], dtype=np.float64))
-    diagonal = 100.0 / (100.0 / r + 100.0 / c - 1.0)
-    s = iou_summary(paper_confusion_from_table3())
-    rows = [(name, paper["per_class"][i], s["per_class"][name], diagonal[i]) for i, name in enumerate(CLASSES)]
-    rows += [("IoU excl. bg (pooled)", paper["iou_excl_bg"], s["pooled_excl_bg"], np.nan),
-             ("IoU overall (pooled)", paper["iou_overall"], s["pooled_overall"], np.nan),
-             ("IoU Mask", paper["iou_mask"], s["mask"], np.nan),
-             ("mean IoU excl. bg (not in paper)", float(np.mean(paper["per_class"][1:])), s["mean_excl_bg"], np.nan),
-             ("mean IoU overall (not in paper)", float(np.mean(paper["per_class"])), s["mean_overall"], np.nan)]
-    df = pd.DataFrame(rows, columns=["metric", "paper Table 2", "from Table 3", "Table 3 diagonal"]).set_index("metric")
-    df["difference"] = df["from Table 3"] - df["paper Table 2"]
-    return df
 
 
 # --- fastai metrics ---------------------------------------------------------------------------------------

@@ -21,13 +21,15 @@ from clothparse import report, runs  # noqa: E402
 from clothparse.categories import CLASSES, CLOTHING  # noqa: E402
 from clothparse.datasets.base import Sample, classes_present  # noqa: E402
 from clothparse.losses import CompoundLoss  # noqa: E402
-from clothparse.metrics import (ConfusionMatrix, column_percent, iou_summary, multilabel_scores,  # noqa: E402
-                                row_percent)
+from clothparse.metrics import ConfusionMatrix, column_percent, iou_summary, multilabel_scores, row_percent  # noqa: E402
 from clothparse.paper import table2_row, tables  # noqa: E402
 from clothparse.prepare import Prepared  # noqa: E402
 from clothparse.profiles import load_profile  # noqa: E402
+from clothparse.report.confusion_matrices import _heatmap, _matrix_frame  # noqa: E402
+from clothparse.runs import RunDir  # noqa: E402
 from clothparse.store import build_store  # noqa: E402
-from clothparse.train import run_dir_for, training_params  # noqa: E402
+
+from conftest import tiny_profile  # noqa: E402
 
 H = W = 32
 DRESS = CLASSES.index("dress")
@@ -64,8 +66,8 @@ class _Tiny:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    profile = load_profile("smoke", {"runs_dir": str(tmp / "runs"), "work_dir": str(tmp / "work")})
-    stores = tmp / "work" / profile["name"] / "stores"
+    profile = load_profile(tiny_profile(tmp))
+    stores = profile.work_path / "stores"
     store = build_store(_Tiny(), stores, size=(H, W), workers=0, progress=False, source="test:tiny")
     splits = np.array(["train"] * 12 + ["valid"] * 4 + ["test"] * 8)
     test_rows = np.flatnonzero(splits == "test")
@@ -88,18 +90,18 @@ def _corrupt(gt: np.ndarray, rng, p: float) -> np.ndarray:
 def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
     """A run folder in the layout of train.train + evaluate.evaluate, from corrupted ground truth."""
     rng = np.random.default_rng(seed)
-    run_dir = run_dir_for(profile, model, variant, store.key)
-    run_dir.mkdir(parents=True)
-    runs.write_json(run_dir / "params.json", {**training_params(profile, model, variant), "profile": profile["name"],
-                                              "store_key": store.key, "device": "cpu", "classes": list(CLASSES),
-                                              "profile_full": profile})
-    runs.write_json(run_dir / "provenance.json", {"git_commit": "abc123", "device": "cpu",
-                                                  "device_description": "CPU test", "seed": 0, "resumes": []})
+    run = RunDir.for_training(profile, model, variant, store.key)
+    run.path.mkdir(parents=True)
+    runs.write_json(run.params_path, {**runs.training_params(profile, model, variant), "profile": profile.name,
+                                      "store_key": store.key, "device": "cpu", "fp16": False, "classes": list(CLASSES),
+                                      "profile_full": profile.to_dict()})
+    runs.write_json(run.provenance_path, {"git_commit": "abc123", "device": "cpu",
+                                          "device_description": "CPU test", "seed": 0, "resumes": []})
     pd.DataFrame({"phase": [1, 2, 2], "epoch": [0, 0, 1], "global_epoch": [0, 1, 2], "lr": [1e-3] * 3,
                   "seconds": [1.5, 2.0, 2.5], "train_loss": [2.0, 1.5, 1.2], "valid_loss": [2.1, 1.7, 1.4],
                   "iou_excl_bg": [0.2, 0.3, 0.4], "train_seg": [1.0, 0.8, 0.7], "valid_seg": [1.1, 0.9, 0.8]}
-                 ).to_csv(run_dir / "history.csv", index=False)
-    runs.mark_complete(run_dir, {"epochs": 3})
+                 ).to_csv(run.history_path, index=False)
+    run.mark_complete(epochs=3)
 
     gt = np.asarray(store.masks[test_rows])
     preds = {"plain": _corrupt(gt, rng, 0.3)}
@@ -112,12 +114,12 @@ def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
     nd = preds["plain"].copy()
     nd[(nd == DRESS) & ~(gt == DRESS).any(axis=(1, 2))[:, None, None]] = 0
     preds["no_dress"] = nd
-    ev = run_dir / "evaluation" / "test"
-    ev.mkdir(parents=True)
+    ev = run.evaluation("test")
+    ev.path.mkdir(parents=True)
     metrics = {"split": "test", "n_images": len(test_rows), "store_key": store.key, "variants": {}}
     for v, p in preds.items():
         cm = ConfusionMatrix().update(torch.from_numpy(p), torch.from_numpy(gt)).matrix
-        np.save(ev / f"confusion_{v}.npy", cm)
+        np.save(ev.confusion_path(v), cm)
         metrics["variants"][v] = iou_summary(cm)
     present = np.stack([[(m == c).any() for c in range(1, 9)] for m in gt])
     if classbranch:
@@ -128,12 +130,12 @@ def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
     per = pd.DataFrame({"row": test_rows, "image_id": [store.image_ids[r] for r in test_rows], "loss": loss})
     for c, name in enumerate(CLOTHING):
         per[f"gt_{name}"] = present[:, c]
-    per.to_csv(ev / "per_image.csv", index=False)
-    np.savez_compressed(ev / "predictions.npz", rows=test_rows, **{v: p.astype(np.uint8) for v, p in preds.items()})
-    runs.write_json(ev / "metrics.json", metrics)
-    runs.write_json(run_dir / "metrics.json", {"valid": metrics["variants"]["gt"], "epochs": 3})
-    runs.mark_complete(ev, {"key": {"split": "test", "prior": None, "hard": False}})
-    return {"run_dir": run_dir, "metrics": metrics, "preds": preds, "gt": gt, "loss": loss}
+    per.to_csv(ev.per_image_path, index=False)
+    np.savez_compressed(ev.predictions_path, rows=test_rows, **{v: p.astype(np.uint8) for v, p in preds.items()})
+    runs.write_json(ev.metrics_path, metrics)
+    runs.write_json(run.metrics_path, {"valid": metrics["variants"]["gt"], "epochs": 3})
+    ev.folder({"split": "test", "prior": None, "hard": False}).mark_complete(split="test", prior=None, hard=False)
+    return {"run_dir": run.path, "run": run, "metrics": metrics, "preds": preds, "gt": gt, "loss": loss}
 
 
 def _assert_no_nan(df: pd.DataFrame):
@@ -145,7 +147,8 @@ def _assert_no_nan(df: pd.DataFrame):
 def test_find_and_select_runs(env, tmp_path):
     profile = env["profile"]
     df = report.find_runs(profile)
-    assert sorted(zip(df["model"], df["variant"])) == [("extended_unet", "refined"), ("unet", "base"), ("unet", "refined")]
+    assert sorted(zip(df["model"], df["variant"])) == [("extended_unet", "refined"), ("unet", "base"),
+                                                       ("unet", "refined")]
     assert df["complete"].all() and df["evaluated"].all() and df["matches_profile"].all()
     assert report.select_run(profile, "unet") == env["runs"][("unet", "refined")]["run_dir"]
     assert report.select_run(profile, "unet", "base") == env["runs"][("unet", "base")]["run_dir"]
@@ -234,7 +237,7 @@ def test_rounded_keeps_dashes(env):
 def test_table3_matrices_and_figures(env):
     run = env["runs"][("extended_unet", "refined")]
     rows, cols = report.table3(run["run_dir"])
-    cm = np.load(run["run_dir"] / "evaluation" / "test" / "confusion_plain.npy")
+    cm = np.load(run["run"].evaluation("test").confusion_path("plain"))
     assert rows.shape == cols.shape == (9, 9)
     np.testing.assert_allclose(rows.to_numpy(float), row_percent(cm))
     np.testing.assert_allclose(cols.to_numpy(float), column_percent(cm))
@@ -244,19 +247,38 @@ def test_table3_matrices_and_figures(env):
     assert diag.loc["skirt", ("row % (recall)", "paper")] == 65.08
     top = report.table3_top_confusions(run["run_dir"], k=3)
     assert len(top) == 3 and top.iloc[0, 2] >= top.iloc[1, 2] >= top.iloc[2, 2]
+    # a RunDir serves as well as its path
+    pd.testing.assert_frame_equal(report.table3(run["run"])[0], rows)
+
+
+def test_confusion_heatmaps_share_one_colour_scale(env):
+    run = env["runs"][("extended_unet", "refined")]
     fig = report.figure_confusion(run["run_dir"])
-    assert len(fig.axes) == 4 and fig.axes[2].get_title().startswith("paper")
+    heatmaps, colourbar = fig.axes[:4], fig.axes[4:]
+    assert len(colourbar) == 1 and heatmaps[2].get_title().startswith("paper")
+    for ax in heatmaps:
+        mesh = ax.collections[0]
+        assert (mesh.norm.vmin, mesh.norm.vmax) == (0.0, 100.0) and mesh.get_cmap().name == "Blues"
+    # every cell annotated: ours has no empty class here, the paper's matrix is full
+    assert len(heatmaps[0].texts) == len(heatmaps[2].texts) == 81
+    assert heatmaps[2].texts[0].get_text() == "98.1"   # the paper's bg → bg, row %
     plt.close(fig)
     fig = report.figure_paper_confusion()
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3
     plt.close(fig)
 
 
 def test_table3_shows_dash_for_a_class_without_pixels(tmp_path, env):
     cm = np.zeros((9, 9), np.int64)
     cm[0, 0], cm[1, 1], cm[1, 0] = 50, 30, 20
-    df = report._matrix_frame(row_percent(cm))
+    df = _matrix_frame(row_percent(cm))
     assert df.loc["top", "bg"] == 40.0 and df.loc["bag", "bag"] == report.MISSING
+    # the heatmap leaves such cells blank instead of printing "nan"
+    fig, ax = plt.subplots()
+    _heatmap(ax, row_percent(cm), "one class")
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 2 * 9 and "nan" not in texts and {"100.0", "40.0", "60.0"} <= set(texts)
+    plt.close(fig)
 
 
 # --- Table 4 ---------------------------------------------------------------------------------------------------
@@ -386,6 +408,13 @@ def test_data_tables_and_examples(env):
     fig = report.figure_examples(env["store"], n=4, ncols=2)
     assert len(fig.axes) == 8
     plt.close(fig)
+    fig = report.figure_class_distribution(prepared)
+    bars = [b for b in fig.axes[0].patches if b.get_height() > 0]
+    # one bar per split and class present in it; their heights are the table's shares
+    assert max(b.get_height() for b in bars) == pytest.approx(dist.drop(index="all")[list(CLOTHING)].max().max())
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "train (12 images)", "valid (4 images)", "test (8 images)"]
+    plt.close(fig)
 
 
 def test_merge_tables():
@@ -424,3 +453,17 @@ def test_trace_and_architecture_figure_of_the_extended_unet():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(t.startswith("class_branch\nClassBranch") for t in texts)
     plt.close(fig)
+
+
+# --- the package's surface ----------------------------------------------------------------------------------------
+def test_public_names_and_shared_helpers(env):
+    from clothparse import categories
+
+    assert all(hasattr(report, name) for name in report.__all__)
+    assert report.overlay is categories.overlay
+    assert report.find_runs is runs.find_runs and report.select_run is runs.select_run
+    assert report.main_variant(env["profile"]) == "refined"
+    assert report.main_variant(load_profile(env["profile"], {"data.refine": False})) == "base"
+    run = env["runs"][("unet", "refined")]
+    assert report.eval_metrics(run["run"]) == run["metrics"]
+    assert report.model_label("extended_unet") == "Our model (extended_unet)"
