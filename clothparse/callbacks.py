@@ -5,7 +5,8 @@
 - :class:`RunRecorder` — one history row per epoch (every loss term) and a resumable checkpoint;
 - :class:`PositionalSeed` — reseed every random source from the schedule position, so a resumed run draws
   exactly what an uninterrupted one draws;
-- :class:`StopAtEpoch` — end a fit early (a process's share of a longer schedule; used to test resume).
+- :class:`StopAtEpoch` — end a fit early (a process's share of a longer schedule; used to test resume);
+- :class:`PooledIoU`, :class:`MeanIoU`, :class:`MaskIoU` — the paper's IoUs as fastai metrics.
 
 The checkpoint itself (:func:`save_checkpoint` / :func:`load_checkpoint`) lives here too: it is what
 ``RunRecorder`` writes and what a resumed run reads.
@@ -16,18 +17,22 @@ import os
 import pickle
 import random
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
+from fastai.learner import Metric
 
+from .categories import NUM_CLASSES
 from .keyed import read_json, write_json
+from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
 from .runs import RunDir
 
 __all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
-           "NonFiniteLossError", "save_checkpoint", "load_checkpoint", "checkpoint_state", "remove_checkpoint"]
+           "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint", "checkpoint_state", "remove_checkpoint"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -197,3 +202,70 @@ def remove_checkpoint(run: RunDir) -> None:
         pt.parent.rmdir()
     except OSError:  # not empty: something else lives there; leave it
         pass
+
+
+# --- metric adapters: the IoUs of clothparse.metrics as fastai metrics -------------------------------
+class _ConfusionMetric(Metric):
+    """Accumulates a ConfusionMatrix from ``learn.pred`` (seg logits, first item of a tuple) vs ``learn.yb[0]``."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES):
+        self.num_classes = num_classes
+        self.cm = ConfusionMatrix(num_classes)
+
+    def reset(self):
+        self.cm.reset()
+
+    def accumulate(self, learn):
+        pred = learn.pred
+        seg = pred if isinstance(pred, torch.Tensor) else pred[0]
+        self.cm.update(seg.argmax(dim=1), learn.yb[0])
+
+    def _value(self, m: np.ndarray) -> float:
+        raise NotImplementedError
+
+    @property
+    def value(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return self._value(self.cm.matrix)
+
+
+class PooledIoU(_ConfusionMetric):
+    """The paper's "IoU excl. bg" (or "IoU overall" with ``include_background=True``), as a 0–1 fraction."""
+
+    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
+        super().__init__(num_classes)
+        self.include_background = include_background
+
+    def _value(self, m):
+        return pooled_iou(m, self.include_background)
+
+    @property
+    def name(self):
+        return "iou_overall" if self.include_background else "iou_excl_bg"
+
+
+class MeanIoU(_ConfusionMetric):
+    """The usual mIoU (mean of per-class IoUs), excluding background unless asked, as a 0–1 fraction."""
+
+    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
+        super().__init__(num_classes)
+        self.include_background = include_background
+
+    def _value(self, m):
+        return mean_iou(m, self.include_background)
+
+    @property
+    def name(self):
+        return "miou_overall" if self.include_background else "miou_excl_bg"
+
+
+class MaskIoU(_ConfusionMetric):
+    """The paper's "IoU Mask" (clothing vs background), as a 0–1 fraction."""
+
+    def _value(self, m):
+        return mask_iou(m)
+
+    @property
+    def name(self):
+        return "iou_mask"

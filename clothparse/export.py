@@ -26,7 +26,7 @@ from torch import nn
 from .categories import CLASSES, CLOTHING
 
 __all__ = ["ExportMismatchError", "export", "export_torchscript", "export_onnx", "verify_export",
-           "load_export", "add_parser"]
+           "load_export"]
 
 FORMATS = {".pt": "torchscript", ".ts": "torchscript", ".onnx": "onnx"}
 
@@ -48,10 +48,10 @@ class _Deployed(nn.Module):
 
 
 def _deployed(run_dir) -> tuple[_Deployed, dict, tuple[int, int]]:
-    from .evaluate import load_model
     from .models import deployable
+    from .runs import RunDir
 
-    model, params = load_model(Path(run_dir), "cpu")
+    model, params = RunDir(run_dir).load_model("cpu")
     model = deployable(model).eval()
     size = tuple(int(v) for v in params.get("input_size", params["size"]))
     with torch.inference_mode():
@@ -161,21 +161,3 @@ def verify_export(run_dir, path, atol: float = 1e-4, batch: int = 2, seed: int =
     if not diff <= atol:
         raise ExportMismatchError(f"{path}: outputs differ from the eager model by {diff:.3g} > atol {atol:g}")
     return diff
-
-
-def _cmd_export(args) -> int:
-    path = export(args.run_dir, args.out, opset=args.opset)
-    print(f"exported {args.run_dir} → {path} ({_format(path)})")
-    if not args.no_verify:
-        print(f"max |export − eager| = {verify_export(args.run_dir, path):.3g}")
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``clothparse export RUN_DIR --out PATH`` (format from the suffix: .pt, .onnx)."""
-    p = subparsers.add_parser("export", help="export a run for deployment (.pt TorchScript, .onnx) and verify")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="output file; its suffix picks the format")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
-    p.add_argument("--no-verify", action="store_true", help="skip the comparison with the eager model")
-    p.set_defaults(func=_cmd_export)

@@ -10,17 +10,15 @@ Confusion matrices have rows = ground truth, columns = predicted, as the paper's
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import torch
-from fastai.learner import Metric
 
 from .categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __all__ = [
     "ConfusionMatrix", "per_class_iou", "pooled_iou", "mean_iou", "mask_iou", "row_percent", "column_percent",
-    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "PooledIoU", "MeanIoU", "MaskIoU",
+    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE",
 ]
 
 
@@ -238,70 +236,3 @@ def multilabel_scores(y_true, y_pred, class_names: tuple[str, ...] = CLOTHING) -
     out["per_class_accuracy"] = {n: 100 * float(v) for n, v in zip(class_names, (t == p).mean(axis=0))}
     out["n_images"] = int(t.shape[0])
     return out
-
-
-# --- fastai metrics ---------------------------------------------------------------------------------------
-class _ConfusionMetric(Metric):
-    """Accumulates a ConfusionMatrix from ``learn.pred`` (seg logits, first item of a tuple) vs ``learn.yb[0]``."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES):
-        self.num_classes = num_classes
-        self.cm = ConfusionMatrix(num_classes)
-
-    def reset(self):
-        self.cm.reset()
-
-    def accumulate(self, learn):
-        pred = learn.pred
-        seg = pred if isinstance(pred, torch.Tensor) else pred[0]
-        self.cm.update(seg.argmax(dim=1), learn.yb[0])
-
-    def _value(self, m: np.ndarray) -> float:
-        raise NotImplementedError
-
-    @property
-    def value(self):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return self._value(self.cm.matrix)
-
-
-class PooledIoU(_ConfusionMetric):
-    """The paper's "IoU excl. bg" (or "IoU overall" with ``include_background=True``), as a 0–1 fraction."""
-
-    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
-        super().__init__(num_classes)
-        self.include_background = include_background
-
-    def _value(self, m):
-        return pooled_iou(m, self.include_background)
-
-    @property
-    def name(self):
-        return "iou_overall" if self.include_background else "iou_excl_bg"
-
-
-class MeanIoU(_ConfusionMetric):
-    """The usual mIoU (mean of per-class IoUs), excluding background unless asked, as a 0–1 fraction."""
-
-    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
-        super().__init__(num_classes)
-        self.include_background = include_background
-
-    def _value(self, m):
-        return mean_iou(m, self.include_background)
-
-    @property
-    def name(self):
-        return "miou_overall" if self.include_background else "miou_excl_bg"
-
-
-class MaskIoU(_ConfusionMetric):
-    """The paper's "IoU Mask" (clothing vs background), as a 0–1 fraction."""
-
-    def _value(self, m):
-        return mask_iou(m)
-
-    @property
-    def name(self):
-        return "iou_mask"

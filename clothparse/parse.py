@@ -29,13 +29,14 @@ computed on that copy (pixel counts for ``too_small`` at the original resolution
 returned at the original size. **Unreadable or missing files**: :func:`parse` raises :class:`ImageLoadError`
 naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a :class:`ParseFailure` in its
 place and goes on (the command line uses that: reported, skipped, exit code 1).
+
+Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
+:mod:`clothparse.parse_outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
+from here too.
 """
 from __future__ import annotations
 
-import csv
-import glob
 import math
-import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,128 +46,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, PALETTE
+from .categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
 from .colours import GarmentColours, garment_colours
+from .images import (
+    IMAGE_EXTENSIONS,
+    WORK_MAX_SIDE,
+    ImageLoadError,
+    LoadedImage,
+    expand_inputs,
+    load_image,
+    to_rgb_array,
+)
+from .parse_outputs import (
+    SUMMARY_COLUMNS,
+    ParsedFiles,
+    figure_results,
+    parse_files,
+    prior_text,
+    summary_row,
+    summary_table,
+    write_outputs,
+)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure", "Parser", "parse",
-           "load_image", "to_rgb_array", "upsample_argmax", "overlay", "expand_inputs", "write_outputs",
-           "summary_row", "summary_table", "figure_results", "add_parser", "main"]
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-#: Longer side above which an image is reduced before anything else (see the module docstring).
-WORK_MAX_SIDE: int = 2048
-
-
-class ImageLoadError(ValueError):
-    """An input image could not be read; ``source`` names it."""
-
-    def __init__(self, source: str, reason: str):
-        super().__init__(f"{source}: cannot read image ({reason})")
-        self.source, self.reason = source, reason
-
-
-# --- loading ----------------------------------------------------------------------------------
-@dataclass
-class LoadedImage:
-    """An input as RGB uint8 (``image``, at most ``work_max_side`` on its longer side) and its original size."""
-
-    source: str
-    image: np.ndarray
-    size: tuple[int, int]  # original (H, W), after EXIF orientation
-
-
-def _to_uint8(a: np.ndarray) -> np.ndarray:
-    """Scale an integer/float array to uint8: uint16 (and int data above 255) by 1/257, floats in 0..1 by 255."""
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == bool:
-        return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.floating):
-        a = np.nan_to_num(a.astype(np.float64))
-        scale = 255.0 if a.size and a.max() <= 1.0 else 1.0
-        return np.clip(np.round(a * scale), 0, 255).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer):
-        top = int(a.max()) if a.size else 0
-        if a.dtype == np.uint16 or a.dtype.newbyteorder("=") == np.dtype(np.uint16) or 255 < top <= 65535:
-            return np.round(a.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
-        if top > 65535:
-            return np.round(a.astype(np.float64) * (255.0 / top)).clip(0, 255).astype(np.uint8)
-        return a.clip(0, 255).astype(np.uint8)
-    raise ValueError(f"unsupported array dtype {a.dtype}")
-
-
-def to_rgb_array(image) -> np.ndarray:
-    """A PIL image or array as H×W×3 uint8 RGB (mode/dtype rules: see the module docstring)."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        mode = image.mode
-        if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float gray: scale, don't clip
-            return to_rgb_array(np.asarray(image))
-        if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-        return np.asarray(image.convert("RGB"))  # RGB, L, 1, P, CMYK, YCbCr, LAB, HSV
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if a.ndim == 2:
-        return np.repeat(_to_uint8(a)[:, :, None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"an image array must be H×W, H×W×3 or H×W×4, got shape {a.shape}")
-    a = _to_uint8(a)
-    if a.shape[2] == 4:  # straight alpha, composited on white
-        alpha = a[:, :, 3:].astype(np.float32) / 255.0
-        a = np.round(a[:, :, :3] * alpha + 255.0 * (1 - alpha)).astype(np.uint8)
-    return np.ascontiguousarray(a)
-
-
-def _reduce(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    from PIL import Image
-
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
-
-
-_ORIENTATION = 0x0112
-
-
-def load_image(image, max_side: int = WORK_MAX_SIDE, source: str | None = None) -> LoadedImage:
-    """Read a path / PIL image / array into a :class:`LoadedImage`; :class:`ImageLoadError` if unreadable."""
-    from PIL import Image, ImageOps
-
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        source = source or str(path)
-        if not path.is_file():
-            raise ImageLoadError(source, "no such file" if not path.exists() else "not a file")
-        try:
-            with Image.open(path) as im:
-                orientation = im.getexif().get(_ORIENTATION, 1)
-                w, h = im.size
-                if orientation in (5, 6, 7, 8):  # the transposed orientations swap width and height
-                    w, h = h, w
-                if max(w, h) > max_side and im.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale
-                    s = max_side / max(w, h)
-                    im.draft(None, (math.ceil(im.size[0] * s), math.ceil(im.size[1] * s)))
-                im.load()
-                rgb = to_rgb_array(ImageOps.exif_transpose(im))
-        except ImageLoadError:
-            raise
-        except (OSError, ValueError, SyntaxError, EOFError, TypeError, Image.DecompressionBombError) as err:
-            raise ImageLoadError(source, f"{type(err).__name__}: {err}") from err
-        return LoadedImage(source, _reduce(rgb, max_side), (h, w))
-    if isinstance(image, Image.Image):
-        image = ImageOps.exif_transpose(image)
-    rgb = to_rgb_array(image)
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageLoadError(source or "<array>", f"empty image {rgb.shape}")
-    return LoadedImage(source or "<array>", _reduce(rgb, max_side), rgb.shape[:2])
+__all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
+           "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "write_outputs",
+           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "prior_text", "parse_files",
+           "ParsedFiles", "overlay"]
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -196,8 +101,9 @@ class ParseResult:
         return {c: (self.colours[c].main.name if c in self.colours and self.colours[c].main else None)
                 for c in self.classes}
 
-    def overlay(self, alpha: float = 0.5) -> np.ndarray:
-        """The image with the mask's garments tinted in their palette colour (at ``image``'s resolution)."""
+    def overlay(self, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+        """The image with the mask's garments tinted in their palette colour (at ``image``'s resolution):
+        :func:`clothparse.categories.overlay`, as in the book's figures."""
         if self.image is None:
             raise ValueError(f"{self.source}: the result keeps no image")
         return overlay(self.image, self.mask, alpha)
@@ -263,16 +169,6 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """``image`` (H×W×3 uint8) with garment pixels blended with their palette colour (mask resized to fit)."""
-    mask = _resize_mask(np.asarray(mask, dtype=np.uint8), image.shape[:2])
-    colour = np.asarray(PALETTE, dtype=np.float32)[mask]
-    out = image.astype(np.float32)
-    fg = mask > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colour[fg]
-    return np.round(out).astype(np.uint8)
-
-
 def _boxes(mask: np.ndarray, classes: Iterable[int]) -> dict[str, tuple[int, int, int, int]]:
     out = {}
     for c in classes:
@@ -309,15 +205,15 @@ class Parser:
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
                  amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE):
-        from .evaluate import load_model
+        from .devices import resolve_device
         from .models import deployable
-        from .train import resolve_device
+        from .runs import RunDir
 
         if (run is None) == (model is None):
             raise ValueError("give exactly one of run= (a run folder) or model= (an nn.Module)")
-        self.device = resolve_device(device or "auto")
+        self.device = resolve_device(device)
         if run is not None:
-            model, params = load_model(Path(run), "cpu")  # refuses another class scheme
+            model, params = RunDir(run).load_model("cpu")  # refuses another class scheme
             size = tuple(int(v) for v in params.get("input_size", params["size"]))
             if input_size is not None and tuple(input_size) != size:
                 raise ValueError(f"{run} was trained at {size[0]}×{size[1]}; input_size={tuple(input_size)} differs")
@@ -412,7 +308,7 @@ class Parser:
                     slots.append(ParseFailure(label, err.reason))
             idx = [k for k, s in enumerate(slots) if isinstance(s, LoadedImage)]
             if idx:
-                rows = None if prior_t is None else (prior_t if prior_t.ndim == 1 else prior_t[[start + k for k in idx]])
+                rows = prior_t if prior_t is None or prior_t.ndim == 1 else prior_t[[start + k for k in idx]]
                 seg, cls = self._forward([slots[k] for k in idx], rows, hard)
                 for j, k in enumerate(idx):
                     row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
@@ -443,194 +339,3 @@ def parse(images, run: str | Path | None = None, model: torch.nn.Module | None =
     """
     parser = Parser(run=run, model=model, device=device, batch_size=batch_size, input_size=input_size, **options)
     return parser(images, prior=prior, hard=hard)
-
-
-# --- files and the command line -----------------------------------------------------------------
-def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
-    """Folders → their image files (sorted, not recursive); globs → matching image files; other paths as given
-    (a missing file stays in the list so that it is reported). Duplicates are dropped, order kept."""
-    out: list[str] = []
-    for p in paths:
-        p = str(p)
-        path = Path(p)
-        if path.is_dir():
-            out += [str(f) for f in sorted(path.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
-        elif not path.exists() and glob.has_magic(p):
-            matches = [m for m in sorted(glob.glob(p, recursive=True))
-                       if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_EXTENSIONS]
-            out += matches or [p]  # no match: reported as a missing file
-        else:
-            out.append(p)
-    return list(dict.fromkeys(out))
-
-
-def _png_palette() -> list[int]:
-    flat = [v for rgb in PALETTE for v in rgb]
-    return flat + [0] * (768 - len(flat))
-
-
-def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None = None) -> dict[str, str]:
-    """``<stem>_mask.png`` (palette PNG, pixel value = class), ``<stem>_overlay.png`` and ``<stem>.json``."""
-    from PIL import Image
-
-    from . import runs
-
-    out_dir = Path(out_dir)
-    files = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "json": f"{stem}.json"}
-    png = Image.fromarray(result.mask, mode="L")
-    png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
-    png.save(out_dir / files["mask"], optimize=True)
-    Image.fromarray(result.overlay()).save(out_dir / files["overlay"])
-    runs.write_json(out_dir / files["json"], {**result.to_dict(), "source": str(Path(result.source).resolve())
-                                              if Path(result.source).exists() else result.source,
-                                              "run": run, "mask": files["mask"], "overlay": files["overlay"]})
-    return files
-
-
-def _stems(files: list[str]) -> list[str]:
-    """Output names: the file stem, made unique with -2, -3… (a.jpg and a.png, or one name in two folders)."""
-    seen: dict[str, int] = {}
-    out = []
-    for f in files:
-        stem = Path(f).stem or "image"
-        n = seen.get(stem.lower(), 0) + 1
-        seen[stem.lower()] = n
-        out.append(stem if n == 1 else f"{stem}-{n}")
-    return out
-
-
-SUMMARY_COLUMNS = ["file", "status", "error", "height", "width", "classes",
-                   *[f"colour_{c}" for c in CLOTHING], "mask", "overlay", "json"]
-
-
-def _cli_prior(prior: str | None, present: str | None, absent: str | None) -> str | None:
-    """--prior, --present and --absent as one prior string ("skirt,-dress")."""
-    parts = [prior or ""]
-    parts += [c.strip() for c in (present or "").split(",")]
-    parts += ["-" + c.strip() for c in (absent or "").split(",") if c.strip()]
-    text = ",".join(p for p in parts if p)
-    return text or None
-
-
-def summary_row(result: ParseResult | ParseFailure, file: str | None = None, written: dict | None = None) -> dict:
-    """One row of ``summary.csv`` (:data:`SUMMARY_COLUMNS`): file, status, error, size, classes, main colours."""
-    row = dict.fromkeys(SUMMARY_COLUMNS, "")
-    row["file"] = file or result.source
-    if not result.ok:
-        row.update(status="failed", error=result.error)
-        return row
-    main_colours = result.main_colours
-    row.update(status="ok", height=result.size[0], width=result.size[1], classes=" ".join(result.classes),
-               **{f"colour_{c}": main_colours.get(c) or "" for c in result.classes}, **(written or {}))
-    return row
-
-
-def summary_table(results: Iterable[ParseResult | ParseFailure], file_names: bool = True):
-    """A DataFrame of :func:`summary_row` per result (``summary.csv``'s columns without the output files);
-    ``file_names``: the file's name instead of its path."""
-    import pandas as pd
-
-    df = pd.DataFrame([summary_row(r) for r in results]).drop(columns=["mask", "overlay", "json"])
-    if file_names:
-        df["file"] = [Path(f).name for f in df["file"]]
-    return df
-
-
-def figure_results(results: list[ParseResult], compare: list[ParseResult] | None = None,
-                   labels: tuple[str, str] = ("parsed", "compared"), height: float = 3.0):
-    """One row per image: the photo, its overlay (and ``compare``'s overlay), and colour swatches per garment."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch, Rectangle
-
-    cols = 4 if compare is not None else 3
-    h, w = results[0].image.shape[:2]
-    fig, axes = plt.subplots(len(results), cols, squeeze=False,
-                             figsize=(cols * height * max(w / h, 0.75), len(results) * height))
-    for row, res in enumerate(results):
-        panels = [(res.image, res.source.rsplit("/", 1)[-1]), (res.overlay(), labels[0])]
-        if compare is not None:
-            panels.append((compare[row].overlay(), labels[1]))
-        for ax, (img, title) in zip(axes[row], panels):
-            ax.imshow(img)
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
-        ax = axes[row, -1]
-        ax.axis("off")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(max(len(res.classes), 4), 0)  # the same row height in every panel
-        for i, garment in enumerate(res.classes):
-            gc = res.colours.get(garment)
-            ax.add_patch(Rectangle((0, i + 0.15), 0.08, 0.7, color=np.asarray(PALETTE[CLASSES.index(garment)]) / 255))
-            x = 0.12
-            if gc is None or not gc.colours:
-                ax.text(x, i + 0.5, f"{garment}: too small", va="center", fontsize=8)
-                continue
-            ax.text(x, i + 0.5, garment, va="center", fontsize=8)
-            x = 0.36
-            for colour in gc.colours:
-                width = 0.6 * colour.share
-                ax.add_patch(Rectangle((x, i + 0.15), width, 0.7, color=colour.hex, ec="0.6", lw=0.5))
-                ax.text(x + width / 2, i + 0.5, f"{colour.name}\n{colour.share:.0%}", ha="center", va="center",
-                        fontsize=6, color="white" if colour.lab[0] < 55 else "black")
-                x += width + 0.01
-        if not res.classes:
-            ax.text(0, 0.5, "no garment found", va="center", fontsize=8)
-    handles = [Patch(color=np.asarray(PALETTE[i]) / 255, label=CLASSES[i]) for i in range(1, NUM_CLASSES)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
-
-
-def main(args) -> int:
-    """``clothparse parse``: parse files/folders/globs, write masks, overlays, JSONs and ``summary.csv``.
-
-    Exit code 0 when every image was parsed, 1 when some failed (each is reported and listed in the CSV)."""
-    from tqdm.auto import tqdm
-
-    prior = _cli_prior(args.prior, getattr(args, "present", None), getattr(args, "absent", None))
-    files = expand_inputs(args.paths)
-    if not files:
-        raise FileNotFoundError(f"no images in {' '.join(map(str, args.paths))}")
-    parser = Parser(run=args.run, device=args.device, batch_size=args.batch_size)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stems = _stems(files)
-    rows, failed = [], 0
-    with tqdm(total=len(files), unit="img", desc="parse", disable=args.no_progress or None) as bar:
-        results = parser.iter_parse(files, prior=prior, hard=args.hard, errors="report")
-        for f, stem, res in zip(files, stems, results):
-            if res.ok:
-                rows.append(summary_row(res, f, write_outputs(res, out_dir, stem, run=parser.run)))
-            else:
-                failed += 1
-                rows.append(summary_row(res, f))
-                tqdm.write(f"clothparse parse: skipped {res.source}: {res.error}", file=sys.stderr)
-            bar.update(1)
-    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"parsed {len(files) - failed} of {len(files)} images ({failed} failed) → {out_dir}")
-    return 1 if failed else 0
-
-
-def add_parser(subparsers, handler) -> None:
-    """Register ``clothparse parse`` (``func=handler``; the handler calls :func:`main`) and ``clothparse export``."""
-    p = subparsers.add_parser("parse", help="parse photos with a trained run: masks, overlays, boxes, colours")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (their images) or globs")
-    p.add_argument("--run", required=True, type=Path, help="run folder (params.json + model.safetensors)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--prior", default=None,
-                   help='known classes, e.g. --prior=skirt,-dress (skirt present, no dress; write "=" before a '
-                        'leading "-")')
-    p.add_argument("--present", default=None, metavar="CLASSES", help="clothing classes known to be present: top,bag")
-    p.add_argument("--absent", default=None, metavar="CLASSES", help="clothing classes known to be absent: dress")
-    p.add_argument("--hard", action="store_true", help="forbid the prior's absent classes in the output")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=handler)
-
-    from .export import add_parser as add_export_parser
-
-    add_export_parser(subparsers)

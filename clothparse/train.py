@@ -89,8 +89,7 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
     :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric."""
     from fastai.learner import Learner
 
-    from .callbacks import FiniteLossGuard, TupleMixedPrecision
-    from .metrics import PooledIoU
+    from .callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
     from .models import splitter
     from .optim import adam
 

@@ -5,12 +5,10 @@ import pytest
 import torch
 from sklearn.metrics import confusion_matrix, f1_score, fbeta_score, jaccard_score
 
+from clothparse.callbacks import MaskIoU, MeanIoU, PooledIoU
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.metrics import (
     ConfusionMatrix,
-    MaskIoU,
-    MeanIoU,
-    PooledIoU,
     column_percent,
     iou_summary,
     mask_iou,

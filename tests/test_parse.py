@@ -1,6 +1,6 @@
 """Using a trained model: colours of garments, parsing odd inputs at their original resolution, the prior,
-the command line on a folder with a corrupt file, and the TorchScript export."""
-import csv
+errors that name the file, the one overlay and device rule, the summary table and figure. (``clothparse
+parse`` is tested in test_cli.py, the export in test_export.py.)"""
 import json
 
 import numpy as np
@@ -9,17 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clothparse import cli
-from clothparse.categories import CLASSES, CLOTHING, PALETTE
-from clothparse.colours import (NAMED_COLOURS, dominant_colours, garment_colours, lab_to_srgb, name_colour,
-                                srgb_to_lab)
-from clothparse.export import export, verify_export
+from clothparse import categories
+from clothparse.categories import CLASSES, CLOTHING
+from clothparse.colours import NAMED_COLOURS, dominant_colours, garment_colours, lab_to_srgb, name_colour, srgb_to_lab
 from clothparse.models import build_model
-from clothparse.parse import (ImageLoadError, Parser, figure_results, load_image, parse, summary_table,
-                              upsample_argmax)
-from clothparse.prepare import prepare
+from clothparse.parse import ImageLoadError, Parser, figure_results, load_image, parse, summary_table, upsample_argmax
 from clothparse.profiles import load_profile
-from clothparse.train import train
 
 from conftest import tiny_profile
 
@@ -29,6 +24,9 @@ RED, NAVY, WHITE = (np.array(NAMED_COLOURS[c], float) for c in ("red", "navy", "
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_root):
+    from clothparse.prepare import prepare
+    from clothparse.train import train
+
     profile = load_profile({**tiny_profile(tiny_root, epochs_frozen=0, epochs_unfrozen=1), "models": ["extended_unet"]})
     return train(profile, "extended_unet", prepared=prepare(profile, progress=False), progress=False)
 
@@ -95,7 +93,8 @@ def test_banded_upsampling_equals_full_interpolation():
 
 
 # --- inputs ---------------------------------------------------------------------------------------
-def _write_inputs(folder):
+def write_inputs(folder):
+    """Odd image files in ``folder``; their expected (H, W) by name."""
     rng = np.random.default_rng(2)
     folder.mkdir(parents=True, exist_ok=True)
     rgb = rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)
@@ -125,7 +124,7 @@ def _write_inputs(folder):
 
 
 def test_loading_odd_formats(tmp_path):
-    files = _write_inputs(tmp_path)
+    files = write_inputs(tmp_path)
     for name, size in files.items():
         li = load_image(tmp_path / name)
         assert li.size == size and li.image.shape == (*size, 3) and li.image.dtype == np.uint8, name
@@ -149,7 +148,7 @@ def test_loading_odd_formats(tmp_path):
 
 
 def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
-    files = _write_inputs(tmp_path)
+    files = write_inputs(tmp_path)
     paths = [tmp_path / n for n in files]
     results = parser(paths)
     assert [r.size for r in results] == list(files.values())
@@ -217,55 +216,7 @@ def test_api_errors_name_the_file_and_the_scheme(tmp_path, run_dir, parser):
         Parser(run=other)
 
 
-# --- command line -----------------------------------------------------------------------------------
-def test_cli_parses_a_folder_and_reports_the_corrupt_file(tmp_path, run_dir, capsys):
-    folder = tmp_path / "photos"
-    files = _write_inputs(folder)
-    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    (folder / "notes.txt").write_text("not an image")
-    out = tmp_path / "out"
-    code = cli.main(["parse", str(folder), str(tmp_path / "missing.png"), "--run", str(run_dir), "--out", str(out),
-                     "--absent", "dress", "--hard", "--batch-size", "3", "--device", "cpu", "--no-progress"])
-    assert code == 1
-    assert "corrupt.jpg" in capsys.readouterr().err
-    with open(out / "summary.csv", newline="") as fh:
-        rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(fh)}
-    assert set(rows) == set(files) | {"corrupt.jpg", "missing.png"}
-    assert rows["corrupt.jpg"]["status"] == "failed" and rows["corrupt.jpg"]["error"]
-    assert rows["missing.png"]["status"] == "failed" and "no such file" in rows["missing.png"]["error"]
-    for name, size in files.items():
-        row = rows[name]
-        assert row["status"] == "ok" and (int(row["height"]), int(row["width"])) == size
-        mask = Image.open(out / row["mask"])
-        assert mask.mode == "P" and mask.size == (size[1], size[0])
-        assert mask.getpalette()[:27] == [v for rgb in PALETTE for v in rgb]
-        info = json.loads((out / row["json"]).read_text())
-        values = np.asarray(mask)
-        assert info["classes"] == [c for c in CLOTHING if c in info["classes"]]
-        assert set(info["classes"]) <= {CLASSES[v] for v in np.unique(values)}
-        assert not (values == DRESS).any() and info["hard"] and info["run"] == str(run_dir)
-        assert row["classes"] == " ".join(info["classes"])
-        for c in info["classes"]:
-            main = info["colours"][c]["colours"][0]["name"] if info["colours"][c]["colours"] else ""
-            assert row[f"colour_{c}"] == main
-        assert Image.open(out / row["overlay"]).size == (size[1], size[0])
-    assert not (out / "notes.json").exists()
-
-
-# --- export -----------------------------------------------------------------------------------------
-def test_torchscript_export_matches_the_eager_model(tmp_path, run_dir):
-    path = export(run_dir, tmp_path / "model.pt")
-    assert verify_export(run_dir, path, atol=1e-4) < 1e-4
-    side = json.loads((tmp_path / "model.pt.json").read_text())
-    assert side["outputs"]["classes"]["classes"] == list(CLOTHING)
-    assert side["input"]["shape"][2:] == json.loads((run_dir / "params.json").read_text())["input_size"]
-    module = torch.jit.load(str(path))
-    seg, cls = module(torch.zeros(3, 3, *side["input"]["shape"][2:]))
-    assert seg.shape[:2] == (3, len(CLASSES)) and cls.shape == (3, len(CLOTHING))
-    with pytest.raises(ValueError, match="unknown export suffix"):
-        export(run_dir, tmp_path / "model.zip")
-
-
+# --- tables and figures -------------------------------------------------------------------------------
 def test_summary_table_and_figure(parser):
     import matplotlib
 
@@ -276,3 +227,26 @@ def test_summary_table_and_figure(parser):
     assert list(table["status"]) == ["ok", "ok"] and list(table["classes"]) == [" ".join(results[0].classes)] * 2
     fig = figure_results(results, compare=results)
     assert len(fig.axes) == 2 * 4
+
+
+def test_one_overlay_for_book_and_parser(parser):
+    import clothparse.parse
+
+    image = np.random.default_rng(6).integers(0, 256, (90, 60, 3), dtype=np.uint8)
+    res = parser(image)[0]
+    assert clothparse.parse.overlay is categories.overlay
+    assert np.array_equal(res.overlay(), categories.overlay(res.image, res.mask, categories.OVERLAY_ALPHA))
+    tinted = res.mask > 0
+    assert np.array_equal(res.overlay()[~tinted], image[~tinted])  # background untouched
+    assert not np.array_equal(res.overlay(alpha=0.9), res.overlay(alpha=0.1)) or not tinted.any()
+
+
+def test_parser_device_follows_the_one_rule():
+    model = build_model("unet", input_size=(64, 64)).eval()
+    assert Parser(model=model).device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert Parser(model=model, device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Parser(model=model, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            Parser(model=model, device="cuda")

@@ -1,0 +1,350 @@
+"""The command line: every command is defined in cli.py and a module that cannot be imported is an error
+naming it; --set reaches the profile of data, train and book; bad input (a wrong profile value, broken
+YAML, a truncated model.safetensors, a malformed params.json, a missing run folder, a .pt holding pickled
+objects, an unwritable output) is one message and exit code 2, not a traceback; parse and export work
+end to end; data says how many source images were skipped and where the reasons are."""
+import argparse
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_export import write_run
+from test_parse import write_inputs
+
+from clothparse import cli
+from clothparse.categories import CLASSES, CLOTHING, PALETTE
+from clothparse.profiles import load_profile
+from clothparse.runs import RunDir
+
+from conftest import tiny_profile, write_profile
+
+DRESS = CLASSES.index("dress")
+COMMANDS = {"data", "train", "evaluate", "book", "bench", "parse", "export"}
+REFUSAL = "refused to load: it contains pickled Python objects, which are not loaded from untrusted files"
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_message(code: int, err: str, command: str, *says: str) -> None:
+    """Exit code 2 and one ``clothparse <command>: error:`` message saying ``says``, without a traceback."""
+    assert code == 2, err
+    assert err.startswith(f"clothparse {command}: error: ") and err.count(": error: ") == 1, err
+    assert "Traceback" not in err and "weights_only=False" not in err, err
+    for text in says:
+        assert text in err, f"{text!r} not in {err!r}"
+
+
+class Payload:
+    """Unpickling this would create ``path``: a file that must never appear."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def write_pickle_payload(path: Path, marker: Path) -> Path:
+    torch.save({"model": {"weight": torch.zeros(2)}, "opt": Payload(marker)}, path)
+    return path
+
+
+@pytest.fixture
+def profile_yaml(tmp_path):
+    return write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
+
+
+# --- every command, and its module named when it cannot be imported ----------------------------------
+def test_every_command_is_defined_in_the_cli(capsys):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == COMMANDS
+    for name in ("data", "train", "book"):
+        assert "--set" in sub.choices[name].format_help()
+    import clothparse.export
+    import clothparse.parse
+
+    assert not hasattr(clothparse.parse, "add_parser") and not hasattr(clothparse.export, "add_parser")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    usage = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(c in usage for c in COMMANDS)
+
+
+@pytest.mark.parametrize("argv, module", [
+    (["data", "--profile", "{yaml}"], "clothparse.prepare"),
+    (["train", "--profile", "{yaml}", "--model", "unet"], "clothparse.train"),
+    (["evaluate", "{tmp}/run"], "clothparse.evaluate"),
+    (["book", "--profile", "{yaml}", "--no-build"], "clothparse.book"),
+    (["parse", "{tmp}/photo.jpg", "--run", "{tmp}/run", "--out", "{tmp}/out"], "clothparse.parse"),
+    (["export", "{tmp}/run", "--out", "{tmp}/model.pt"], "clothparse.export"),
+])
+def test_a_module_that_cannot_be_imported_is_an_error_naming_it(argv, module, tmp_path, profile_yaml, capsys,
+                                                                 monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now fails, as a broken module would
+    code, _, err = run_cli(capsys, *[a.format(yaml=profile_yaml, tmp=tmp_path) for a in argv])
+    assert_message(code, err, argv[0], f"cannot import {module}: ")
+
+
+def test_a_broken_import_inside_the_module_names_both(tmp_path, capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "clothparse.parse")
+    monkeypatch.setitem(sys.modules, "clothparse.parse_outputs", None)
+    code, _, err = run_cli(capsys, "parse", tmp_path / "a.jpg", "--run", tmp_path, "--out", tmp_path / "out")
+    assert_message(code, err, "parse", "cannot import clothparse.parse: ", "clothparse.parse_outputs")
+
+
+# --- profiles and --set ------------------------------------------------------------------------------------
+def test_a_profile_with_a_wrong_typed_value_names_file_and_key(tmp_path, capsys):
+    bad = write_profile({**tiny_profile(tmp_path), "train": {"augment": "false"}}, tmp_path / "bad.yaml")
+    for command in (["data"], ["train", "--model", "unet"], ["book", "--no-build"]):
+        code, _, err = run_cli(capsys, *command, "--profile", bad)
+        assert_message(code, err, command[0], str(bad), "train.augment", "expected true or false, got 'false'")
+
+
+def test_a_profile_with_a_yaml_syntax_error_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: broken\ntrain: {batch_size: 8\n")
+    code, _, err = run_cli(capsys, "data", "--profile", bad)
+    assert_message(code, err, "data", f"{bad}: not valid YAML")
+
+
+def test_an_unknown_profile_lists_the_known_ones(capsys):
+    code, _, err = run_cli(capsys, "data", "--profile", "no_such_profile")
+    assert_message(code, err, "data", "no profile 'no_such_profile'", "'default'")
+
+
+@pytest.mark.parametrize("command, sets, says", [
+    (["train", "--model", "unet"], ["train.epochs_unfrozen=ten"],
+     "train.epochs_unfrozen: expected an integer, got 'ten'"),
+    (["book", "--no-build"], ["train.epochs_unfrozen"], "expected KEY=VALUE"),
+    (["book", "--no-build"], ["train.bogus=1"], "unknown profile key 'train.bogus'"),
+    (["data"], ["data.kind=nope"], "data.kind: unknown value 'nope'"),
+    # the file alone is valid: these come from the overrides, read as YAML (a list, integers) and applied together
+    (["book", "--no-build"], ["size=[60, 64]"], "size 60×64: both sides must be positive multiples of 32"),
+    (["train", "--model", "unet"], ["train.epochs_frozen=0", "train.epochs_unfrozen=0"], "nothing would train"),
+])
+def test_set_overrides_reach_the_profile(command, sets, says, profile_yaml, capsys):
+    load_profile(profile_yaml)  # valid as written
+    code, _, err = run_cli(capsys, *command, "--profile", profile_yaml, *[x for s in sets for x in ("--set", s)])
+    assert_message(code, err, command[0], says)
+
+
+def test_train_device_is_a_shortcut_for_set_device(profile_yaml):
+    args = cli.build_parser().parse_args(["train", "--profile", str(profile_yaml), "--model", "unet",
+                                          "--set", "device=cpu", "--set", "train.seed=5", "--device", "auto"])
+    profile = cli._profile(args)
+    assert (profile.device, profile.train.seed, profile.train.batch_size) == ("auto", 5, 8)
+    args = cli.build_parser().parse_args(["data", "--profile", str(profile_yaml), "--set", "device=cuda:1"])
+    assert cli._profile(args).device == "cuda:1"
+
+
+# --- run folders --------------------------------------------------------------------------------------------
+@pytest.fixture
+def truncated_run(tmp_path):
+    run = write_run(tmp_path / "runs" / "unet-truncated", model="unet", profile=tiny_profile(tmp_path))
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return run
+
+
+@pytest.fixture
+def malformed_run(tmp_path):
+    run = write_run(tmp_path / "runs" / "unet-malformed", model="unet", profile=tiny_profile(tmp_path))
+    (run / "params.json").write_text('{"model": "unet", "variant": ')
+    return run
+
+
+def _run_commands(run, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(photo)
+    return {"evaluate": ["evaluate", run],
+            "parse": ["parse", photo, "--run", run, "--out", tmp_path / "out", "--no-progress"],
+            "export": ["export", run, "--out", tmp_path / "model.pt"]}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "parse", "export"])
+def test_a_truncated_safetensors_is_a_message_naming_it(command, truncated_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *_run_commands(truncated_run, tmp_path)[command])
+    assert_message(code, err, command, f"{truncated_run / 'model.safetensors'}: not a readable safetensors file")
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "out" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "parse", "export"])
+def test_a_malformed_params_json_is_a_message_naming_it(command, malformed_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *_run_commands(malformed_run, tmp_path)[command])
+    assert_message(code, err, command, f"{malformed_run / 'params.json'}: not valid JSON")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "parse", "export"])
+def test_a_missing_run_folder_says_so(command, tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "run"
+    code, _, err = run_cli(capsys, *_run_commands(missing, tmp_path)[command])
+    assert_message(code, err, command, f"{missing}: no such run folder")
+
+
+def test_an_unfinished_run_cannot_be_evaluated(tmp_path, capsys):
+    run = write_run(tmp_path / "unet-unfinished", model="unet", complete=False, profile=tiny_profile(tmp_path))
+    code, _, err = run_cli(capsys, "evaluate", run)
+    assert_message(code, err, "evaluate", "the run is not complete", "train it first")
+
+
+# --- files with pickled objects ------------------------------------------------------------------------------
+def test_a_pickle_payload_is_refused_naming_the_file(tmp_path):
+    from clothparse.models.encoders import read_state_dict
+
+    marker = tmp_path / "executed"
+    evil = write_pickle_payload(tmp_path / "evil.pt", marker)
+    with pytest.raises(Exception) as raised:  # noqa: PT011 — the real error torch raises, whatever its type
+        torch.load(evil, map_location="cpu", weights_only=True)
+    message = cli.error_message(raised.value)
+    assert message.startswith(f"{evil}: {REFUSAL} (weights_only=True)"), message
+    # a wrapper that kept torch's advice (load it with weights_only set to False) is reworded the same way
+    with pytest.raises(ValueError) as wrapped:
+        read_state_dict(evil)
+    assert "`False`" in str(wrapped.value)
+    message = cli.error_message(wrapped.value)
+    assert message.startswith(f"{evil}: {REFUSAL}") and "False" not in message, message
+    assert not marker.exists()  # nothing in it ran
+
+
+def test_a_raw_safetensors_error_names_the_file(tmp_path):
+    from safetensors.torch import load_file
+
+    broken = tmp_path / "weights.safetensors"
+    broken.write_bytes(b"\x05\x00")
+    with pytest.raises(Exception) as raised:  # noqa: PT011 — safetensors' own error type
+        load_file(str(broken))
+    assert cli.error_message(raised.value).startswith(f"{broken}: not a readable safetensors file (")
+
+
+# --- parse and export end to end -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory):
+    return write_run(tmp_path_factory.mktemp("cli") / "extended_unet-random")
+
+
+def test_parse_a_folder_reports_the_corrupt_file(tmp_path, random_run, capsys):
+    folder = tmp_path / "photos"
+    files = write_inputs(folder)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, "parse", folder, tmp_path / "missing.png", "--run", random_run, "--out", out,
+                                "--absent", "dress", "--hard", "--batch-size", "3", "--device", "cpu",
+                                "--no-progress")
+    assert code == 1
+    assert "skipped" in err and "corrupt.jpg" in err and "missing.png" in err
+    assert f"parsed {len(files)} of {len(files) + 2} images (2 failed)" in stdout
+    with open(out / "summary.csv", newline="") as fh:
+        rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(fh)}
+    assert set(rows) == set(files) | {"corrupt.jpg", "missing.png"}
+    assert rows["corrupt.jpg"]["status"] == "failed" and rows["corrupt.jpg"]["error"]
+    assert rows["missing.png"]["status"] == "failed" and "no such file" in rows["missing.png"]["error"]
+    for name, size in files.items():
+        row = rows[name]
+        assert row["status"] == "ok" and (int(row["height"]), int(row["width"])) == size
+        mask = Image.open(out / row["mask"])
+        assert mask.mode == "P" and mask.size == (size[1], size[0])
+        assert mask.getpalette()[:27] == [v for rgb in PALETTE for v in rgb]
+        info = json.loads((out / row["json"]).read_text())
+        values = np.asarray(mask)
+        assert info["classes"] == [c for c in CLOTHING if c in info["classes"]]
+        assert set(info["classes"]) <= {CLASSES[v] for v in np.unique(values)}
+        assert not (values == DRESS).any() and info["hard"] and info["run"] == str(random_run)
+        assert row["classes"] == " ".join(info["classes"])
+        for c in info["classes"]:
+            main = info["colours"][c]["colours"][0]["name"] if info["colours"][c]["colours"] else ""
+            assert row[f"colour_{c}"] == main
+        assert Image.open(out / row["overlay"]).size == (size[1], size[0])
+    assert not (out / "notes.json").exists()
+
+
+def test_parse_every_image_ok_exits_0_and_no_image_is_an_error(tmp_path, random_run, capsys):
+    Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "one.png")
+    code, stdout, _ = run_cli(capsys, "parse", tmp_path / "*.png", "--run", random_run, "--out", tmp_path / "out",
+                              "--no-progress")
+    assert code == 0 and "parsed 1 of 1 images (0 failed)" in stdout
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "parse", tmp_path / "empty", "--run", random_run, "--out", tmp_path / "out2")
+    assert_message(code, err, "parse", "no images in")
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_message(tmp_path, random_run, capsys):
+    Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "one.png")
+    (tmp_path / "a_file").write_text("")
+    code, _, err = run_cli(capsys, "parse", tmp_path / "one.png", "--run", random_run,
+                           "--out", tmp_path / "a_file" / "out", "--no-progress")
+    assert_message(code, err, "parse", str(tmp_path / "a_file"))
+
+
+def test_export_writes_and_verifies(tmp_path, random_run, capsys):
+    code, stdout, _ = run_cli(capsys, "export", random_run, "--out", tmp_path / "model.pt")
+    assert code == 0 and (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt.json").is_file()
+    assert "(torchscript)" in stdout
+    diff = float(re.search(r"max \|export − eager\| = (\S+)", stdout).group(1))
+    assert diff < 1e-4
+    code, _, err = run_cli(capsys, "export", random_run, "--out", tmp_path / "model.zip")
+    assert_message(code, err, "export", "unknown export suffix")
+
+
+# --- data and train on real data ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data_profile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_data")
+    return write_profile(tiny_profile(root, epochs_frozen=1, epochs_unfrozen=1), root / "tiny.yaml")
+
+
+@pytest.mark.parametrize("variant", ["base", "refined"])
+def test_data_says_how_many_source_images_were_skipped(variant, data_profile, capsys):
+    from clothparse.prepare import prepare
+
+    code, stdout, _ = run_cli(capsys, "data", "--profile", data_profile, "--variant", variant)
+    assert code == 0
+    line = stdout.strip().splitlines()[-1]
+    prepared = prepare(load_profile(data_profile), variant=variant, progress=False)
+    n = len(prepared.store)
+    said = re.fullmatch(rf"tiny: {n} images in store {prepared.store.meta['key'][:12]} \((.+)\); "
+                        r"(?:(\d+) of (\d+) source images skipped — reasons in (.+)|none of (\d+) source images "
+                        r"skipped); split train (\d+), valid (\d+), test (\d+)", line)
+    assert said, line
+    skipped, total = (int(said[2]), int(said[3])) if said[2] else (0, int(said[5]))
+    assert total == 40 and skipped == total - n  # the profile's 40 synthetic images: kept or skipped
+    if skipped:
+        assert Path(said[4]).is_file()
+    assert sum(int(v) for v in said.groups()[-3:]) == n
+    if variant == "base":  # a Prepared without its counts: the same numbers, read from the store's meta.json
+        import dataclasses
+
+        bare = dataclasses.replace(prepared, n_source_images=0, n_skipped=0, skips_path=None)
+        assert cli.data_summary("tiny", bare) == line
+
+
+def test_train_refuses_pickled_files(data_profile, tmp_path, capsys):
+    """Encoder weights and a resume checkpoint holding pickled objects: refused, named, nothing run."""
+    from clothparse.prepare import prepare
+
+    marker = tmp_path / "executed"
+    evil = write_pickle_payload(tmp_path / "encoder.pt", marker)
+    code, _, err = run_cli(capsys, "train", "--profile", data_profile, "--model", "unet",
+                           "--set", f"encoder_weights={evil}")
+    assert_message(code, err, "train", f"{evil}: {REFUSAL}")
+
+    profile = load_profile(data_profile)
+    prepared = prepare(profile, progress=False)
+    run = RunDir.for_training(profile, "unet", "refined", prepared.store.meta["key"])
+    run.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    write_pickle_payload(run.checkpoint_path, marker)
+    run.checkpoint_state_path.write_text(json.dumps({"phase": 2, "epochs_done": 0, "history": []}))
+    code, _, err = run_cli(capsys, "train", "--profile", data_profile, "--model", "unet")
+    assert_message(code, err, "train", f"{run.checkpoint_path}: refused to load", "pickled Python objects")
+    assert not marker.exists() and not run.is_complete()
