@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchlib import Row, bench, best_time
 from clothparse.models import build_model, deployable
+
+from benchlib import Row, bench, best_time
 
 SIZE = (288, 192)
 BATCH = 8
@@ -25,7 +26,7 @@ def _network_rows(device: str, quick: bool) -> list[Row]:
         model = deployable(build_model(name, input_size=SIZE)).to(device).eval()
         x = torch.randn(BATCH, 3, *SIZE, device=device)
 
-        def step():
+        def step(model=model, x=x):
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 out = model(x)
             if amp:

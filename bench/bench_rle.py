@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchlib import Row, bench, best_time
 from clothparse import rle
+
+from benchlib import Row, bench, best_time
 
 
 def blob_masks(n: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:

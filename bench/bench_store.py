@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchlib import Row, bench
 from clothparse import rle
 from clothparse.datasets.base import Sample, classes_present
 from clothparse.store import build_store, resize_image, resize_mask
+
+from benchlib import Row, bench
 
 HEIGHT, WIDTH = 825, 550
 

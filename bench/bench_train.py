@@ -282,7 +282,8 @@ def _compare(model_name: str, size, batch: int, k: int, device: torch.device, st
              rounds: int | None = None, opt_steps: int = 0) -> dict:
     """clothparse vs bare, alternately: ``rounds`` × (clothparse k batches, bare k batches) after a warm-up of both.
 
-    ``opt_steps`` > 0: afterwards also time each side's optimizer step alone (clothparse.optim.adam — fastai's Adam on torch's
+    ``opt_steps`` > 0: afterwards also time each side's optimizer step alone (clothparse.optim.adam —
+    fastai's Adam on torch's
     multi-tensor kernels — vs torch's AdamW), the usual suspect when clothparse / bare is low at small batches."""
     dls = _dataloaders(store, batch, k + 1, device)
     learn = _clothparse_side(model_name, size, dls, fp16)

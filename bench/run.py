@@ -40,7 +40,10 @@ def format_table(results: list[tuple[str, Row]]) -> str:
     rows = [(b, r.case, _fmt(r.value), r.unit, r.note) for b, r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     align = ["<", "<", ">", "<", "<"]
-    line = lambda cells: "  ".join(f"{str(c):{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
+    def line(cells) -> str:
+        return "  ".join(f"{str(c):{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 

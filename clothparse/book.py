@@ -202,7 +202,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
                  if data.kind == "synthetic" else f"{data.kind} at `{data.root}`")
     timings = _timings_table(steps)
     lines = [
-        f"| | |", "|---|---|",
+        "| | |", "|---|---|",
         f"| Profile | `{profile.name}` — {profile.description} |",
         f"| Data | {data_desc}; refined: {profile.refines} |",
         f"| Input size (H×W) | {profile.size[0]}×{profile.size[1]} |",

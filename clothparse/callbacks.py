@@ -32,7 +32,8 @@ from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
 from .runs import RunDir
 
 __all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
-           "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint", "checkpoint_state", "remove_checkpoint"]
+           "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint",
+           "checkpoint_state", "remove_checkpoint"]
 
 
 class NonFiniteLossError(FloatingPointError):

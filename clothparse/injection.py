@@ -64,7 +64,8 @@ def prior_from_classes(classes, known=None) -> torch.Tensor:
     if (torch.is_tensor(classes) or hasattr(classes, "dtype")) and getattr(classes, "ndim", 0) == 2:
         present = torch.as_tensor(classes)
         if present.dtype != torch.bool or present.shape[1] != NUM_CLOTHING:
-            raise ValueError(f"presence must be a B×{NUM_CLOTHING} bool array, got {present.dtype} {tuple(present.shape)}")
+            raise ValueError(f"presence must be a B×{NUM_CLOTHING} bool array, "
+                             f"got {present.dtype} {tuple(present.shape)}")
         prior = present.float()
     else:
         rows = list(classes)

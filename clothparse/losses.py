@@ -24,7 +24,8 @@ def split_pred(pred) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | 
     if isinstance(pred, Sequence) and 1 <= len(pred) <= 3:
         items = list(pred) + [None] * (3 - len(pred))
         if not isinstance(items[0], torch.Tensor):
-            raise TypeError(f"the first model output must be the segmentation logits tensor, got {type(items[0]).__name__}")
+            raise TypeError("the first model output must be the segmentation logits tensor, "
+                            f"got {type(items[0]).__name__}")
         return items[0], items[1], items[2]
     raise TypeError(f"pred must be a tensor or a (seg, classes, boxes) tuple, got {type(pred).__name__}")
 
@@ -125,7 +126,8 @@ class CompoundLoss(nn.Module):
         if "bce" in e:
             total = total + self.class_weight * e["bce"].mean(1)
         if "sl1" in e:
-            total = total + self.box_weight * (e["sl1"] * e["sl1_mask"]).sum((1, 2)) / e["sl1_mask"].sum((1, 2)).clamp_min(1.0)
+            box_sum, n_box = (e["sl1"] * e["sl1_mask"]).sum((1, 2)), e["sl1_mask"].sum((1, 2)).clamp_min(1.0)
+            total = total + self.box_weight * box_sum / n_box
         return total
 
     @property
@@ -144,7 +146,8 @@ class CompoundLoss(nn.Module):
         if isinstance(pred, torch.Tensor):
             return F.softmax(pred.float(), dim=1)
         seg, classes, boxes = split_pred(pred)
-        items = [F.softmax(seg.float(), dim=1)] + [None if t is None else torch.sigmoid(t.float()) for t in (classes, boxes)]
+        items = [F.softmax(seg.float(), dim=1)]
+        items += [None if t is None else torch.sigmoid(t.float()) for t in (classes, boxes)]
         items = items[:len(pred)]
         return type(pred)(items) if type(pred) in (tuple, list) else type(pred)(*items)
 

@@ -10,7 +10,6 @@ Confusion matrices have rows = ground truth, columns = predicted, as the paper's
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 

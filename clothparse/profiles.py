@@ -315,7 +315,8 @@ def _check(p: Profile, source: str) -> None:
     positive = {"train.batch_size": p.train.batch_size, "evaluate.batch_size": p.evaluate.batch_size,
                 "data.synthetic.n_images": p.data.synthetic.n_images}
     non_negative = {"train.epochs_frozen": p.train.epochs_frozen, "train.epochs_unfrozen": p.train.epochs_unfrozen,
-                    "train.num_workers": p.train.num_workers, "evaluate.qualitative_sample": p.evaluate.qualitative_sample}
+                    "train.num_workers": p.train.num_workers,
+                    "evaluate.qualitative_sample": p.evaluate.qualitative_sample}
     for key, v in positive.items():
         if v <= 0:
             raise ProfileError(f"{source}: {key}: must be positive, got {v}")

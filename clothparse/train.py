@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import runs
@@ -78,7 +77,8 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
                       after_batch=[IntToFloatTensor(), *augmentations(augment), norm], device=device,
                       num_workers=num_workers, split_idx=0)
     valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
-                      shuffle=False, after_batch=[IntToFloatTensor(), Normalize.from_stats(*imagenet_stats, cuda=False)],
+                      shuffle=False,
+                      after_batch=[IntToFloatTensor(), Normalize.from_stats(*imagenet_stats, cuda=False)],
                       device=device, num_workers=num_workers, split_idx=1)
     return DataLoaders(train_dl, valid_dl, device=device)
 

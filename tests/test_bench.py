@@ -7,8 +7,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-import benchlib  # noqa: E402
 import bench_train  # noqa: E402,F401  (registers "train", "loader", "gpu_train")
+
+import benchlib  # noqa: E402
 
 
 def test_train_bench_returns_positive_rates(monkeypatch):

@@ -1,8 +1,8 @@
 """environment.yml, pyproject.toml and constraints.txt declare the same packages."""
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -76,7 +76,8 @@ def test_ious_match_sklearn():
     assert mean_iou(cm, include_background=True) == pytest.approx(
         jaccard_score(t, p, labels=[0] + fg, average="macro"))
     assert mask_iou(cm) == pytest.approx(jaccard_score(t > 0, p > 0))
-    np.testing.assert_allclose(np.nan_to_num(row_percent(cm)), 100 * confusion_matrix(t, p, labels=range(9), normalize="true"))
+    np.testing.assert_allclose(np.nan_to_num(row_percent(cm)),
+                               100 * confusion_matrix(t, p, labels=range(9), normalize="true"))
     np.testing.assert_allclose(np.nan_to_num(column_percent(cm)),
                                100 * confusion_matrix(t, p, labels=range(9), normalize="pred"))
     s = iou_summary(cm)
@@ -189,7 +190,8 @@ def test_on_cuda_same_as_cpu():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 9, (4, 32, 24), generator=g)
     y[3] = 0
-    seg, cls, box = torch.randn(4, 9, 32, 24, generator=g), torch.randn(4, 8, generator=g), torch.randn(4, 32, generator=g)
+    seg = torch.randn(4, 9, 32, 24, generator=g)
+    cls, box = torch.randn(4, 8, generator=g), torch.randn(4, 32, generator=g)
     b_cpu, p_cpu = boxes_from_masks(y)
     b_gpu, p_gpu = boxes_from_masks(y.cuda())
     assert b_gpu.device.type == "cuda" and torch.equal(p_gpu.cpu(), p_cpu)

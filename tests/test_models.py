@@ -4,8 +4,18 @@ import torch.nn.functional as F
 
 from clothparse.categories import CLOTHING
 from clothparse.injection import PRIOR_LOGIT
-from clothparse.models import (MODEL_NAMES, ExtendedUnet, FastaiUnet, NearestUpsample, SegOutput, build_model,
-                               count_flops, count_params, model_summary, splitter)
+from clothparse.models import (
+    MODEL_NAMES,
+    ExtendedUnet,
+    FastaiUnet,
+    NearestUpsample,
+    SegOutput,
+    build_model,
+    count_flops,
+    count_params,
+    model_summary,
+    splitter,
+)
 
 SIZE = (64, 64)
 BRANCHES = {"extended_unet": (True, True), "classbranch_only": (True, False), "branches": (True, True)}

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from clothparse.profiles import (PARAMS_DIR, Profile, ProfileError, load_profile, parse_overrides)
+from clothparse.profiles import PARAMS_DIR, Profile, ProfileError, load_profile, parse_overrides
 
 from conftest import tiny_profile, write_profile
 

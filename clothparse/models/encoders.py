@@ -9,6 +9,7 @@ torchvision ``ResNet`` subclass without ``fc`` (same keys minus ``fc.*``). Files
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -29,7 +30,8 @@ def weights_path(encoder_weights) -> Path | None:
     path = Path(encoder_weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights file {str(path)!r} does not exist "
-                                "(encoder_weights must be None, 'imagenet' or the path of a torchvision ResNet state dict)")
+                                "(encoder_weights must be None, 'imagenet' or the path of a torchvision ResNet "
+                                "state dict)")
     return path
 
 
@@ -43,6 +45,9 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
             sd = load_file(str(path), device="cpu")
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's own text suggests weights_only=False: never for a file
+        raise ValueError(f"{path}: refused to load: it holds pickled Python objects, which clothparse never "
+                         "loads from a file (weights_only=True); use a plain state dict or a .safetensors file") from e
     except Exception as e:  # pickle/safetensors errors carry little context: name the file
         raise ValueError(f"cannot read encoder weights {str(path)!r}: {e}") from e
     if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
@@ -79,9 +84,11 @@ def resnet_body(encoder_name: str = "resnet34", encoder_weights=None) -> nn.Sequ
     from fastai.vision.learner import create_body
 
     if encoder_name not in TORCHVISION_RESNETS:
-        raise ValueError(f"the fastai U-Net body must be a torchvision ResNet {TORCHVISION_RESNETS}, got {encoder_name!r}")
+        raise ValueError(f"the fastai U-Net body must be a torchvision ResNet {TORCHVISION_RESNETS}, "
+                         f"got {encoder_name!r}")
     path = weights_path(encoder_weights)
-    net = torchvision.models.get_model(encoder_name, weights=IMAGENET_WEIGHTS if encoder_weights == "imagenet" else None)
+    weights = IMAGENET_WEIGHTS if encoder_weights == "imagenet" else None
+    net = torchvision.models.get_model(encoder_name, weights=weights)
     if path is not None:
         load_resnet_weights(net, path)
     return create_body(net, pretrained=encoder_weights is not None, cut=-2)

@@ -42,7 +42,8 @@ class ExtendedUnet(FastaiUnet):
         if injection not in INJECTIONS:
             raise ValueError(f"injection must be one of {INJECTIONS}, got {injection!r}")
         if injection == "multiply" and box_branch:
-            raise ValueError("injection='multiply' gates the segmentation with the ClassBranch only: use box_branch=False")
+            raise ValueError("injection='multiply' gates the segmentation with the ClassBranch only: "
+                             "use box_branch=False")
         n_clothing = num_classes - 1  # class 0 is background
         extra = (n_clothing + (4 * n_clothing if box_branch else 0)) if injection == "concat" else 0
         super().__init__(encoder_name, encoder_weights, num_classes, input_size, extra_channels=extra)

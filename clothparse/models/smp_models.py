@@ -13,7 +13,8 @@ from .base import SegOutput, plain_tensor
 from .encoders import load_resnet_weights, weights_path
 
 #: our name → smp architecture class name.
-SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "smp_unet": "Unet"}
+SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus",
+                             "smp_unet": "Unet"}
 
 
 class SmpModel(nn.Module):

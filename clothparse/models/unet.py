@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from fastai.layers import BatchNorm, ConvLayer, ResBlock
 from fastai.torch_core import apply_init
-from fastai.vision.models.unet import UnetBlock, _get_sz_change_idxs as size_change_idxs
+from fastai.vision.models.unet import UnetBlock
+from fastai.vision.models.unet import _get_sz_change_idxs as size_change_idxs
 from torch import nn
 
 from ..categories import NUM_CLASSES
