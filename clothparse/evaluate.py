@@ -24,21 +24,13 @@ import torch
 from . import runs
 from .categories import CLOTHING, NUM_CLOTHING
 from .devices import resolve_device
+from .images import normalise_batch
 from .runs import RunDir
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
 #: Variants whose prior also forbids the classes it marks absent (``injection.apply_hard``).
 HARD_VARIANTS = frozenset({"gt_hard"})
 DRESS = CLOTHING.index("dress")
-
-
-def _normalise(images_uint8: torch.Tensor) -> torch.Tensor:
-    """B×H×W×3 uint8 → B×3×H×W float, ImageNet statistics (as in training)."""
-    from fastai.vision.all import imagenet_stats
-
-    mean = torch.tensor(imagenet_stats[0], device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(imagenet_stats[1], device=images_uint8.device).view(1, 3, 1, 1)
-    return (images_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
 
 def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
@@ -96,7 +88,7 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
         order = np.argsort(np.argsort(rows))
         images = torch.from_numpy(np.ascontiguousarray(store.images[sorted_rows]))[order].to(device)
         target = torch.from_numpy(store.masks[sorted_rows].astype(np.int64))[order].to(device)
-        x = _normalise(images)
+        x = normalise_batch(images)
         _, present = boxes_from_masks(target)
         if "user" in variants:  # this batch's rows of the user's prior
             user_batch = (user_prior.expand(len(rows), -1) if user_prior.ndim == 1

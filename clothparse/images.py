@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "expand_inputs"]
+           "expand_inputs", "IMAGENET_STATS", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
 WORK_MAX_SIDE: int = 2048
 _ORIENTATION = 0x0112  # the EXIF tag
+#: The normalisation every model was trained with (fastai's ``imagenet_stats``): mean, std per RGB channel.
+IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
 class ImageLoadError(ValueError):
@@ -154,3 +156,12 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
         else:
             out.append(p)
     return list(dict.fromkeys(out))
+
+
+def normalise_batch(images_uint8):
+    """B×H×W×3 uint8 tensor → B×3×H×W float, normalised with :data:`IMAGENET_STATS` (as in training)."""
+    import torch
+
+    mean = torch.tensor(IMAGENET_STATS[0], device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STATS[1], device=images_uint8.device).view(1, 3, 1, 1)
+    return (images_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std

@@ -237,12 +237,12 @@ class Parser:
     # the network on a batch of loaded images
     @torch.inference_mode()
     def _forward(self, loaded: list[LoadedImage], prior: torch.Tensor | None, hard: bool):
-        from .evaluate import _normalise
+        from .images import normalise_batch
         from .injection import apply_hard
         from .store import resize_image
 
         batch = np.stack([resize_image(li.image, self.input_size) for li in loaded])
-        x = _normalise(torch.from_numpy(batch).to(self.device))
+        x = normalise_batch(torch.from_numpy(batch).to(self.device))
         if prior is not None:
             prior = prior.to(self.device)
             prior = prior.expand(len(loaded), -1) if prior.ndim == 1 else prior
