@@ -11,8 +11,7 @@ from PIL import Image
 from clothparse import rle
 from clothparse.categories import NUM_CLASSES, imaterialist_category_map
 from clothparse.datasets.base import classes_present
-from clothparse.datasets.synthetic import (class_id_string, default_label_descriptions, draw_image, generate,
-                                           image_id)
+from clothparse.datasets.synthetic import class_id_string, default_label_descriptions, draw_image, generate, image_id
 
 H, W, N, SEED, JUMPSUIT = 96, 64, 24, 3, 0.1
 CMAP = imaterialist_category_map(default_label_descriptions())
@@ -250,3 +249,62 @@ def test_reader_opens_the_output(dataset, drawn):
         assert ds.classes_of(i) == classes_present(d.semantic)
     sample = ds[0]
     assert sample.image.shape == (H, W, 3) and sample.image_id == kept[0].image_id
+
+
+def test_interrupted_run_is_redone(tmp_path, monkeypatch):
+    from clothparse.datasets.synthetic import dataset
+
+    real_draw = dataset.draw_image
+
+    def draw_then_crash(seed, index, **kw):
+        if index == 2:
+            raise KeyboardInterrupt
+        return real_draw(seed, index, **kw)
+
+    root, fresh = tmp_path / "ds", tmp_path / "fresh"
+    monkeypatch.setattr(dataset, "draw_image", draw_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        generate(root, n_images=4, height=32, width=24, progress=False)
+    info = json.loads((root / "GENERATOR.json").read_text())
+    assert info["complete"] is False and "key" not in info      # claimed, but not finished
+    assert len(os.listdir(root / "train")) == 2
+    monkeypatch.setattr(dataset, "draw_image", real_draw)
+    generate(root, n_images=4, height=32, width=24, progress=False)   # ours, unfinished: redone
+    generate(fresh, n_images=4, height=32, width=24, progress=False)
+    assert json.loads((root / "GENERATOR.json").read_text())["complete"] is True
+    for name in ("train.csv", "persons.csv"):
+        assert (root / name).read_bytes() == (fresh / name).read_bytes()
+    assert sorted(os.listdir(root / "train")) == sorted(os.listdir(fresh / "train"))
+
+
+def test_other_seed_or_version_regenerates(tmp_path, monkeypatch):
+    from clothparse.datasets.synthetic import dataset
+
+    root = tmp_path / "ds"
+    generate(root, n_images=2, height=32, width=24, seed=0, progress=False)
+    key0 = json.loads((root / "GENERATOR.json").read_text())["key"]
+    generate(root, n_images=2, height=32, width=24, seed=5, progress=False)
+    info = json.loads((root / "GENERATOR.json").read_text())
+    assert info["key"] != key0 and info["params"]["seed"] == 5
+    assert sorted(os.listdir(root / "train")) == sorted(image_id(5, i) for i in range(2))
+    monkeypatch.setattr(dataset, "GENERATOR_VERSION", dataset.GENERATOR_VERSION + 1)
+    generate(root, n_images=2, height=32, width=24, seed=5, progress=False)   # a new drawing: redone
+    info2 = json.loads((root / "GENERATOR.json").read_text())
+    assert info2["version"] == dataset.GENERATOR_VERSION and info2["key"] != info["key"]
+
+
+def test_marker_without_key_from_an_older_run_is_reused(tmp_path):
+    """Folders finished before the marker recorded its key stay valid (same version and parameters)."""
+    root = tmp_path / "ds"
+    generate(root, n_images=2, height=32, width=24, progress=False)
+    marker = root / "GENERATOR.json"
+    info = json.loads(marker.read_text())
+    old = {k: v for k, v in info.items() if k not in ("key", "finished")}
+    marker.write_text(json.dumps(old, indent=2))
+    stamp = marker.stat().st_mtime_ns
+    generate(root, n_images=2, height=32, width=24, progress=False)
+    assert marker.stat().st_mtime_ns == stamp
+    old["params"] = {**old["params"], "seed": 9}   # but only for the parameters it names
+    marker.write_text(json.dumps(old, indent=2))
+    generate(root, n_images=2, height=32, width=24, progress=False)
+    assert json.loads(marker.read_text())["key"] == info["key"]
