@@ -186,8 +186,8 @@ def load_checkpoint(learn, run: RunDir) -> None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"{path}: refused to load: it holds pickled Python objects, which clothparse never "
-                         "loads from a file (weights_only=True); delete it to train the run from the start") from err
+        raise ValueError(f"{path}: refused to load: it contains pickled Python objects, which are not loaded from "
+                         "untrusted files (weights_only=True); delete it to train the run from the start") from err
     learn.model.load_state_dict(blob["model"])
     if learn.opt is None:
         learn.create_opt()

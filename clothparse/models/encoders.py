@@ -46,8 +46,8 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's own text suggests weights_only=False: never for a file
-        raise ValueError(f"{path}: refused to load: it holds pickled Python objects, which clothparse never "
-                         "loads from a file (weights_only=True); use a plain state dict or a .safetensors file") from e
+        raise ValueError(f"{path}: refused to load: it contains pickled Python objects, which are not loaded from "
+                         "untrusted files (weights_only=True); use a plain state dict or a .safetensors file") from e
     except Exception as e:  # pickle/safetensors errors carry little context: name the file
         raise ValueError(f"cannot read encoder weights {str(path)!r}: {e}") from e
     if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
