@@ -17,6 +17,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+# the smoke profile's whole pipeline and a Jupyter Book build: minutes
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["book/intro", "book/methods", "book/reproduce", "book/notebooks/architecture", "book/notebooks/data",
             "book/notebooks/refinement", "book/notebooks/results", "book/notebooks/injection",

@@ -23,6 +23,9 @@ from clothparse.train import train
 
 from conftest import tiny_profile, write_profile
 
+# end-to-end trainings, a kill and a resume: minutes
+pytestmark = pytest.mark.slow
+
 RUN_FILES = ["params.json", "provenance.json", "history.csv", "model.safetensors", "metrics.json", runs.COMPLETE]
 
 
