@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,6 +93,15 @@ class KeyedFolder:
         Path(self.path).mkdir(parents=True, exist_ok=True)
         self.marker_path.unlink(missing_ok=True)
         return Path(self.path)
+
+    def remove(self, names) -> None:
+        """Delete the named outputs of an earlier run (files or folders), so no stale one survives a rerun."""
+        for name in names:
+            p = Path(self.path) / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
 
     def mark_complete(self, **info: Any) -> None:
         """Write the marker last: ``{"key": ..., "finished": <UTC time>, **info}``."""

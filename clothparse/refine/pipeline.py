@@ -85,12 +85,7 @@ def _start(folder: KeyedFolder, source: Source) -> None:
     interrupted run is redone (never reused) yet its folder is still known as refine's."""
     out = folder.start()
     write_json(folder.marker_path, {"in_progress": folder.key})
-    for name in OUTPUTS:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    folder.remove(OUTPUTS)
     (out / "train").mkdir()
     if source.labels_path.is_file():
         shutil.copy2(source.labels_path, out / "label_descriptions.json")

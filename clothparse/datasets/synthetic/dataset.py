@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -110,12 +109,7 @@ def _clear(folder: KeyedFolder) -> None:
     """Remove what an earlier run of the generator wrote, so no stale image survives; refuse a foreign folder."""
     root = Path(folder.path)
     if folder.marker_path.is_file():
-        for name in _OUTPUTS:
-            p = root / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        folder.remove(_OUTPUTS)
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and was not written by the synthetic generator (no {MARKER}); "
                               f"refusing to write into it")
