@@ -55,3 +55,17 @@ def test_two_coloured_garment_keeps_both_colours():
     assert dominant_colours(stripes.reshape(-1, 3)[:50], min_pixels=100) == []
 
 
+
+
+def test_erosion_is_by_the_documented_3x3_square():
+    from clothparse.colours import _erode
+
+    mask = np.zeros((7, 7), bool)
+    mask[1:6, 1:6] = True
+    mask[1, 1] = False                       # a notch in a corner: its diagonal neighbour (2, 2) must go too
+    once = _erode(mask, 1)
+    assert not once[2, 2]                    # a 4-neighbour cross would keep it
+    assert once[3, 3] and once.sum() == 8    # the 3×3 core minus the notched corner's neighbour
+    full = np.ones((5, 5), bool)
+    assert _erode(full, 1).sum() == 9        # the border counts as outside the mask
+    assert not _erode(full, 3).any()
