@@ -27,7 +27,7 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Metric
 
 from .categories import NUM_CLASSES
-from .keyed import read_json, write_json
+from .keyed import pickle_refusal, read_json, write_json
 from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
 from .runs import RunDir
 
@@ -186,8 +186,7 @@ def load_checkpoint(learn, run: RunDir) -> None:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"{path}: refused to load: it contains pickled Python objects, which are not loaded from "
-                         "untrusted files (weights_only=True); delete it to train the run from the start") from err
+        raise ValueError(f"{pickle_refusal(path)}; delete it to train the run from the start") from err
     learn.model.load_state_dict(blob["model"])
     if learn.opt is None:
         learn.create_opt()

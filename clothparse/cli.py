@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from types import ModuleType, TracebackType
 
+from .keyed import pickle_refusal
+
 PRIOR_HELP = ('known classes, e.g. --prior="skirt,-dress" (skirt present, no dress; write "=" before a value '
               'that starts with "-")')
 SET_HELP = "override a profile key (repeatable): --set train.epochs_unfrozen=1 --set device=cpu"
@@ -243,8 +245,7 @@ def _refusal(unpickling: pickle.UnpicklingError, fallback: str | None = None) ->
     name = _file_in(unpickling.__traceback__) or fallback or "the file"
     what = re.search(r"Unsupported global: GLOBAL (\S+)", str(unpickling))
     detail = f"; the first object it refers to: {what.group(1)}" if what else ""
-    return (f"{name}: refused to load: it contains pickled Python objects, which are not loaded from untrusted "
-            f"files (weights_only=True){detail}")
+    return pickle_refusal(name) + detail
 
 
 def error_message(err: BaseException) -> str:

@@ -142,8 +142,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     from .prepare import prepare
 
     run = RunDir(run_dir)
-    run.require_complete()  # before any data is prepared: a wrong path fails at once
-    profile = run.profile()
+    profile = run.profile_of(run.require_complete())  # before any data work: a wrong path fails at once
     ev = run.evaluation(split)
     folder = ev.folder({"split": split, "prior": _prior_key(prior), "hard": hard})
     if folder.is_complete() and not force:

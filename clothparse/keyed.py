@@ -50,6 +50,12 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
+def pickle_refusal(path) -> str:
+    """The one wording for a file refused by ``torch.load(..., weights_only=True)`` (never 'use weights_only=False')."""
+    return f"{path}: refused to load: it contains pickled Python objects, which are not loaded from untrusted files " \
+           "(weights_only=True)"
+
+
 def _json_default(o):
     import numpy as np
 
@@ -86,13 +92,21 @@ class KeyedFolder:
 
     def is_complete(self) -> bool:
         """The folder was finished for this very key."""
-        return self.record().get("key") == self.key
+        rec = self.record()
+        return rec.get("key") == self.key and rec.get("complete") is True
 
     def start(self) -> Path:
         """Create the folder and drop any marker, so a half-rewritten folder never reads as done."""
         Path(self.path).mkdir(parents=True, exist_ok=True)
         self.marker_path.unlink(missing_ok=True)
         return Path(self.path)
+
+    def claim(self, **info: Any) -> Path:
+        """:meth:`start`, then a marker without the key: an interrupted run leaves a folder that reads as ours
+        (to redo), never as complete and never as somebody else's."""
+        path = self.start()
+        write_json(self.marker_path, {**info, "complete": False})
+        return path
 
     def remove(self, names) -> None:
         """Delete the named outputs of an earlier run (files or folders), so no stale one survives a rerun."""
@@ -104,5 +118,5 @@ class KeyedFolder:
                 p.unlink()
 
     def mark_complete(self, **info: Any) -> None:
-        """Write the marker last: ``{"key": ..., "finished": <UTC time>, **info}``."""
-        write_json(self.marker_path, {**info, "key": self.key, "finished": now()})
+        """Write the marker last: ``{"key": ..., "complete": true, "finished": <UTC time>, **info}``."""
+        write_json(self.marker_path, {**info, "key": self.key, "complete": True, "finished": now()})

@@ -11,7 +11,6 @@ every file a reader reads, photos included, so a repaired or replaced photo give
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .keyed import stable_hash
-from .profiles import REPO_ROOT, Profile
+from .profiles import Profile, under_repo
 
 VARIANTS = ("base", "refined")
 
@@ -49,11 +48,6 @@ class Prepared:
         return np.flatnonzero(self.splits.to_numpy() == split)
 
 
-def _resolve(path: str | os.PathLike) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
-
-
 def source_root(P: Profile, progress: bool = True) -> Path:
     """The dataset folder of a profile; generates the synthetic data on first use."""
     kind = P.data.kind
@@ -65,7 +59,7 @@ def source_root(P: Profile, progress: bool = True) -> Path:
         env = P.data.root_env or "data.root"
         raise FileNotFoundError(f"profile {P.name!r} needs its {kind} data: set data.root in the profile "
                                 f"or the environment variable {env}")
-    root = _resolve(P.data.root)
+    root = under_repo(P.data.root)
     if not root.is_dir():
         raise FileNotFoundError(f"{kind} data folder not found: {root} (profile {P.name!r}, data.root)")
     return root

@@ -110,11 +110,11 @@ class Profile:
 
     @property
     def work_path(self) -> Path:
-        return _under_repo(self.work_dir) / self.name
+        return under_repo(self.work_dir) / self.name
 
     @property
     def runs_path(self) -> Path:
-        return _under_repo(self.runs_dir) / self.name
+        return under_repo(self.runs_dir) / self.name
 
     def to_dict(self) -> dict:
         """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back."""
@@ -125,8 +125,9 @@ class Profile:
         return load_profile(self.to_dict(), overrides)
 
 
-def _under_repo(path: str) -> Path:
-    p = Path(path)
+def under_repo(path: str | os.PathLike) -> Path:
+    """A profile's path: ``~`` expanded, and relative paths taken from the repository root."""
+    p = Path(path).expanduser()
     return p if p.is_absolute() else (REPO_ROOT / p).resolve()
 
 

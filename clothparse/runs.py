@@ -44,9 +44,10 @@ NOT_IN_RUN_ID = ("keep_checkpoint",)
 
 def training_params(profile: Profile, model: str, variant: str) -> dict:
     """Everything that changes a trained model (and so its run id)."""
-    train_cfg = {k: v for k, v in profile.to_dict()["train"].items() if k not in NOT_IN_RUN_ID}
-    return {"model": model, "variant": variant, "size": list(profile.size), "train": train_cfg,
-            "split": profile.to_dict()["split"], "encoder_weights": profile.encoder_weights}
+    plain = profile.to_dict()
+    train_cfg = {k: v for k, v in plain["train"].items() if k not in NOT_IN_RUN_ID}
+    return {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
+            "split": plain["split"], "encoder_weights": profile.encoder_weights}
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -109,6 +110,11 @@ class RunDir:
         """When the run completed ("" if it has not)."""
         return self.folder.record().get("finished", "") if self.is_complete() else ""
 
+    def profile_of(self, params: dict) -> Profile:
+        from .profiles import load_profile
+
+        return load_profile(params["profile_full"])
+
     def mark_complete(self, **info: Any) -> None:
         self.folder.mark_complete(**info)
 
@@ -133,13 +139,11 @@ class RunDir:
 
     def profile(self) -> Profile:
         """The profile the run was trained with (as recorded in params.json)."""
-        from .profiles import load_profile
+        return self.profile_of(self.params())
 
-        return load_profile(self.params()["profile_full"])
-
-    def matches(self, profile: Profile) -> bool:
-        """Trained with the profile's current parameters."""
-        params = self.params()
+    def matches(self, profile: Profile, params: dict | None = None) -> bool:
+        """Trained with the profile's current parameters (``params``: this run's, if already read)."""
+        params = params if params is not None else self.params()
         mine = {k: params.get(k) for k in ("model", "variant", "size", "train", "split", "encoder_weights")}
         return stable_hash(mine) == stable_hash(training_params(profile, params["model"], params["variant"]))
 
@@ -199,7 +203,7 @@ class EvalDir:
 
     def is_complete(self) -> bool:
         """Some evaluation of this split finished (whatever its prior)."""
-        return (self.path / COMPLETE).is_file()
+        return KeyedFolder(self.path, "", COMPLETE).record().get("complete") is True
 
     def require(self) -> EvalDir:
         if not self.is_complete():
@@ -222,10 +226,11 @@ def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
     for params_path in sorted(root.glob("*/params.json")) if root.is_dir() else []:
         run = RunDir(params_path.parent)
         params = run.params()
+        finished = run.finished()
         rows.append({"model": params["model"], "variant": params["variant"], "run_id": run.id,
-                     "run_dir": run.path, "complete": run.is_complete(),
-                     "evaluated": run.evaluation(split).is_complete(), "matches_profile": run.matches(profile),
-                     "finished": run.finished()})
+                     "run_dir": run.path, "complete": bool(finished),
+                     "evaluated": run.evaluation(split).is_complete(),
+                     "matches_profile": run.matches(profile, params), "finished": finished})
     cols = ["model", "variant", "run_id", "run_dir", "complete", "evaluated", "matches_profile", "finished"]
     df = pd.DataFrame(rows, columns=cols)
     order = {m: i for i, m in enumerate(profile.models)}

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..keyed import pickle_refusal
+
 #: torchvision ResNets usable as the fastai U-Net body (and, by file, as smp encoders).
 TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 #: torchvision weights used for ``encoder_weights="imagenet"`` (downloads; smp downloads its own copy).
@@ -46,8 +48,7 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's own text suggests weights_only=False: never for a file
-        raise ValueError(f"{path}: refused to load: it contains pickled Python objects, which are not loaded from "
-                         "untrusted files (weights_only=True); use a plain state dict or a .safetensors file") from e
+        raise ValueError(f"{pickle_refusal(path)}; use a plain state dict or a .safetensors file") from e
     except Exception as e:  # pickle/safetensors errors carry little context: name the file
         raise ValueError(f"cannot read encoder weights {str(path)!r}: {e}") from e
     if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..keyed import KeyedFolder, write_json
+from ..keyed import KeyedFolder
 from .cache import CACHE_FILE, DetectionCache, detector_key
 from .common import DEFAULT_MARGINS, REFINE_VERSION
 from .decide import Refinement
@@ -63,7 +63,7 @@ def refine(src_root: str | os.PathLike, out_root: str | os.PathLike, detector: P
     run.write_tables()
     report = _report(run, folder.key, identity, decisions_path, time.perf_counter() - t0)
     report.save(out / "report.json")
-    folder.mark_complete(complete=True, version=REFINE_VERSION, counts=report.counts)
+    folder.mark_complete(version=REFINE_VERSION, counts=report.counts)
     return report
 
 
@@ -75,16 +75,13 @@ def _is_done(folder: KeyedFolder) -> bool:
             raise FileExistsError(f"{out} holds a dataset that refine did not write (no {MARKER}); "
                                   f"choose an empty or new out_root")
         return False
-    # "complete" guards markers of earlier versions, which held the key during the run too.
-    return folder.is_complete() and folder.record().get("complete", False) is True \
-        and (out / "report.json").is_file()
+    return folder.is_complete() and (out / "report.json").is_file()
 
 
 def _start(folder: KeyedFolder, source: Source) -> None:
     """Drop the marker and this step's old outputs; leave a marker without a key meanwhile, so an
     interrupted run is redone (never reused) yet its folder is still known as refine's."""
-    out = folder.start()
-    write_json(folder.marker_path, {"in_progress": folder.key})
+    out = folder.claim(in_progress=folder.key)
     folder.remove(OUTPUTS)
     (out / "train").mkdir()
     if source.labels_path.is_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ...keyed import KeyedFolder, stable_hash, write_json
+from ...keyed import KeyedFolder, stable_hash
 from ...rle import encode
 from .ids import CATEGORY_NAMES, default_label_descriptions
 from .records import class_id_string
@@ -50,15 +50,13 @@ def generate(root: str | Path, n_images: int = 1000, height: int = 288, width: i
     if _reusable(folder, params):
         return root
     _clear(folder)
-    folder.start()
-    info = {"generator": __package__, "version": GENERATOR_VERSION, "params": params, "complete": False}
-    # a marker without the key claims the folder: an interrupted run is then ours to redo, not a foreign folder
-    write_json(folder.marker_path, info)
+    info = {"generator": __package__, "version": GENERATOR_VERSION, "params": params}
+    folder.claim(**info)
     (root / "train").mkdir()
     (root / "label_descriptions.json").write_bytes(ld_raw)
     start = time.perf_counter()
     summary = _write_images(root, params, progress)
-    info.update(summary, complete=True, seconds=round(time.perf_counter() - start, 2))
+    info.update(summary, seconds=round(time.perf_counter() - start, 2))
     folder.mark_complete(**info)
     return root
 
@@ -96,7 +94,7 @@ def _reusable(folder: KeyedFolder, params: dict) -> bool:
     rec = folder.record()
     # markers written before the key was recorded name the same thing through their version and params
     legacy = "key" not in rec and rec.get("version") == GENERATOR_VERSION and rec.get("params") == params
-    if not (rec.get("complete") is True and (folder.is_complete() or legacy)):
+    if not (folder.is_complete() or (legacy and rec.get("complete") is True)):
         return False
     root = Path(folder.path)
     if not all((root / f).is_file() for f in ("train.csv", "persons.csv", "label_descriptions.json")):
