@@ -4,7 +4,9 @@ Every command and its arguments are defined here; a handler imports its module w
 that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parse:
 …``, exit code 2), never a command that silently vanishes. The commands that take a ``--profile`` (data,
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
-profile keys, values read as YAML, checked like the file.
+profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
+fetches the Clothing Co-Parsing dataset instead (:mod:`clothparse.download`) and prints how the ``ccp``
+profile finds it.
 
 Bad input — a profile with a wrong value or broken YAML, a damaged or missing run folder, a truncated
 ``model.safetensors``, a ``.pt`` holding pickled Python objects, an unreadable file — is one line on stderr,
@@ -52,10 +54,52 @@ def _profile(args):
 
 # --- the commands --------------------------------------------------------------------------------
 def _cmd_data(args) -> int:
+    if args.download:
+        return _cmd_download(args)
+    if args.dest is not None or args.force:
+        raise CommandError("--dest and --force go with --download, e.g. clothparse data --download ccp --dest DIR")
     profile = _profile(args)
     prepared = _module("prepare").prepare(profile, variant=args.variant)
     print(data_summary(profile.name, prepared))
     return 0
+
+
+def _cmd_download(args) -> int:
+    """``data --download ccp``: fetch, verify, and say how the ``ccp`` profile finds the folder."""
+    if args.set:
+        raise CommandError("--download takes --dest and --force, not --set; use --set with data --profile ccp")
+    done = _module("download").download_ccp(args.dest, force=args.force)
+    state = "downloaded and verified" if done.fetched else "already downloaded and verified"
+    print(f"ccp: {done.n_files} files {state} in {done.dest}")
+    print(_ccp_hint(done.dest))
+    return 0
+
+
+def _ccp_hint(dest: Path) -> str:
+    """How the ``ccp`` profile gets to ``dest``: that it reads it already, else the variable or --set to use."""
+    import shlex
+
+    root = _ccp_root()
+    if root is not None and root == Path(dest).resolve():
+        return "the ccp profile reads this folder: clothparse data --profile ccp"
+    quoted = shlex.quote(str(dest))
+    env = _module("download").CCP_ROOT_ENV
+    return f"use it with: export {env}={quoted}  (or: clothparse data --profile ccp --set data.root={quoted})"
+
+
+def _ccp_root() -> Path | None:
+    """The folder the ``ccp`` profile reads (its variable, else its ``data.root``), or None without a ccp
+    profile (installed without a checkout). Read from the YAML: loading the profile imports every model."""
+    import yaml
+
+    env = _module("download").CCP_ROOT_ENV
+    try:
+        profiles = _module("profiles")
+        data = yaml.safe_load(profiles.profile_path("ccp").read_text()).get("data", {})
+        root = os.environ.get(data.get("root_env") or env) or data.get("root")
+        return profiles.under_repo(root).resolve() if root else None
+    except (CommandError, OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
 
 
 def data_summary(name: str, prepared) -> str:
@@ -150,9 +194,14 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_train_book(sub) -> None:
-    d = sub.add_parser("data", help="generate/refine/store/split a profile's data")
+    d = sub.add_parser("data", help="generate/refine/store/split a profile's data, or --download ccp")
     _profile_args(d)
     d.add_argument("--variant", choices=["base", "refined"], default="refined")
+    d.add_argument("--download", choices=["ccp"], default=None,
+                   help="fetch a dataset instead: ccp (Clothing Co-Parsing from GitHub, pinned commit, verified)")
+    d.add_argument("--dest", type=Path, default=None, metavar="DIR",
+                   help="with --download: the folder (default data/ccp)")
+    d.add_argument("--force", action="store_true", help="with --download: download and unpack again")
     d.set_defaults(func=_cmd_data)
 
     t = sub.add_parser("train", help="train one model of a profile (resumes; reuses a completed run)")

@@ -24,7 +24,7 @@ import torch
 from . import runs
 from .categories import CLOTHING, NUM_CLOTHING
 from .devices import resolve_device
-from .images import normalise_batch
+from .images import IMAGENET_STATS, normalise_batch, stats_of
 from .runs import RunDir
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
@@ -49,13 +49,15 @@ def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
 @torch.inference_mode()
 def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int = 64,
                    variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
-                   progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False) -> dict:
+                   progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False,
+                   stats=IMAGENET_STATS) -> dict:
     """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix and its summary
     (``result[variant]``), plus for ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain
     summary. Predicted masks are kept for store rows in ``keep``.
 
     The variant ``"user"`` injects ``user_prior`` — an 8-vector for every image, or one row per entry of
-    ``indices`` — and, with ``user_hard``, forbids the classes it marks absent."""
+    ``indices`` — and, with ``user_hard``, forbids the classes it marks absent. ``stats`` = (mean, std): the
+    normalisation the model was trained with."""
     from .boxes import boxes_from_masks
     from .injection import apply_hard
     from .losses import CompoundLoss
@@ -88,7 +90,7 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
         order = np.argsort(np.argsort(rows))
         images = torch.from_numpy(np.ascontiguousarray(store.images[sorted_rows]))[order].to(device)
         target = torch.from_numpy(store.masks[sorted_rows].astype(np.int64))[order].to(device)
-        x = normalise_batch(images)
+        x = normalise_batch(images, stats)
         _, present = boxes_from_masks(target)
         if "user" in variants:  # this batch's rows of the user's prior
             user_batch = (user_prior.expand(len(rows), -1) if user_prior.ndim == 1
@@ -148,7 +150,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     if folder.is_complete() and not force:
         return ev.path
     device = resolve_device(device)
-    model, _ = run.load_model(device)
+    model, params = run.load_model(device)
     folder.start()
     # Every run is evaluated on the same images: the (refined, where the profile refines) split.
     prepared = prepared or prepare(profile, variant="refined", progress=progress)
@@ -160,7 +162,8 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     user_prior = _user_prior(prior)
     res = evaluate_split(model, prepared.store, idx, device=device, batch_size=profile.evaluate.batch_size,
                          variants=VARIANTS + (("user",) if user_prior is not None else ()), keep=keep,
-                         progress=progress, user_prior=user_prior, user_hard=hard)
+                         progress=progress, user_prior=user_prior, user_hard=hard,
+                         stats=stats_of(params.get("normalisation", "imagenet")))
     _write_evaluation(ev, res, prepared.store, idx, keep, split, device, user_prior, hard)
     folder.mark_complete(split=split, prior=_prior_key(prior), hard=hard)
     return ev.path

@@ -65,12 +65,13 @@ def _example(size: tuple[int, int], batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def _sidecar(path: Path, run_dir, params: dict, size, fmt: str, with_classes: bool) -> None:
-    from fastai.vision.all import imagenet_stats
+    from .images import stats_of
 
+    mean, std = stats_of(params.get("normalisation", "imagenet"))
     info = {"run": str(Path(run_dir).resolve()), "model": params["model"], "format": fmt,
             "input": {"name": "image", "shape": ["B", 3, size[0], size[1]], "dtype": "float32",
                       "normalisation": params.get("normalisation", "imagenet"),
-                      "mean": list(imagenet_stats[0]), "std": list(imagenet_stats[1]), "scale": "x/255 first"},
+                      "mean": mean, "std": std, "scale": "x/255 first"},
             "outputs": {"seg": {"shape": ["B", len(CLASSES), size[0], size[1]], "classes": list(CLASSES)}}}
     if with_classes:
         info["outputs"]["classes"] = {"shape": ["B", len(CLOTHING)], "classes": list(CLOTHING), "kind": "logits"}

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "expand_inputs", "IMAGENET_STATS", "normalise_batch"]
+           "expand_inputs", "IMAGENET_STATS", "stats_of", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
 WORK_MAX_SIDE: int = 2048
 _ORIENTATION = 0x0112  # the EXIF tag
-#: The normalisation every model was trained with (fastai's ``imagenet_stats``): mean, std per RGB channel.
+#: fastai's ``imagenet_stats`` (mean, std per RGB channel): ResNet runs' normalisation, and that of runs that
+#: predate per-encoder normalisation (their params say ``"imagenet"``).
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
@@ -158,10 +159,22 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def normalise_batch(images_uint8):
-    """B×H×W×3 uint8 tensor → B×3×H×W float, normalised with :data:`IMAGENET_STATS` (as in training)."""
+def stats_of(normalisation) -> tuple[list[float], list[float]]:
+    """A run's recorded ``normalisation`` (``{"mean": [...], "std": [...]}`` or ``"imagenet"``) → (mean, std)."""
+    if normalisation == "imagenet":
+        return list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1])
+    if (isinstance(normalisation, dict) and all(len(normalisation.get(k, ())) == 3 for k in ("mean", "std"))
+            and all(float(v) > 0 for v in normalisation["std"])):
+        return [float(v) for v in normalisation["mean"]], [float(v) for v in normalisation["std"]]
+    raise ValueError(f"unknown input normalisation {normalisation!r}: expected 'imagenet' or "
+                     "{'mean': [r, g, b], 'std': [r, g, b]}")
+
+
+def normalise_batch(images_uint8, stats=IMAGENET_STATS):
+    """B×H×W×3 uint8 tensor → B×3×H×W float: ``(x / 255 - mean) / std`` with ``stats`` = (mean, std), the
+    normalisation the model was trained with (:func:`stats_of` of its run's params)."""
     import torch
 
-    mean = torch.tensor(IMAGENET_STATS[0], device=images_uint8.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STATS[1], device=images_uint8.device).view(1, 3, 1, 1)
+    mean = torch.tensor(stats[0], device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(stats[1], device=images_uint8.device).view(1, 3, 1, 1)
     return (images_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std

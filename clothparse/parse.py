@@ -224,8 +224,9 @@ class Parser:
             if size is None:
                 raise ValueError("model= needs input_size=(H, W) (the model has no .input_size)")
             normalisation, self.run, self.model_name = "imagenet", None, type(model).__name__
-        if normalisation != "imagenet":
-            raise ValueError(f"unknown input normalisation {normalisation!r} (this parser knows 'imagenet')")
+        from .images import stats_of
+
+        self.stats = stats_of(normalisation)
         self.input_size = tuple(int(v) for v in size)
         self.model = deployable(model).to(self.device).eval()
         self.batch_size, self.min_area, self.colours = int(batch_size), float(min_area), colours
@@ -242,7 +243,7 @@ class Parser:
         from .store import resize_image
 
         batch = np.stack([resize_image(li.image, self.input_size) for li in loaded])
-        x = normalise_batch(torch.from_numpy(batch).to(self.device))
+        x = normalise_batch(torch.from_numpy(batch).to(self.device), self.stats)
         if prior is not None:
             prior = prior.to(self.device)
             prior = prior.expand(len(loaded), -1) if prior.ndim == 1 else prior

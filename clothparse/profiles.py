@@ -91,7 +91,8 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     models: tuple[str, ...] = ("unet", "extended_unet")
     table1_models: tuple[str, ...] = ("unet",)    # trained on the base (unrefined) data too, for Table 1
-    encoder_weights: str | None = None            # None | "imagenet" | path to a ResNet34 state dict
+    encoder_name: str = "resnet34"                # resnet34 (the paper's) | tf_efficientnet_lite0 | …lite2 | …
+    encoder_weights: str | None = None            # None | "imagenet" | path to a state dict of the encoder
     device: str = "auto"                          # auto | cpu | cuda | cuda:N
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     work_dir: str = "work"                        # generated data and stores: <work_dir>/<profile>/...
@@ -236,6 +237,7 @@ def _typed(cls, raw: Any, where: str, source: str):
         raise ProfileError(f"{source}: {err}") from err
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 _KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -258,6 +260,8 @@ def _value(value: Any, tp: Any, key: str, source: str):
             return None
     elif tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    elif tp is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads `3e-3` (no dot) as a string; everyone means the number
     elif tp in (bool, int, str) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise ProfileError(f"{source}: {key}: expected {_describe(tp)}, got {value!r} ({type(value).__name__})")
@@ -302,7 +306,12 @@ def _check(p: Profile, source: str) -> None:
         raise ProfileError(f"{source}: a profile needs a name")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ProfileError(f"{source}: device: unknown value {p.device!r}; expected auto, cpu, cuda or cuda:N")
+    from .models.encoders import ENCODER_NAMES
     from .models.factory import MODEL_NAMES
+
+    if p.encoder_name not in ENCODER_NAMES:
+        raise ProfileError(f"{source}: encoder_name: unknown encoder {p.encoder_name!r}; known: "
+                           f"{', '.join(ENCODER_NAMES)}")
 
     for key, names in (("models", p.models), ("table1_models", p.table1_models)):
         unknown = [m for m in names if m not in MODEL_NAMES]

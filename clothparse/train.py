@@ -23,6 +23,7 @@ import torch
 from . import runs
 from .categories import CLASSES
 from .devices import resolve_device
+from .images import IMAGENET_STATS
 from .runs import RunDir
 
 if TYPE_CHECKING:
@@ -63,22 +64,23 @@ def augmentations(augment: bool = True) -> list:
 
 
 def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augment: bool = True,
-                     num_workers: int = 0, valid_batch_size: int | None = None):
-    """fastai ``DataLoaders`` over the store: train (shuffled, augmented) and valid splits."""
-    from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL, imagenet_stats
+                     num_workers: int = 0, valid_batch_size: int | None = None, stats=IMAGENET_STATS):
+    """fastai ``DataLoaders`` over the store: train (shuffled, augmented) and valid splits, normalised with
+    ``stats`` = (mean, std), the encoder's (:func:`~clothparse.models.encoders.encoder_stats`)."""
+    from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
 
     train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
     if len(train_idx) < batch_size:
         raise ValueError(f"train split has {len(train_idx)} images, fewer than one batch of {batch_size}")
     if len(valid_idx) == 0:
         raise ValueError("valid split is empty")
-    norm = Normalize.from_stats(*imagenet_stats, cuda=False)
+    norm = Normalize.from_stats(*stats, cuda=False)
     train_dl = TfmdDL(StoreSegmentation(prepared.store, train_idx), bs=batch_size, shuffle=True, drop_last=True,
                       after_batch=[IntToFloatTensor(), *augmentations(augment), norm], device=device,
                       num_workers=num_workers, split_idx=0)
     valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
                       shuffle=False,
-                      after_batch=[IntToFloatTensor(), Normalize.from_stats(*imagenet_stats, cuda=False)],
+                      after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats, cuda=False)],
                       device=device, num_workers=num_workers, split_idx=1)
     return DataLoaders(train_dl, valid_dl, device=device)
 
@@ -149,6 +151,8 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     """Create (or reopen) the run folder; write its params and provenance."""
     from fastai.torch_core import set_seed
 
+    from .models.encoders import encoder_stats
+
     if force and run.path.exists():
         shutil.rmtree(run.path)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -159,7 +163,8 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     runs.write_json(run.params_path, {
         **runs.training_params(profile, model, variant), "profile": profile.name,
         "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
-        "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size), "normalisation": "imagenet",
+        "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size),
+        "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
         "profile_full": profile.to_dict()})
     prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else runs.provenance(
         device, profile.train.seed)
@@ -171,11 +176,13 @@ def _build(s: _Session, model: str, progress: bool) -> None:
     """The model, its data loaders and the fastai Learner."""
     from .losses import CompoundLoss
     from .models import build_model
+    from .models.encoders import encoder_stats
 
     cfg = s.profile.train
-    net = build_model(model, input_size=s.profile.size, encoder_weights=s.profile.encoder_weights)
+    net = build_model(model, input_size=s.profile.size, encoder_name=s.profile.encoder_name,
+                      encoder_weights=s.profile.encoder_weights)
     dls = make_dataloaders(s.prepared, batch_size=cfg.batch_size, device=s.device, augment=cfg.augment,
-                           num_workers=cfg.num_workers)
+                           num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name))
     s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16)
     if not progress:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])
@@ -238,10 +245,12 @@ def _finish(s: _Session, seconds: float) -> None:
 
     from .callbacks import remove_checkpoint
     from .evaluate import evaluate_split
+    from .models.encoders import encoder_stats
 
     save_file({k: v.contiguous() for k, v in s.learn.model.state_dict().items()}, str(s.run.weights_path))
     valid = evaluate_split(s.learn.model, s.prepared.store, s.prepared.indices("valid"), device=s.device,
-                           batch_size=s.profile.evaluate.batch_size, progress=False)
+                           batch_size=s.profile.evaluate.batch_size, progress=False,
+                           stats=encoder_stats(s.profile.encoder_name))
     runs.write_json(s.run.metrics_path, {"valid": valid["summary"], "train_seconds_this_process": seconds,
                                          "epochs": len(s.history)})
     s.provenance["finished"] = runs.now()

@@ -34,6 +34,8 @@ def test_every_shipped_profile_loads_typed_and_frozen(name):
     ({"data": {"limit": 10}}, "data.limit", "unknown profile key"),
     ({"evaluate": {"keep_predictions": 8}}, "evaluate.keep_predictions", "unknown profile key"),
     ({"models": ["unet", "segformer"]}, "models", "unknown model 'segformer'"),
+    ({"encoder_name": "efficientnet-b0"}, "encoder_name", "unknown encoder 'efficientnet-b0'"),
+    ({"train": {"lr_max": "fast"}}, "train.lr_max", "expected a number, got 'fast'"),
     ({"device": "tpu"}, "device", "unknown value 'tpu'"),
     ({"data": {"kind": "ccp", "refine": True}}, "data.refine", "set data.refine: false"),
     ({"split": {"fractions": [0.5, 0.5, 0.5]}}, "split.fractions", "sum to 1"),
@@ -59,6 +61,8 @@ def test_overrides_are_typed_like_the_file(tmp_path):
     path = write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
     p = load_profile(path, parse_overrides(["train.epochs_unfrozen=1", "train.augment=false", "size=[32, 64]"]))
     assert (p.train.epochs_unfrozen, p.train.augment, p.size) == (1, False, (32, 64))
+    # YAML 1.1 reads 3e-3 as a string: a number is meant, and a number it is
+    assert load_profile(path, parse_overrides(["train.lr_max=3e-3"])).train.lr_max == 0.003
     with pytest.raises(ProfileError, match="train.epochs_unfrozen: expected an integer, got 'one'"):
         load_profile(path, parse_overrides(["train.epochs_unfrozen=one"]))
     with pytest.raises(ProfileError, match="unknown profile key 'train.epoch'"):

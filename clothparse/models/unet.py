@@ -25,7 +25,7 @@ from torch import nn
 
 from ..categories import NUM_CLASSES
 from .base import SegOutput, check_input_size, plain_tensor
-from .encoders import resnet_body
+from .encoders import unet_body
 
 
 class NearestUpsample(nn.Sequential):
@@ -88,7 +88,8 @@ class FastaiUnet(nn.Module):
                  input_size: tuple[int, int] = (288, 192), extra_channels: int = 0):
         super().__init__()
         self.input_size = check_input_size(input_size)
-        encoder = resnet_body(encoder_name, encoder_weights)
+        encoder = unet_body(encoder_name, encoder_weights)
+        self.encoder_name = encoder_name
         shapes = _stage_shapes(encoder, self.input_size)
         #: encoder children whose outputs are the skip connections (ascending), as DynamicUnet picks them
         self.skip_idxs = [int(i) for i in size_change_idxs(shapes)]

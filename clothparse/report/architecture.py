@@ -128,27 +128,28 @@ def trace_model(model, input_size: tuple[int, int] = (288, 192)) -> tuple[list[d
     return recs, _dataflow_edges(recs, input_id)
 
 
-def _as_model(model, input_size):
-    """A model built by name (random weights), or the given module."""
+def _as_model(model, input_size, encoder_name: str = "resnet34"):
+    """A model built by name with the encoder ``encoder_name`` (random weights), or the given module as it is."""
     if isinstance(model, str):
         from ..models import build_model
 
-        return build_model(model, input_size=input_size, encoder_weights=None)
+        return build_model(model, encoder_name=encoder_name, input_size=input_size, encoder_weights=None)
     return model
 
 
-def architecture_table(model_name=None, input_size: tuple[int, int] = (288, 192)) -> pd.DataFrame:
-    """No model name: ``clothparse.models.model_summary`` of every model (parameters in millions, GFLOP per
-    image). A model (name or module): its traced parts in call order (module, type, role, output shape,
-    parameters)."""
+def architecture_table(model_name=None, input_size: tuple[int, int] = (288, 192),
+                       encoder_name: str = "resnet34") -> pd.DataFrame:
+    """No model name: ``clothparse.models.model_summary`` of every model with the encoder ``encoder_name``
+    (parameters in millions, GFLOP per image). A model (name, built with ``encoder_name``, or module): its
+    traced parts in call order (module, type, role, output shape, parameters)."""
     input_size = tuple(int(v) for v in input_size)
     if model_name is None:
         from ..models import model_summary
 
         names = {"params_m": "parameters (M)", "gflop_forward": "GFLOP forward",
                  "gflop_forward_backward": "GFLOP forward+backward", "gflop_inference": "GFLOP inference"}
-        return _no_nan(model_summary(input_size=input_size).rename(columns=names))
-    recs, _ = trace_model(_as_model(model_name, input_size), input_size)
+        return _no_nan(model_summary(input_size=input_size, encoder_name=encoder_name).rename(columns=names))
+    recs, _ = trace_model(_as_model(model_name, input_size, encoder_name), input_size)
     return pd.DataFrame([{"module": r["name"], "type": r["type"], "role": r["kind"],
                           "output (C×H×W)": "×".join(map(str, r["shape"])), "parameters": r["params"]}
                          for r in recs])
@@ -206,13 +207,31 @@ def _implied_edges(model, recs, edges, injection, merge_to) -> list[tuple[int, i
     return extra
 
 
+def _wrap(text: str, width: int = 13) -> str:
+    """``text`` in lines of at most ``width`` characters where it can be: broken between words, and inside a
+    long CamelCase name between its parts (``2× InvertedResidual`` → ``2× Inverted`` / ``Residual``), so
+    timm's and fastai's longer class names stay inside their box."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        parts = re.split(r"(?<=[a-z0-9])(?=[A-Z])", word) if len(word) > width else [word]
+        for k, part in enumerate(parts):
+            joined = current + (" " if current and k == 0 else "") + part
+            if current and len(joined) > width:
+                lines.append(current)
+                current = part
+            else:
+                current = joined
+    return "\n".join([*lines, current])
+
+
 def _draw_boxes(ax, lay: _Layout, input_size) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     labels = {-1: f"input\n3×{input_size[0]}×{input_size[1]}"}
     for i, r in enumerate(lay.recs):
         short = re.sub(r"^(net\.)?encoder\.", "enc.", r["name"])
-        labels[i] = f"{short}\n{r['type']}\n{'×'.join(map(str, r['shape'])) or '—'}"
+        labels[i] = f"{short}\n{_wrap(r['type'])}\n{'×'.join(map(str, r['shape'])) or '—'}"
     for i, label in labels.items():
         x, y = lay.pos[i]
         ax.add_patch(FancyBboxPatch((x - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H, boxstyle="round,pad=0.02",
@@ -274,17 +293,19 @@ def _finish_axes(ax, lay: _Layout, injection: str | None, merged: bool) -> None:
     ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False)
 
 
-def architecture_figure(model_name="extended_unet", input_size: tuple[int, int] = (288, 192)):
+def architecture_figure(model_name="extended_unet", input_size: tuple[int, int] = (288, 192),
+                        encoder_name: str = "resnet34"):
     """Figure 1, drawn from the model itself (:func:`trace_model`): one box per part in call order, at the
     depth of its output resolution, so the encoder descends and the decoder climbs back (the U); branches
     (outputs without a spatial size) hang below. Arrows are the traced data flow: solid along the trunk,
     dashed blue for skip connections, orange for branch outputs injected back into the segmentation.
-    ``model_name``: a :func:`clothparse.models.build_model` name (built with random weights) or a module."""
+    ``model_name``: a :func:`clothparse.models.build_model` name (built with the encoder ``encoder_name`` and
+    random weights) or a module (drawn as it is; ``encoder_name`` is then not used)."""
     import matplotlib.pyplot as plt
 
     input_size = tuple(int(v) for v in input_size)
-    model = _as_model(model_name, input_size)
-    title = model_name if isinstance(model_name, str) else type(model).__name__
+    model = _as_model(model_name, input_size, encoder_name)
+    title = f"{model_name} ({encoder_name} encoder)" if isinstance(model_name, str) else type(model).__name__
     recs, edges = trace_model(model, input_size)
     if not recs:
         raise ValueError(f"{title}: no part of the model was called in the forward pass")
