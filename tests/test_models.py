@@ -15,6 +15,7 @@ from clothparse.models import (
     count_params,
     model_summary,
     splitter,
+    summary,
 )
 
 SIZE = (64, 64)
@@ -87,6 +88,27 @@ def test_full_size_params_and_flops_of_unet_and_smp_unet():
     assert table.loc["unet", "gflop_forward_backward"] == pytest.approx(152.9, rel=0.01)
     assert table.loc["smp_unet", "params_m"] == pytest.approx(24.4, abs=0.1)
     assert table.loc["smp_unet", "gflop_forward_backward"] == pytest.approx(39.7, rel=0.01)
+
+
+def test_flop_count_of_grouped_convolutions_costs_backward_as_forward():
+    """torch's formula counts a depthwise conv's weight gradient as dense (groups× too much); ours does not,
+    and agrees with torch's for a dense conv."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def cost(conv, counter):
+        x = torch.randn(1, 32, 16, 16, requires_grad=True)
+        with counter as c:
+            out = conv(x)
+            forward = c.get_total_flops()
+            out.sum().backward()
+        return forward, c.get_total_flops() - forward
+
+    depthwise, dense = torch.nn.Conv2d(32, 32, 3, padding=1, groups=32), torch.nn.Conv2d(32, 32, 3, padding=1)
+    forward, backward = cost(depthwise, summary._flop_counter())
+    assert forward == 2 * 32 * 9 * 16 * 16 and backward == 2 * forward   # grad input + grad weight, each a forward
+    # torch's own formula still overcounts; when this fails, torch fixed it and the correction can go
+    assert cost(depthwise, FlopCounterMode(display=False))[1] > 10 * forward
+    assert cost(dense, summary._flop_counter()) == cost(dense, FlopCounterMode(display=False))
 
 
 def _seg_loss_grads(built, name):

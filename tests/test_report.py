@@ -455,6 +455,21 @@ def test_trace_and_architecture_figure_of_the_extended_unet():
     plt.close(fig)
 
 
+def test_architecture_follows_the_encoder():
+    """Figure 1 and the part table of a model built by name use ``encoder_name`` (here a timm EfficientNet-Lite,
+    whose body is conv_stem, bn1 and the stages); long class names are wrapped inside their boxes."""
+    table = report.architecture_table("extended_unet", (64, 64), encoder_name="tf_efficientnet_lite0")
+    types = dict(zip(table["module"], table["type"]))
+    assert types["encoder.0"] == "Conv2dSame" and types["encoder.3"] == "2× InvertedResidual"
+    assert table.loc[table["module"] == "head", "output (C×H×W)"].item() == "9×64×64"
+    fig = report.architecture_figure("extended_unet", (64, 64), encoder_name="tf_efficientnet_lite0")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "tf_efficientnet_lite0" in fig.axes[0].get_title()
+    assert any(t.startswith("enc.3\n2× Inverted\nResidual") for t in texts)
+    assert all(len(line) <= 14 for t in texts for line in t.split("\n")[1:-1])   # the type lines fit the box
+    plt.close(fig)
+
+
 # --- the package's surface ----------------------------------------------------------------------------------------
 def test_public_names_and_shared_helpers(env):
     from clothparse import categories

@@ -67,6 +67,6 @@ from .smp_models import SmpModel
 from .summary import count_flops, count_params, model_summary
 from .unet import FastaiUnet, NearestUpsample
 
-__all__ = ["MODEL_NAMES", "ENCODER_NAMES", "encoder_stats", "SegOutput", "build_model", "splitter", "deployable", "model_summary", "count_flops",
-           "count_params", "FastaiUnet", "ExtendedUnet", "SmpModel", "ClassBranch", "BBBranch", "NearestUpsample",
-           "expand_planes", "load_resnet_weights"]
+__all__ = ["MODEL_NAMES", "ENCODER_NAMES", "encoder_stats", "SegOutput", "build_model", "splitter", "deployable",
+           "model_summary", "count_flops", "count_params", "FastaiUnet", "ExtendedUnet", "SmpModel", "ClassBranch",
+           "BBBranch", "NearestUpsample", "expand_planes", "load_resnet_weights"]

@@ -86,8 +86,8 @@ def timm_state_dict(reference: dict[str, torch.Tensor], model: nn.Module) -> dic
         if match:
             index, layer, param = int(match.group(1)), match.group(2), match.group(3)
             if index >= len(blocks):
-                raise ValueError(f"the weights do not fit this {type(model).__name__}: reference block {index} does not "
-                                 f"exist (the model has {len(blocks)} blocks)")
+                raise ValueError(f"the weights do not fit this {type(model).__name__}: reference block {index} "
+                                 f"does not exist (the model has {len(blocks)} blocks)")
             prefix, block = blocks[index]
             roles = _INVERTED_RESIDUAL if hasattr(block, "conv_pwl") else _DEPTHWISE_SEPARABLE
             out[f"{prefix}.{roles[layer]}.{param}"] = tensor
