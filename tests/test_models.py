@@ -232,8 +232,10 @@ def test_unknown_names_and_bad_sizes_are_clear_errors():
         build_model("unet3")
     with pytest.raises(ValueError, match="input_size"):
         build_model("unet", input_size=(64,))
-    with pytest.raises(ValueError, match="torchvision ResNet"):
+    with pytest.raises(ValueError, match="unknown encoder 'efficientnet-b0'.*tf_efficientnet_lite0"):
         build_model("unet", encoder_name="efficientnet-b0", input_size=SIZE)
+    with pytest.raises(ValueError, match="unknown encoder 'efficientnet-b0'"):
+        build_model("fpn", encoder_name="efficientnet-b0", input_size=SIZE)
 
 
 def test_extended_unet_at_the_paper_size():
