@@ -145,9 +145,8 @@ class RunDir:
     def matches(self, profile: Profile, params: dict | None = None) -> bool:
         """Trained with the profile's current parameters (``params``: this run's, if already read)."""
         params = params if params is not None else self.params()
-        mine = {k: params.get(k) for k in ("model", "variant", "size", "train", "split", "encoder_name",
-                                           "encoder_weights")}
-        return stable_hash(mine) == stable_hash(training_params(profile, params["model"], params["variant"]))
+        wanted = training_params(profile, params["model"], params["variant"])
+        return stable_hash({k: params.get(k) for k in wanted}) == stable_hash(wanted)
 
     # --- the model ------------------------------------------------------------------------------
     def load_model(self, device: str = "cpu"):
