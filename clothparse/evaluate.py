@@ -31,6 +31,9 @@ VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
 #: Variants whose prior also forbids the classes it marks absent (``injection.apply_hard``).
 HARD_VARIANTS = frozenset({"gt_hard"})
 DRESS = CLOTHING.index("dress")
+#: Part of an evaluation's key: raised when an evaluation writes new files, so older ones are redone.
+#: 2: per-image confusion matrices (``per_image_confusion.npz``), what the bootstrap intervals resample.
+EVALUATION_FORMAT = 2
 
 
 def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
@@ -51,9 +54,10 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
                    variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
                    progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False,
                    stats=IMAGENET_STATS) -> dict:
-    """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix and its summary
-    (``result[variant]``), plus for ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain
-    summary. Predicted masks are kept for store rows in ``keep``.
+    """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix, its summary and
+    one confusion matrix per image (N×K×K int32, in ``indices`` order; ``result[variant]``), plus for
+    ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain summary.
+    Predicted masks are kept for store rows in ``keep``.
 
     The variant ``"user"`` injects ``user_prior`` — an 8-vector for every image, or one row per entry of
     ``indices`` — and, with ``user_hard``, forbids the classes it marks absent. ``stats`` = (mean, std): the
@@ -61,7 +65,7 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     from .boxes import boxes_from_masks
     from .injection import apply_hard
     from .losses import CompoundLoss
-    from .metrics import ConfusionMatrix, iou_summary
+    from .metrics import ConfusionMatrix, iou_summary, per_image_confusion
 
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
@@ -78,6 +82,7 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     cms = {v: ConfusionMatrix() for v in variants}
     loss_fn = CompoundLoss()
     per_image, class_logits, gt_present, kept = [], [], [], {v: {} for v in variants}
+    image_counts: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
     amp = device.startswith("cuda")
     batches = range(0, len(indices), batch_size)
     if progress:
@@ -104,6 +109,7 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
                 seg = apply_hard(seg, prior)
             pred = seg.argmax(1)
             cms[variant].update(pred, target)
+            image_counts[variant].append(per_image_confusion(pred, target).cpu())  # in ``indices`` order
             if variant == "plain":
                 fout = type(out)(*(o.float() if o is not None else None for o in out))
                 per_image.append(loss_fn.per_image(fout, target).cpu())
@@ -115,7 +121,8 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
                     kept[variant][r] = p
     result: dict = {"indices": indices}
     for v in variants:
-        result[v] = {"confusion": cms[v].matrix, "summary": iou_summary(cms[v].matrix)}
+        result[v] = {"confusion": cms[v].matrix, "summary": iou_summary(cms[v].matrix),
+                     "per_image_confusion": torch.cat(image_counts[v]).numpy()}
     result["summary"] = result["plain"]["summary"] if "plain" in variants else result[variants[0]]["summary"]
     result["per_image_loss"] = torch.cat(per_image).numpy() if per_image else np.zeros(0)
     result["gt_present"] = torch.cat(gt_present).numpy() if gt_present else np.zeros((0, NUM_CLOTHING), bool)
@@ -146,7 +153,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     run = RunDir(run_dir)
     profile = run.profile_of(run.require_complete())  # before any data work: a wrong path fails at once
     ev = run.evaluation(split)
-    folder = ev.folder({"split": split, "prior": _prior_key(prior), "hard": hard})
+    folder = ev.folder({"split": split, "prior": _prior_key(prior), "hard": hard, "format": EVALUATION_FORMAT})
     if folder.is_complete() and not force:
         return ev.path
     device = resolve_device(device)
@@ -178,7 +185,8 @@ def _user_prior(prior) -> torch.Tensor | None:
 
 
 def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, user_prior, hard: bool) -> None:
-    """Confusion matrices, metrics.json, per_image.csv, predictions.npz (and class logits) of one pass."""
+    """Confusion matrices (pooled and per image), metrics.json, per_image.csv, predictions.npz (and class
+    logits) of one pass."""
     from .metrics import multilabel_scores
 
     metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "device": device,
@@ -186,6 +194,10 @@ def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, 
     for v in VARIANTS:
         np.save(ev.confusion_path(v), res[v]["confusion"])
         metrics["variants"][v] = res[v]["summary"]
+    written = VARIANTS + (("user",) if user_prior is not None else ())
+    # Small for any test set (81 int32 per image and variant, mostly zeros, compressed).
+    np.savez_compressed(ev.per_image_confusion_path, rows=np.asarray(idx),
+                        **{v: res[v]["per_image_confusion"] for v in written})
     if res["class_logits"] is not None:
         predicted = 1 / (1 + np.exp(-res["class_logits"])) > 0.5
         metrics["classbranch"] = multilabel_scores(res["gt_present"], predicted)

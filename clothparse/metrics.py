@@ -17,7 +17,7 @@ from .categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __all__ = [
     "ConfusionMatrix", "per_class_iou", "pooled_iou", "mean_iou", "mask_iou", "row_percent", "column_percent",
-    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE",
+    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "per_image_confusion",
 ]
 
 
@@ -105,6 +105,23 @@ class ConfusionMatrix:
 
     def __repr__(self) -> str:
         return f"ConfusionMatrix(num_classes={self.num_classes}, pixels={int(self.matrix.sum())})"
+
+
+def per_image_confusion(pred, target, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """One confusion matrix per image: B×K×K int32 counts (rows = ground truth) of ``pred`` vs ``target``
+    (B×H×W class indices). Their sum over images is the pooled matrix; any subset of images, or a bootstrap
+    resample of them, is scored from these alone. Labels outside ``0..K-1`` are a ``ValueError``."""
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target).to(torch.as_tensor(pred).device)
+    if pred.shape != target.shape or pred.ndim < 2:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must be equal B×… shapes")
+    k, b = int(num_classes), pred.shape[0]
+    p, t = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
+    bad = (p < 0) | (p >= k) | (t < 0) | (t >= k)
+    if bool(bad.any()):
+        raise ValueError(f"{int(bad.sum())} pixels have a label outside 0..{k - 1}")
+    offset = torch.arange(b, device=p.device).unsqueeze(1) * (k * k)
+    counts = torch.bincount((offset + t * k + p).reshape(-1), minlength=b * k * k)
+    return counts.reshape(b, k, k).to(torch.int32)
 
 
 # --- functions of a matrix ------------------------------------------------------------------------

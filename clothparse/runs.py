@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .keyed import KeyedFolder, now, read_json, stable_hash, write_json
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from .profiles import Profile
@@ -196,6 +197,7 @@ class EvalDir:
     per_image_path = property(lambda self: self.path / "per_image.csv")
     predictions_path = property(lambda self: self.path / "predictions.npz")
     class_logits_path = property(lambda self: self.path / "class_logits.npy")
+    per_image_confusion_path = property(lambda self: self.path / "per_image_confusion.npz")
 
     def confusion_path(self, variant: str) -> Path:
         return self.path / f"confusion_{variant}.npy"
@@ -215,6 +217,19 @@ class EvalDir:
 
     def metrics(self) -> dict:
         return read_json(self.require().metrics_path)
+
+    def per_image_confusion(self, variant: str = "plain") -> np.ndarray:
+        """N×K×K int64 confusion matrices, one per test image in split order, of an injection variant."""
+        import numpy as np
+
+        path = self.require().per_image_confusion_path
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: {self.run.path} was evaluated before per-image counts were "
+                                    f"kept; run `clothparse evaluate {self.run.path} --split {self.split} --force`")
+        with np.load(path) as counts:
+            if variant not in counts.files:
+                raise KeyError(f"{path} has no variant {variant!r}; it has {sorted(set(counts.files) - {'rows'})}")
+            return counts[variant].astype(np.int64)
 
 
 # --- finding runs ------------------------------------------------------------------------------------

@@ -21,7 +21,14 @@ from clothparse import report, runs  # noqa: E402
 from clothparse.categories import CLASSES, CLOTHING  # noqa: E402
 from clothparse.datasets.base import Sample, classes_present  # noqa: E402
 from clothparse.losses import CompoundLoss  # noqa: E402
-from clothparse.metrics import ConfusionMatrix, column_percent, iou_summary, multilabel_scores, row_percent  # noqa: E402
+from clothparse.metrics import (  # noqa: E402
+    ConfusionMatrix,
+    column_percent,
+    iou_summary,
+    multilabel_scores,
+    per_image_confusion,
+    row_percent,
+)
 from clothparse.paper import table2_row, tables  # noqa: E402
 from clothparse.prepare import Prepared  # noqa: E402
 from clothparse.profiles import load_profile  # noqa: E402
@@ -121,10 +128,14 @@ def _write_run(profile, model, variant, store, test_rows, seed, classbranch):
         cm = ConfusionMatrix().update(torch.from_numpy(p), torch.from_numpy(gt)).matrix
         np.save(ev.confusion_path(v), cm)
         metrics["variants"][v] = iou_summary(cm)
+    np.savez_compressed(ev.per_image_confusion_path, rows=test_rows,
+                        **{v: per_image_confusion(torch.from_numpy(p), torch.from_numpy(gt)).numpy()
+                           for v, p in preds.items()})
     present = np.stack([[(m == c).any() for c in range(1, 9)] for m in gt])
     if classbranch:
         pred_present = np.stack([[(m == c).any() for c in range(1, 9)] for m in preds["plain"]])
         metrics["classbranch"] = multilabel_scores(present, pred_present)
+        np.save(ev.class_logits_path, np.where(pred_present, 4.0, -4.0).astype(np.float32))
     logits = 4.0 * torch.nn.functional.one_hot(torch.from_numpy(preds["plain"]).long(), 9).permute(0, 3, 1, 2).float()
     loss = CompoundLoss().per_image(logits, torch.from_numpy(gt).long()).numpy()
     per = pd.DataFrame({"row": test_rows, "image_id": [store.image_ids[r] for r in test_rows], "loss": loss})

@@ -19,6 +19,7 @@ from clothparse.evaluate import evaluate
 from clothparse.metrics import ConfusionMatrix, iou_summary
 from clothparse.prepare import prepare
 from clothparse.profiles import load_profile
+from clothparse.runs import RunDir
 from clothparse.train import train
 
 from conftest import tiny_profile, write_profile
@@ -194,6 +195,15 @@ def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_
         assert np.array_equal(cm.matrix, np.load(out / f"confusion_{variant}.npy"))
         recomputed = iou_summary(cm.matrix)
         assert recomputed["pooled_excl_bg"] == pytest.approx(metrics["variants"][variant]["pooled_excl_bg"])
+        # per image: each image's own matrix, in split order; together they are the pooled one
+        per_image_cm = RunDir(extended_run).evaluation("test").per_image_confusion(variant)
+        assert per_image_cm.shape == (len(test_rows), 9, 9)
+        assert np.array_equal(per_image_cm.sum(0), cm.matrix)
+        position = {r: i for i, r in enumerate(test_rows)}
+        for k, r in enumerate(rows):
+            one = ConfusionMatrix().update(torch.from_numpy(preds[variant][k].astype(np.int64)),
+                                           torch.from_numpy(prepared.store.masks[r].astype(np.int64)))
+            assert np.array_equal(per_image_cm[position[r]], one.matrix)
     # hard injection: no pixel of a class the ground truth says is absent
     gt = prepared.store.masks[rows]
     for k, r in enumerate(rows):
