@@ -73,7 +73,8 @@ def label_counts(present: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def macro_f1(summed: np.ndarray) -> np.ndarray:
-    """Macro F1 (percent) of summed label counts (…×C·3); a class with nothing to find and nothing found is 100."""
+    """Macro F1 (percent) of summed label counts (…×C·3: :func:`label_counts`' rows, flattened); a class with
+    nothing to find and nothing found scores 100."""
     c = np.asarray(summed, dtype=np.float64).reshape(*np.shape(summed)[:-1], -1, 3)
     tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
     den = 2 * tp + fp + fn
