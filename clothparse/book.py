@@ -77,6 +77,7 @@ def plan(profile: Profile) -> list[Step]:
     steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("results", "results", {"profile": name}, reads="all"))
+    steps.append(Step("claims", "claims", {"profile": name}, reads="all"))
     if (NOTEBOOKS / "parser.ipynb").is_file():
         # the shipped parser: a run of the parser profile, trained apart (`clothparse train --profile parser`)
         steps.append(Step("parser", "parser", {"profile": name, "parser_profile": PARSER_PROFILE}, reads="parser"))

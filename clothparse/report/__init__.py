@@ -12,6 +12,8 @@ notebooks call them as ``report.<name>`` and display the result. Where each one 
 :mod:`.history`               training curves, ``history.csv``, one run at a glance
 :mod:`.predictions`           Figure 5 ("no dress" prior) and Figure 6 (images sorted by loss)
 :mod:`.provenance`            which runs, from which commit and device; the paper's own consistency
+:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table and
+                              its forest plot, the headline numbers of the prose
 :mod:`.common`                :data:`MISSING`, :data:`SOURCES`, :data:`IOU_COLUMNS`, :func:`rounded`, names
 ============================  ==========================================================================
 
@@ -52,6 +54,15 @@ from .data import (
     refine_stages,
     split_table,
 )
+from .evidence import (
+    claims_display,
+    figure_claims,
+    figure_class_intervals,
+    headline,
+    headline_sentence,
+    intervals_table,
+    model_intervals,
+)
 from .history import figure_history, history_table, run_overview
 from .predictions import figure_loss_sorted, figure_no_dress, loss_sorted_selection
 from .provenance import consistency_table, provenance_table
@@ -65,5 +76,6 @@ __all__ = [
     "loss_sorted_selection", "figure_history", "history_table", "run_overview", "consistency_table",
     "architecture_figure", "architecture_table", "trace_model", "data_overview", "split_table",
     "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
-    "provenance_table", "overlay",
+    "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
+    "claims_display", "figure_claims", "headline", "headline_sentence",
 ]
