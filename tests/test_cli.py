@@ -150,6 +150,20 @@ def test_train_device_is_a_shortcut_for_set_device(profile_yaml):
     assert cli._profile(args).device == "cuda:1"
 
 
+def test_train_seed_reaches_train(profile_yaml, monkeypatch, capsys):
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(train=lambda profile, model, **kw: calls.append((model, kw)) or "run-dir")
+    real = cli._module
+    monkeypatch.setattr(cli, "_module", lambda name: fake if name == "train" else real(name))
+    code, out, _ = run_cli(capsys, "train", "--profile", profile_yaml, "--model", "unet", "--seed", 3)
+    assert code == 0 and out.strip() == "run-dir"
+    assert calls == [("unet", {"variant": None, "force": False, "seed": 3})]
+    run_cli(capsys, "train", "--profile", profile_yaml, "--model", "unet")
+    assert calls[-1][1]["seed"] is None  # the profile's train.seed
+
+
 # --- run folders --------------------------------------------------------------------------------------------
 @pytest.fixture
 def truncated_run(tmp_path):

@@ -1,6 +1,7 @@
 """The typed profile: every shipped profile loads; a wrong key, type or value is refused at load time,
 naming the key; overrides are checked like the file; what is derived is derived once."""
 import dataclasses
+import re
 
 import pytest
 
@@ -83,3 +84,38 @@ def test_derived_values(tmp_path, monkeypatch):
     assert not ccp.refines and ccp.main_variant == "base"
     monkeypatch.setenv("CLOTHPARSE_CCP_ROOT", str(tmp_path))
     assert load_profile("ccp").data.root == str(tmp_path)
+
+
+# --- training seeds -----------------------------------------------------------------------------------
+def test_seeds_are_read_typed_and_checked(tmp_path):
+    path = write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
+    one = load_profile(path)
+    assert one.train.seeds == () and one.seeds == (0,)
+    assert "seeds" not in one.to_dict()["train"]  # a one-seed profile's plain form (a book's cache key) is as before
+    many = load_profile(path, parse_overrides(["train.seeds=[0, 1, 2]"]))
+    assert many.train.seeds == (0, 1, 2) and many.seeds == (0, 1, 2)
+    assert load_profile(many.to_dict()) == many
+    assert load_profile(path, {"train.seeds": [4]}).seeds == (4,)
+    for value, says in (([], "empty list"), ([1, 1], "repeats a seed"),
+                        ([0, 1.5], "train.seeds[1]: expected an integer"),
+                        ([True], "train.seeds[0]: expected an integer"), (3, "train.seeds: expected a list")):
+        with pytest.raises(ProfileError, match=re.escape(says)):
+            load_profile(path, {"train.seeds": value})
+
+
+def test_with_seed_changes_the_run_id_and_seeds_does_not(tmp_path):
+    from clothparse.runs import run_id, training_params
+
+    p = load_profile(tiny_profile(tmp_path))
+    many = p.replace({"train.seeds": [0, 1, 2]})
+    s2 = many.with_seed(2)
+    assert (s2.train.seed, s2.train.seeds, s2.seeds) == (2, (0, 1, 2), (0, 1, 2))
+
+    def rid(profile):
+        return run_id("unet", training_params(profile, "unet", "refined"), "storekey")
+
+    assert rid(many) == rid(p)                    # the seed-0 run of [0, 1, 2] is the one-seed profile's run
+    assert rid(many.with_seed(0)) == rid(p)
+    assert rid(s2) != rid(p) and rid(s2) == rid(p.with_seed(2)) == rid(p.replace({"train.seed": 2}))
+    with pytest.raises(ProfileError, match="integer"):
+        p.with_seed("1")

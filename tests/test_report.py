@@ -172,6 +172,39 @@ def test_find_and_select_runs(env, tmp_path):
         report.select_run(profile, "fpn")
 
 
+def _seeded_runs(env, tmp_path, seeds, written):
+    """A profile with ``train.seeds`` in its own runs folder, and runs of ``written`` {(model, variant): seeds}."""
+    profile = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs"), "train.seeds": list(seeds)})
+    out = {}
+    for (model, variant), model_seeds in written.items():
+        for s in model_seeds:
+            out[(model, variant, s)] = _write_run(profile.with_seed(s), model, variant, env["store"], env["test_rows"],
+                                                  seed=10 + s, classbranch=False)
+    return profile, out
+
+
+def test_find_and_select_runs_of_several_seeds(env, tmp_path):
+    profile, made = _seeded_runs(env, tmp_path, [0, 1, 2], {("unet", "refined"): [2, 0]})
+    run0, run2 = made[("unet", "refined", 0)]["run_dir"], made[("unet", "refined", 2)]["run_dir"]
+    df = report.find_runs(profile)
+    assert sorted(df["seed"]) == [0, 2] and df["matches_profile"].all()
+    # one run per seed, in the profile's order; seed 1 has none and is left out
+    assert report.select_runs(profile, "unet") == [run0, run2]
+    assert report.select_run(profile, "unet") == run0 and report.select_run(profile, "unet", seed=2) == run2
+    with pytest.raises(FileNotFoundError, match=r"seed 1 in .*seed=0.*--seed 1"):
+        report.select_run(profile, "unet", seed=1)
+    with pytest.raises(FileNotFoundError, match=r"no complete run of extended_unet .*any of the seeds \[0, 1, 2\]"):
+        report.select_runs(profile, "extended_unet")
+    # the seed-0 run is the one-seed profile's run; the seed-2 run is not its run, but can be asked for by seed
+    plain = profile.to_dict()
+    one = load_profile({**plain, "train": {k: v for k, v in plain["train"].items() if k != "seeds"}})
+    assert one.seeds == (0,)
+    found = report.find_runs(one).set_index("seed")
+    assert found.loc[0, "matches_profile"] and not found.loc[2, "matches_profile"]
+    assert report.select_runs(one, "unet") == [run0] and report.select_run(one, "unet", seed=2) == run2
+    assert report.find_runs(env["profile"])["seed"].tolist() == [0, 0, 0]
+
+
 # --- Tables 1, 2, 5 -------------------------------------------------------------------------------------------
 def test_table2_values_beside_the_paper(env):
     df = report.table2(env["profile"], models=["unet", "extended_unet", "fpn"])
@@ -218,6 +251,38 @@ def test_table1_base_vs_refined(env):
     base = env["runs"][("unet", "base")]["metrics"]["variants"]["plain"]
     assert df.loc[("Base", "ours"), "IoU excl. bg"] == pytest.approx(base["pooled_excl_bg"])
     assert df.loc[("Base", "paper"), "IoU excl. bg"] == tables()["table1_dataset_refinement"]["Base"]["iou_excl_bg"]
+
+
+def test_tables_1_and_2_show_the_mean_and_spread_over_seeds(env, tmp_path):
+    profile, made = _seeded_runs(env, tmp_path, [0, 1], {("unet", "refined"): [0, 1], ("unet", "base"): [0, 1],
+                                                          ("extended_unet", "refined"): [1]})
+    df = report.table2(profile)
+    _assert_no_nan(df)
+    unet, ours_model = "Plain U-Net (unet)", "Our model (extended_unet)"
+    assert df.attrs["n_seeds"] == {unet: 2, ours_model: 1}
+    assert list(df.loc[unet].index) == ["ours", report.SEED_SD, "paper", "ours − paper"]
+    assert report.SEED_SD not in df.loc[ours_model].index  # one seed: the rows of today
+    summaries = [made[("unet", "refined", s)]["metrics"]["variants"]["plain"] for s in (0, 1)]
+    for col, get in (("IoU excl. bg", lambda m: m["pooled_excl_bg"]), ("Dress", lambda m: m["per_class"]["dress"]),
+                     (report.MIOU, lambda m: m["mean_excl_bg"])):
+        a, b = (get(m) for m in summaries)
+        assert a != b
+        assert df.loc[(unet, "ours"), col] == pytest.approx((a + b) / 2)
+        assert df.loc[(unet, report.SEED_SD), col] == pytest.approx(abs(a - b) / np.sqrt(2))  # ddof=1
+        assert df.loc[(unet, "ours − paper"), col] == pytest.approx((a + b) / 2 - df.loc[(unet, "paper"), col])
+    one = report.table2_run(made[("extended_unet", "refined", 1)]["run_dir"])
+    pd.testing.assert_frame_equal(one, df.loc[[ours_model]])
+    t1 = report.table1(profile)
+    _assert_no_nan(t1)
+    assert t1.attrs["n_seeds"] == {"Base": 2, "Refined": 2}
+    assert list(t1.index) == [(d, src) for d in ("Base", "Refined")
+                              for src in ("ours", report.SEED_SD, "paper", "ours − paper")]
+    base = [made[("unet", "base", s)]["metrics"]["variants"]["plain"]["pooled_excl_bg"] for s in (0, 1)]
+    assert t1.loc[("Base", "ours"), "IoU excl. bg"] == pytest.approx(np.mean(base))
+    assert t1.loc[("Base", report.SEED_SD), "IoU excl. bg"] == pytest.approx(np.std(base, ddof=1))
+    # a one-seed profile's tables are unchanged by the seeds mechanism
+    assert report.table1(env["profile"]).attrs["n_seeds"] == {"Base": 1, "Refined": 1}
+    assert report.SEED_SD not in report.table2(env["profile"]).index.get_level_values(1)
 
 
 def test_table5_injection_rows(env):

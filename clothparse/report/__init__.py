@@ -26,12 +26,12 @@ read through :class:`clothparse.runs.RunDir`; a ``run_dir`` argument is a path o
 from __future__ import annotations
 
 from ..categories import overlay
-from ..runs import find_runs, select_run
+from ..runs import find_runs, select_run, select_runs
 from .architecture import architecture_figure, architecture_table, trace_model
 
 # DIFF, MIOU, OURS, PAPER, TABLE3_LABELS: not in __all__, but kept importable for code that picks rows by name
 from .common import DIFF as DIFF
-from .common import IOU_COLUMNS, MISSING, SOURCES, eval_metrics, main_variant, model_label, rounded, run_store
+from .common import IOU_COLUMNS, MISSING, SEED_SD, SOURCES, eval_metrics, main_variant, model_label, rounded, run_store
 from .common import MIOU as MIOU
 from .common import OURS as OURS
 from .common import PAPER as PAPER
@@ -69,8 +69,9 @@ from .provenance import consistency_table, provenance_table
 from .tables import has_classbranch, selected_runs, table1, table2, table2_run, table4, table4_averages, table5
 
 __all__ = [
-    "MISSING", "SOURCES", "IOU_COLUMNS", "rounded", "main_variant", "model_label", "find_runs", "select_run",
-    "selected_runs", "run_store", "eval_metrics", "table2", "table2_run", "table1", "table3", "paper_table3",
+    "MISSING", "SOURCES", "SEED_SD", "IOU_COLUMNS", "rounded", "main_variant", "model_label", "find_runs",
+    "select_run", "select_runs", "selected_runs", "run_store", "eval_metrics", "table2", "table2_run", "table1",
+    "table3", "paper_table3",
     "table3_diagonal", "table3_top_confusions", "confusion", "figure_confusion", "figure_paper_confusion",
     "has_classbranch", "table4", "table4_averages", "table5", "figure_no_dress", "figure_loss_sorted",
     "loss_sorted_selection", "figure_history", "history_table", "run_overview", "consistency_table",

@@ -19,6 +19,8 @@ MISSING = "—"
 #: Row labels of a comparison: ours, the paper's, ours − paper.
 OURS, PAPER, DIFF = "ours", "paper", "ours − paper"
 SOURCES: tuple[str, str, str] = (OURS, PAPER, DIFF)
+#: The row under *ours* where a profile trained several seeds: *ours* is their mean, this their standard deviation.
+SEED_SD = "seed sd"
 #: Table 2 / Table 1 columns: the paper's pooled IoUs, the mask IoU, per-class IoU, then the usual mean IoU.
 MIOU = "mIoU excl. bg (mean)"
 IOU_COLUMNS: tuple[str, ...] = ("IoU excl. bg", "IoU overall", "IoU Mask", *SHORT_LABELS, MIOU)

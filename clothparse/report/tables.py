@@ -3,7 +3,9 @@ refined data; Table 2: every model; Table 5: ground-truth injection) and the Cla
 (Table 4). Table 3 (confusion matrices) is in :mod:`.confusion_matrices`.
 
 A comparison puts *ours*, the *paper*'s number and their difference on separate rows (a row index
-``(…, source)``); a row exists only where there is a number to show.
+``(…, source)``); a row exists only where there is a number to show. Where a profile trains several seeds
+(``train.seeds``), Tables 1 and 2 show the mean over seeds as *ours* and their standard deviation as
+*seed sd*, and ``df.attrs["n_seeds"]`` says how many seeds each row has.
 """
 from __future__ import annotations
 
@@ -13,8 +15,20 @@ import numpy as np
 import pandas as pd
 
 from ..categories import CLASSES, CLOTHING, SHORT_LABELS
-from ..runs import RunDir, select_run
-from .common import DIFF, IOU_COLUMNS, MIOU, OURS, PAPER, _no_nan, _profile, _variant_summary, eval_metrics, model_label
+from ..runs import RunDir, select_run, select_runs
+from .common import (
+    DIFF,
+    IOU_COLUMNS,
+    MIOU,
+    OURS,
+    PAPER,
+    SEED_SD,
+    _no_nan,
+    _profile,
+    _variant_summary,
+    eval_metrics,
+    model_label,
+)
 
 #: Injection variants of :mod:`clothparse.evaluate` → Table 5 row labels (paper rows where the paper has them).
 TABLE5_ROWS: tuple[tuple[str, str, str | None], ...] = (
@@ -44,14 +58,26 @@ def _paper_iou(entry: dict) -> dict:
     return row
 
 
-def _comparison(blocks: Sequence[tuple[str, dict, dict | None]], columns: Sequence[str],
+def _over_seeds(rows: Sequence[dict]) -> tuple[dict, dict | None]:
+    """One row per seed → their per-column mean and standard deviation (ddof=1); one seed: that row, no sd."""
+    if len(rows) == 1:
+        return rows[0], None
+    df = pd.DataFrame(list(rows), dtype=float)
+    return df.mean().to_dict(), df.std(ddof=1).to_dict()
+
+
+def _comparison(blocks: Sequence[tuple], columns: Sequence[str],
                 names: tuple[str, str] = ("model", "source")) -> pd.DataFrame:
-    """Rows ``(label, ours)``, and where the paper has numbers ``(label, paper)``, ``(label, ours − paper)``."""
+    """Blocks ``(label, ours, paper[, seed_sd])`` → rows ``(label, ours)``, ``(label, seed sd)`` where there is
+    one, and where the paper has numbers ``(label, paper)``, ``(label, ours − paper)``."""
     rows, index = [], []
-    for label, ours, paper in blocks:
+    for label, ours, paper, *sd in blocks:
         o = {c: ours.get(c, np.nan) for c in columns}
         rows.append(o)
         index.append((label, OURS))
+        if sd and sd[0] is not None:
+            rows.append({c: sd[0].get(c, np.nan) for c in columns})
+            index.append((label, SEED_SD))
         if paper is not None:
             pp = {c: paper.get(c, np.nan) for c in columns}
             rows.append(pp)
@@ -64,12 +90,17 @@ def _comparison(blocks: Sequence[tuple[str, dict, dict | None]], columns: Sequen
 
 
 # --- Table 2 ---------------------------------------------------------------------------------------------
-def _table2_block(model: str, run_dir, split: str) -> tuple[str, dict, dict | None]:
+def _seeds_iou(run_dirs: Sequence, split: str) -> tuple[dict, dict | None]:
+    """The plain IoUs of the runs of one model's seeds: mean, and standard deviation where there are several."""
+    return _over_seeds([_ours_iou(_variant_summary(r, split, "plain")) for r in run_dirs])
+
+
+def _table2_block(model: str, run_dirs: Sequence, split: str) -> tuple[str, dict, dict | None, dict | None]:
     from ..paper import TABLE2_MODEL_NAMES, table2_row
 
-    ours = _ours_iou(_variant_summary(run_dir, split, "plain"))
+    ours, sd = _seeds_iou(run_dirs, split)
     paper = _paper_iou(table2_row(model)) if model in TABLE2_MODEL_NAMES.values() else None
-    return model_label(model), ours, paper
+    return model_label(model), ours, paper, sd
 
 
 def table2(profile, split: str = "test", models: Sequence[str] | None = None) -> pd.DataFrame:
@@ -78,6 +109,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
     Columns :data:`IOU_COLUMNS`; the pooled "IoU excl. bg"/"IoU overall" are the paper's metrics,
     "mIoU excl. bg (mean)" the usual mean of per-class IoUs (the paper's row: the mean of its
     per-class numbers). Models without an evaluated run are left out and listed in ``df.attrs["missing"]``.
+    With several seeds, *ours* is their mean and *seed sd* their spread; ``df.attrs["n_seeds"]``: label → seeds.
     """
     from ..paper import TABLE2_MODEL_NAMES
 
@@ -85,25 +117,26 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
     models = list(models) if models is not None else list(p.models)
     papers = set(TABLE2_MODEL_NAMES.values())
     order = [m for m in TABLE2_MODEL_NAMES.values() if m in models] + [m for m in models if m not in papers]
-    blocks, missing = [], []
+    blocks, missing, n_seeds = [], [], {}
     for model in order:
         try:
-            run_dir = select_run(p, model, p.main_variant, split=split)
+            run_dirs = select_runs(p, model, p.main_variant, split=split)
         except FileNotFoundError:
             missing.append(model)
             continue
-        blocks.append(_table2_block(model, run_dir, split))
+        blocks.append(_table2_block(model, run_dirs, split))
+        n_seeds[blocks[-1][0]] = len(run_dirs)
     if not blocks:
         raise FileNotFoundError(f"profile {p.name!r}: no evaluated run of any of {models} in {p.runs_path}")
     df = _comparison(blocks, IOU_COLUMNS)
-    df.attrs["missing"] = missing
+    df.attrs.update(missing=missing, n_seeds=n_seeds)
     return df
 
 
 def table2_run(run_dir, split: str = "test") -> pd.DataFrame:
     """One run's Table 2 row (ours, and the paper's row and the difference when the paper has the model)."""
     model = RunDir(run_dir).params()["model"]
-    return _comparison([_table2_block(model, run_dir, split)], IOU_COLUMNS)
+    return _comparison([_table2_block(model, [run_dir], split)], IOU_COLUMNS)
 
 
 def selected_runs(profile, variant: str | None = None, split: str = "test", evaluated: bool = False) -> pd.DataFrame:
@@ -122,17 +155,22 @@ def selected_runs(profile, variant: str | None = None, split: str = "test", eval
 
 # --- Tables 1 and 5 --------------------------------------------------------------------------------------
 def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFrame:
-    """Table 1: the plain U-Net trained on the base vs the refined data (both tested on the refined test split)."""
+    """Table 1: the plain U-Net trained on the base vs the refined data (both tested on the refined test split);
+    with several seeds, the mean and *seed sd* over them as in :func:`table2`."""
     from ..paper import tables
 
     p = _profile(profile)
     model = model or (p.table1_models[0] if p.table1_models else "unet")
     t1 = tables()["table1_dataset_refinement"]
-    blocks = []
+    blocks, n_seeds = [], {}
     for variant, label in (("base", "Base"), ("refined", "Refined")):
-        run_dir = select_run(p, model, variant, split=split)
-        blocks.append((label, _ours_iou(_variant_summary(run_dir, split, "plain")), _paper_iou(t1[label])))
-    return _comparison(blocks, IOU_COLUMNS, names=("dataset", "source"))
+        run_dirs = select_runs(p, model, variant, split=split)
+        ours, sd = _seeds_iou(run_dirs, split)
+        blocks.append((label, ours, _paper_iou(t1[label]), sd))
+        n_seeds[label] = len(run_dirs)
+    df = _comparison(blocks, IOU_COLUMNS, names=("dataset", "source"))
+    df.attrs["n_seeds"] = n_seeds
+    return df
 
 
 def table5(run_dir, split: str = "test") -> pd.DataFrame:

@@ -1,0 +1,89 @@
+"""The book's plan without executing anything: one train and one evaluate step per training seed (the first
+seed's pages keep the one-seed names and parameters), every step's parameters are ones its notebook
+declares, titles name the seed, and the model pages' input digest covers the runs of every seed."""
+import nbformat
+import pytest
+
+from clothparse import book
+from clothparse.profiles import load_profile
+
+from conftest import tiny_profile
+
+
+def _notebook_parameters(notebook: str) -> set[str]:
+    """The parameters papermill reads from the notebook (a line it cannot parse is left out, and warned of)."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(book.NOTEBOOKS / f"{notebook}.ipynb")))
+
+
+def _runs(steps, notebook):
+    return [(s.output, s.parameters) for s in steps if s.notebook == notebook]
+
+
+def test_one_seed_plans_the_pages_of_today(tmp_path):
+    steps = book.plan(load_profile(tiny_profile(tmp_path)))
+    assert [o for o, _ in _runs(steps, "train")] == ["train/unet-refined", "train/extended_unet-refined",
+                                                     "train/unet-base"]
+    assert [o for o, _ in _runs(steps, "evaluate")] == ["evaluate/unet", "evaluate/extended_unet", "evaluate/unet-base"]
+    assert all("seed" not in s.parameters for s in steps)  # one-seed cache keys as they were
+
+
+def test_several_seeds_plan_a_train_and_an_evaluate_step_per_seed(tmp_path):
+    steps = book.plan(load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]}))
+    trains, evals = _runs(steps, "train"), _runs(steps, "evaluate")
+    assert [o for o, _ in trains] == ["train/unet-refined", "train/unet-refined-seed1",
+                                      "train/extended_unet-refined", "train/extended_unet-refined-seed1",
+                                      "train/unet-base", "train/unet-base-seed1"]
+    assert [o for o, _ in evals] == ["evaluate/unet", "evaluate/unet-seed1", "evaluate/extended_unet",
+                                     "evaluate/extended_unet-seed1", "evaluate/unet-base", "evaluate/unet-base-seed1"]
+    assert [p["seed"] for _, p in trains + evals] == [0, 1] * 6
+    assert evals[5][1] == {"profile": "tiny", "model": "unet", "variant": "base", "seed": 1}
+    assert all(s.reads == "model" for s in steps if s.notebook == "evaluate")
+    assert max(i for i, s in enumerate(steps) if s.notebook == "train") < min(
+        i for i, s in enumerate(steps) if s.notebook == "evaluate")
+    # the display pages and the rest are planned once, without a seed
+    assert [s.output for s in steps if "seed" not in s.parameters][:3] == ["architecture", "data", "refinement"]
+
+
+@pytest.mark.parametrize("notebook", ["train", "evaluate"])
+def test_every_planned_parameter_is_one_the_notebook_declares(tmp_path, notebook):
+    declared = _notebook_parameters(notebook)
+    assert "seed" in declared
+    one = load_profile(tiny_profile(tmp_path))
+    for profile in (one, one.replace({"train.seeds": [3, 4]})):
+        for _, params in _runs(book.plan(profile), notebook):
+            assert set(params) <= declared
+
+
+@pytest.mark.parametrize("notebook", ["train", "evaluate"])
+def test_set_up_and_parameters_are_removed_from_the_page(notebook):
+    nb = nbformat.read(str(book.NOTEBOOKS / f"{notebook}.ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].metadata["tags"] == ["parameters", "remove-cell"]
+    assert code[1].metadata["tags"] == ["remove-cell"] and "P = load_profile(profile)" in code[1].source
+    assert all(c.metadata.get("tags") == ["hide-input"] for c in code[2:])
+
+
+def test_titles_name_the_seed_only_where_there_are_several(tmp_path):
+    src = nbformat.read(str(book.NOTEBOOKS / "train.ipynb"), as_version=4)
+    for params, title in (({"model": "unet", "variant": "base"}, "# Training `unet` (base data)"),
+                          ({"model": "unet", "variant": "base", "seed": 1}, "# Training `unet` (base data, seed 1)")):
+        path = tmp_path / "page.ipynb"
+        nbformat.write(src, str(path))
+        book._fill_placeholders(path, {**params, "seed_note": book._seed_note(params)})
+        assert nbformat.read(str(path), as_version=4).cells[0].source.splitlines()[0] == title
+
+
+def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
+    profile = load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]})
+    step = next(s for s in book.plan(profile) if s.output == "evaluate/unet-seed1")
+    assert book._inputs_digest(profile, step) == ""
+    for run in ("unet-aaa", "extended_unet-ccc"):
+        (profile.runs_path / run).mkdir(parents=True)
+        (profile.runs_path / run / "COMPLETE").write_text('{"key": "a"}')
+    first = book._inputs_digest(profile, step)
+    assert first
+    (profile.runs_path / "unet-bbb").mkdir()
+    (profile.runs_path / "unet-bbb" / "COMPLETE").write_text('{"key": "b"}')  # another seed's run completes
+    assert book._inputs_digest(profile, step) != first
