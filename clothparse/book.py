@@ -238,7 +238,8 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"| Input size (H×W) | {profile.size[0]}×{profile.size[1]} |",
         f"| Models | {', '.join(profile.models)} |",
         f"| Schedule | batch {profile.train.batch_size}, {profile.train.epochs_frozen} frozen + "
-        f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max} |",
+        f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max}; "
+        f"training seed{'s' if len(profile.seeds) > 1 else ''} {', '.join(map(str, profile.seeds))} |",
         f"| Encoder | {_encoder_text(profile)} |",
         f"| Hardware | {device_description(device)} |",
         f"| Commit | `{git_commit()}` |",
