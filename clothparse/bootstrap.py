@@ -75,9 +75,8 @@ def image_bootstrap(counts: np.ndarray, statistic: Callable[[np.ndarray], np.nda
     the leading axes. Returns one :class:`Interval`, or a list of k. Images are resampled with
     replacement, ``n_resamples`` times, by :func:`scipy.stats.bootstrap` with ``method`` ("BCa",
     "percentile" or "basic") and a generator seeded with ``seed``. A score that is undefined on the
-    full test set (NaN: e.g. a class present in no image) gives a NaN interval, not an error."""
-    from scipy import stats
-
+    full test set (NaN: e.g. a class present in no image) gives a NaN interval, not an error; BCa falls back
+    to the percentile interval where its jackknife is undefined (``Interval.method`` says which)."""
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 2 or len(counts) < 2:
         raise ValueError(f"counts must be N×D with at least 2 images, got shape {counts.shape}")
@@ -95,16 +94,35 @@ def image_bootstrap(counts: np.ndarray, statistic: Callable[[np.ndarray], np.nda
     nan = Interval(float("nan"), float("nan"), float("nan"), confidence, method, n_resamples, n_images)
     if not np.any(np.isfinite(full)):
         return [nan] * len(full) if multi else nan
+    low, high, _ = _scipy_interval(resampled, n_images, n_resamples, confidence, method, seed)
+    if np.any(np.isfinite(np.atleast_1d(full)) & ~np.isfinite(low)):
+        # On a few test images a resample (or BCa's leave-one-out jackknife) can lack a class, and a score of
+        # that class is undefined there: the percentile interval of the resamples where it is defined.
+        method = "percentile"
+        _, _, dist = _scipy_interval(resampled, n_images, n_resamples, confidence, method, seed)
+        dist = dist.reshape(-1, dist.shape[-1])
+        alpha = (1 - confidence) / 2 * 100
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+            low, high = np.nanpercentile(dist, alpha, axis=-1), np.nanpercentile(dist, 100 - alpha, axis=-1)
+    out = [Interval(float(e), float(lo), float(hi), confidence, method, n_resamples, n_images)
+           if np.isfinite(e) else nan for e, lo, hi in zip(np.atleast_1d(full), low, high)]
+    return out if multi else out[0]
+
+
+def _scipy_interval(resampled, n_images: int, n_resamples: int, confidence: float, method: str,
+                    seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Low and high endpoints (1-d) and the bootstrap distribution of scipy's interval."""
+    from scipy import stats
+
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        # a score that no resample can change (a class no image has) is NaN below, said by the caller
+        # a score that no resample can change (a class no image has) comes back NaN, said by the caller
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         res = stats.bootstrap((np.arange(n_images),), resampled, vectorized=True, n_resamples=n_resamples,
                               confidence_level=confidence, method=method, batch=BATCH,
                               rng=np.random.default_rng(seed))
-    low, high = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
-    out = [Interval(float(e), float(lo), float(hi), confidence, method, n_resamples, n_images)
-           if np.isfinite(e) else nan for e, lo, hi in zip(np.atleast_1d(full), low, high)]
-    return out if multi else out[0]
+    ci = res.confidence_interval
+    return np.atleast_1d(ci.low), np.atleast_1d(ci.high), np.asarray(res.bootstrap_distribution)
 
 
 def interval_jitter(counts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],

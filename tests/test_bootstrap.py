@@ -110,3 +110,13 @@ def test_seed_interval_is_the_t_interval():
     assert (lo + hi) / 2 == pytest.approx(2.0)
     assert (hi - lo) / 2 == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)
     assert seed_interval([1.0]) is None
+
+
+def test_a_class_missing_from_some_resamples_gets_the_percentile_interval_of_the_others():
+    """Skirt on one image of ten: resamples without it leave the skirt → dress share undefined."""
+    m = np.zeros((10, 9, 9))
+    m[:, 1, 1] = 50
+    m[0, 5, 5], m[0, 5, 6], m[0, 5, 1] = 60, 30, 10
+    m[1:, 1, 2] = np.arange(1, 10)
+    iv = image_bootstrap(stack(m), lambda s: confusion_excess(s, 5, 6))
+    assert iv.method == "percentile" and np.isfinite(iv.low) and iv.low <= iv.estimate <= iv.high
