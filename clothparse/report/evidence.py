@@ -70,23 +70,26 @@ def intervals_table(intervals: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def figure_class_intervals(intervals: pd.DataFrame):
-    """Forest plot: each class's IoU per model with its 95 % interval over test images."""
+def figure_class_intervals(intervals: pd.DataFrame, ncols: int = 3):
+    """Forest plots, one per class: each model's IoU with its 95 % interval over test images."""
     models = list(dict.fromkeys(intervals["model"]))
     classes = list(SHORT_LABELS)
-    fig, axes = plt.subplots(1, len(classes), figsize=(1.6 * len(classes) + 2, 0.45 * len(models) + 1.2),
-                             sharey=True, squeeze=False)
+    nrows = -(-len(classes) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, nrows * (0.3 * len(models) + 1.0)), sharey=True,
+                             squeeze=False)
     y = np.arange(len(models))[::-1]
-    for ax, cls in zip(axes[0], classes):
+    for ax, cls in zip(axes.flat, classes):
         part = intervals[intervals["metric"] == cls].set_index("model").reindex(models)
         est = part["estimate"].to_numpy(float)
         err = np.abs(np.vstack([est - part["low"].to_numpy(float), part["high"].to_numpy(float) - est]))
-        ax.errorbar(est, y, xerr=err, fmt="o", ms=3, color="black", ecolor="0.4", capsize=2)
-        ax.set_title(cls, fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.errorbar(est, y, xerr=err, fmt="o", ms=4, color="black", ecolor="0.4", capsize=2)
+        ax.set_title(cls, fontsize=10)
+        ax.set_yticks(y, [m.split(" (")[0] for m in models], fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
-    axes[0][0].set_yticks(y, [m.split(" (")[0] for m in models], fontsize=8)
-    fig.supxlabel("IoU (%) with 95 % interval over test images", fontsize=9)
+    for ax in list(axes.flat)[len(classes):]:
+        ax.set_visible(False)
+    fig.supxlabel("IoU (%) with its 95 % interval over test images", fontsize=9)
     fig.tight_layout()
     return fig
 
