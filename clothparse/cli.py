@@ -144,6 +144,26 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_claims(args) -> int:
+    import pandas as pd
+
+    claims = _module("claims")
+    report = _module("report")
+    profile = _profile(args)
+    table = claims.claims_table(profile, split=args.split)
+    intervals = report.model_intervals(profile, split=args.split)
+    print(report.headline_sentence(report.headline(table, intervals), profile.name), end="\n\n")
+    with pd.option_context("display.width", 160, "display.max_colwidth", 48):
+        print(report.claims_display(table).to_string())
+    for claim, why in table.attrs["not_run"].items():
+        print(f"not tested: {claim} — {why}")
+    print("\n" + claims.VERDICT_RULE.replace("**", ""))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"\nwritten: {args.csv}")
+    return 0
+
+
 def _cmd_book(args) -> int:
     profile = _profile(args)
     result = _module("book").build_book(profile, force=args.force, build=not args.no_build)
@@ -215,6 +235,13 @@ def _data_train_book(sub) -> None:
                    help="the training seed of this run (default: the profile's train.seed; one run per seed)")
     t.add_argument("--force", action="store_true", help="retrain even if a completed run exists")
     t.set_defaults(func=_cmd_train)
+
+    c = sub.add_parser("claims", help="does each claim of the paper hold on a profile's evaluated runs? "
+                                      "(95 %% intervals, verdicts)")
+    _profile_args(c)
+    c.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    c.add_argument("--csv", type=Path, default=None, help="also write the table (all numbers) to this CSV file")
+    c.set_defaults(func=_cmd_claims)
 
     b = sub.add_parser("book", help="execute the notebooks with papermill and build the Jupyter Book")
     _profile_args(b)

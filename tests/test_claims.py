@@ -98,3 +98,18 @@ def test_an_evaluation_without_per_image_counts_says_how_to_redo_it(env, tmp_pat
         assert "refined > base training data (unet)" in table.attrs["not_run"]
     finally:
         shutil.move(kept, ev.per_image_confusion_path)
+
+
+def test_the_claims_command_prints_the_table_and_writes_its_csv(env, tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    from clothparse.cli import main
+
+    profile_yaml = tmp_path / "tiny.yaml"
+    profile_yaml.write_text(yaml.safe_dump(env["profile"].to_dict()))
+    assert main(["claims", "--profile", str(profile_yaml), "--csv", str(tmp_path / "claims.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "extended_unet > unet" in out and "not tested: deeplabv3 > fpn" in out and "agrees when" in out
+    written = pd.read_csv(tmp_path / "claims.csv")
+    assert claims.HEADLINE_CLAIM.text in set(written["claim"]) and {"low", "high", "verdict"} <= set(written)
