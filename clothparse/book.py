@@ -2,6 +2,13 @@
 skip executions whose notebook, parameters and inputs have not changed, keep a good result when a
 re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book with
 ``execute_notebooks: off``.
+
+Cell tags (every notebook in ``notebooks/`` follows them, so a page shows results, not plumbing): the
+parameters cell is tagged ``["parameters", "remove-cell"]``; a set-up cell (imports, warning filters,
+``P = load_profile(profile)``) is tagged ``remove-cell`` and holds nothing else; a code cell that computes or
+displays a result the page shows is tagged ``hide-input`` (its code collapsed behind a toggle, its output
+shown). Keep set-up apart from computation: a cell that both imports and computes is split in two. papermill's
+own ``injected-parameters`` cell gets ``remove-cell`` from the runner (``_finish_page``).
 """
 from __future__ import annotations
 
@@ -157,7 +164,7 @@ def execute(step: Step, profile: Profile, package: str, force: bool = False, log
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return _failed(step, running, out, err, time.perf_counter() - t0, log)
     step.seconds = time.perf_counter() - t0
-    _fill_placeholders(running, step.parameters)
+    _finish_page(running, step.parameters)
     os.replace(running, out)
     # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
     # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
@@ -190,16 +197,30 @@ def _failed(step: Step, running: Path, out: Path, err: Exception, seconds: float
     return step
 
 
-def _fill_placeholders(path: Path, parameters: dict) -> None:
-    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
+def _finish_page(path: Path, parameters: dict) -> None:
+    """The executed notebook as a page: parameter values put into its markdown, papermill's cell hidden."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
+    _fill_placeholders(nb, parameters)
+    _hide_injected_parameters(nb)
+    nbformat.write(nb, str(path))
+
+
+def _fill_placeholders(nb, parameters: dict) -> None:
+    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
     for cell in nb.cells:
         if cell.cell_type == "markdown" and "{{" in cell.source:
             for key, value in parameters.items():
                 cell.source = cell.source.replace("{{" + key + "}}", str(value))
-    nbformat.write(nb, str(path))
+
+
+def _hide_injected_parameters(nb) -> None:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell``: the page says its parameters in words."""
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
 
 
 def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
