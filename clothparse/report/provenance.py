@@ -7,10 +7,14 @@ from __future__ import annotations
 import pandas as pd
 
 from ..runs import RunDir, find_runs
-from .common import MISSING, _json_or_empty, _no_nan, _profile
+from .common import MISSING, _json_or_empty, _no_nan, _profile, grouped
 
 PROVENANCE_COLUMNS = ("model", "variant", "run id", "current parameters", "commit", "device", "seed", "epochs",
                       "train time (s)", "resumed", "finished", "evaluated (test)")
+#: Shown as two tables (a commit hash and a timestamp per row do not fit beside the rest): the run, then its origin.
+PROVENANCE_GROUPS = (("The run", ("model", "variant", "run id", "current parameters", "seed", "epochs",
+                                  "train time (s)", "resumed", "evaluated (test)")),
+                     ("Where and when it was trained", ("run id", "commit", "device", "finished")))
 
 
 def provenance_table(profile) -> pd.DataFrame:
@@ -27,7 +31,7 @@ def provenance_table(profile) -> pd.DataFrame:
                   float(h["seconds"].sum()) if "seconds" in h else MISSING, len(prov.get("resumes", [])),
                   r.finished or MISSING, "yes" if r.evaluated else "no")
         rows.append(dict(zip(PROVENANCE_COLUMNS, values)))
-    return _no_nan(pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS)))
+    return grouped(_no_nan(pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS))), PROVENANCE_GROUPS)
 
 
 def consistency_table() -> pd.DataFrame:

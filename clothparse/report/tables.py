@@ -14,7 +14,20 @@ import pandas as pd
 
 from ..categories import CLASSES, CLOTHING, SHORT_LABELS
 from ..runs import RunDir, select_run
-from .common import DIFF, IOU_COLUMNS, MIOU, OURS, PAPER, _no_nan, _profile, _variant_summary, eval_metrics, model_label
+from .common import (
+    DIFF,
+    IOU_COLUMNS,
+    IOU_GROUPS,
+    MIOU,
+    OURS,
+    PAPER,
+    _no_nan,
+    _profile,
+    _variant_summary,
+    eval_metrics,
+    grouped,
+    model_label,
+)
 
 #: Injection variants of :mod:`clothparse.evaluate` → Table 5 row labels (paper rows where the paper has them).
 TABLE5_ROWS: tuple[tuple[str, str, str | None], ...] = (
@@ -95,7 +108,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
         blocks.append(_table2_block(model, run_dir, split))
     if not blocks:
         raise FileNotFoundError(f"profile {p.name!r}: no evaluated run of any of {models} in {p.runs_path}")
-    df = _comparison(blocks, IOU_COLUMNS)
+    df = grouped(_comparison(blocks, IOU_COLUMNS), IOU_GROUPS)
     df.attrs["missing"] = missing
     return df
 
@@ -103,7 +116,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
 def table2_run(run_dir, split: str = "test") -> pd.DataFrame:
     """One run's Table 2 row (ours, and the paper's row and the difference when the paper has the model)."""
     model = RunDir(run_dir).params()["model"]
-    return _comparison([_table2_block(model, run_dir, split)], IOU_COLUMNS)
+    return grouped(_comparison([_table2_block(model, run_dir, split)], IOU_COLUMNS), IOU_GROUPS)
 
 
 def selected_runs(profile, variant: str | None = None, split: str = "test", evaluated: bool = False) -> pd.DataFrame:
@@ -132,7 +145,7 @@ def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFra
     for variant, label in (("base", "Base"), ("refined", "Refined")):
         run_dir = select_run(p, model, variant, split=split)
         blocks.append((label, _ours_iou(_variant_summary(run_dir, split, "plain")), _paper_iou(t1[label])))
-    return _comparison(blocks, IOU_COLUMNS, names=("dataset", "source"))
+    return grouped(_comparison(blocks, IOU_COLUMNS, names=("dataset", "source")), IOU_GROUPS)
 
 
 def table5(run_dir, split: str = "test") -> pd.DataFrame:
