@@ -12,9 +12,10 @@ from .common import MISSING, _json_or_empty, _no_nan, _profile, grouped
 PROVENANCE_COLUMNS = ("model", "variant", "run id", "current parameters", "commit", "device", "seed", "epochs",
                       "train time (s)", "resumed", "finished", "evaluated (test)")
 #: Shown as two tables (a commit hash and a timestamp per row do not fit beside the rest): the run, then its origin.
-PROVENANCE_GROUPS = (("The run", ("model", "variant", "run id", "current parameters", "seed", "epochs",
-                                  "train time (s)", "resumed", "evaluated (test)")),
-                     ("Where and when it was trained", ("run id", "commit", "device", "finished")))
+PROVENANCE_GROUPS = (("The run", ("model", "variant", "current parameters", "seed", "epochs", "train time (s)",
+                                  "resumed", "evaluated (test)")),
+                     ("Its folder, and where and when it was trained", ("model", "variant", "run id", "commit",
+                                                                        "device", "finished")))
 
 
 def provenance_table(profile) -> pd.DataFrame:
