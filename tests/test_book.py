@@ -171,3 +171,40 @@ def test_a_real_browser_renders_the_page(smoke_book, chapter, tmp_path):
     dead = [h for h in state["links"] if not Path(unquote(urlparse(h).path)).exists()]
     assert not dead, f"broken links: {dead[:5]}"
     assert (tmp_path / f"{chapter.replace('/', '_')}.png").stat().st_size > 10_000
+
+
+#: The pages with the widest tables (claims: a page another branch adds; skipped where it does not exist).
+WIDE_TABLE_PAGES = ["book/notebooks/results", "book/notebooks/evaluate/extended_unet", "book/notebooks/injection",
+                    "book/notebooks/data", "book/notebooks/architecture", "book/notebooks/claims"]
+
+
+def test_no_table_is_wider_than_the_page(smoke_book, tmp_path):
+    """At a 1,400 × 2,000 window (the driver's), every table of the main pages fits its article and its cell's
+    output column: none needs a horizontal scroll bar to be read (book/_static/clothparse.css, report.grouped)."""
+    pages = [p for p in WIDE_TABLE_PAGES if (smoke_book / f"{p}.html").is_file()]
+    assert len(pages) >= 5, pages
+    driver = _chromium_driver(tmp_path)
+    measured = {}
+    try:
+        for p in pages:
+            driver.get((smoke_book / f"{p}.html").as_uri())
+            driver.save_screenshot(str(tmp_path / f"{p.replace('/', '_')}.png"))
+            measured[p] = driver.execute_script("""
+                const article = document.querySelector('article.bd-article') || document.querySelector('article');
+                const width = article.getBoundingClientRect().width;
+                const css = [...document.styleSheets].some(s => (s.href || '').includes('/clothparse.css'));
+                return {article: width, css: css,
+                        tables: [...article.querySelectorAll('table')].map(t => ({
+                          width: Math.max(t.getBoundingClientRect().width, t.scrollWidth),
+                          // the cell's output column, narrower than the article: a table wider spills over it
+                          box: (t.closest('div.cell_output') || article).getBoundingClientRect().width,
+                          head: (t.querySelector('th') || t).innerText.slice(0, 40)}))};""")
+    finally:
+        driver.quit()
+    assert all(m["css"] for m in measured.values()), "book/_static/clothparse.css is not loaded"
+    assert all(m["tables"] for p, m in measured.items() if not p.endswith("claims")), measured
+    wide = {p: [(round(t["width"]), round(min(t["box"], m["article"])), t["head"]) for t in m["tables"]
+                if t["width"] > min(t["box"], m["article"]) + 1] for p, m in measured.items()}
+    wide = {p: w for p, w in wide.items() if w}
+    assert not wide, f"tables (width, room, first header) wider than their column: {wide}"
+    assert (tmp_path / "book_notebooks_results.png").stat().st_size > 10_000
