@@ -33,6 +33,8 @@ OUT = BOOK / "notebooks"
 FAILED_DIR = BOOK / "failed"
 GENERATED = BOOK / "generated"
 BUILD = REPO_ROOT / "_build"
+#: The last jupyter-book build's output, its warnings included.
+BUILD_LOG = BUILD / "jupyter-book.log"
 #: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
 PARSER_PROFILE = "parser"
 
@@ -303,7 +305,12 @@ def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(REPO_ROOT), "--toc", str(toc),
            "--path-output", str(REPO_ROOT)]
     log("  building  jupyter-book")
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    # the API page (book/api.md, autodoc) documents this repository's package, whatever else is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    # Sphinx's warnings (a missing bibtex key, an autodoc import error) do not fail the build: keep them to read
+    BUILD.mkdir(parents=True, exist_ok=True)
+    BUILD_LOG.write_text(proc.stdout + proc.stderr)
     index = BUILD / "html" / "index.html"
     if proc.returncode != 0:
         log(proc.stdout[-4000:] + proc.stderr[-4000:])
