@@ -27,12 +27,22 @@ def provenance_table(profile) -> pd.DataFrame:
         prov = _json_or_empty(run.provenance_path)
         h = pd.read_csv(run.history_path) if run.history_path.is_file() else pd.DataFrame()
         values = (r.model, r.variant, r.run_id, "yes" if r.matches_profile else "no",
-                  prov.get("git_commit") or MISSING, prov.get("device_description") or prov.get("device") or MISSING,
+                  _short_commit(prov.get("git_commit")),
+                  prov.get("device_description") or prov.get("device") or MISSING,
                   prov.get("seed", MISSING), int(len(h)),
                   float(h["seconds"].sum()) if "seconds" in h else MISSING, len(prov.get("resumes", [])),
                   r.finished or MISSING, "yes" if r.evaluated else "no")
         rows.append(dict(zip(PROVENANCE_COLUMNS, values)))
     return grouped(_no_nan(pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS))), PROVENANCE_GROUPS)
+
+
+def _short_commit(commit: str | None) -> str:
+    """A commit as ``git log --oneline`` shows it (12 hex digits, ``-dirty`` kept); the run's
+    ``provenance.json`` keeps the full hash. 40 digits do not wrap and made the table wider than the page."""
+    if not commit:
+        return MISSING
+    sha, dirty, _ = commit.partition("-dirty")
+    return sha[:12] + (dirty and "-dirty")
 
 
 def consistency_table() -> pd.DataFrame:
