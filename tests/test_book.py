@@ -25,7 +25,7 @@ CHAPTERS = ["book/intro", "book/methods", "book/reproduce", "book/notebooks/arch
             "book/notebooks/refinement", "book/notebooks/results", "book/notebooks/injection",
             "book/notebooks/qualitative", "book/notebooks/train/unet-refined", "book/notebooks/train/unet-base",
             "book/notebooks/train/extended_unet-refined", "book/notebooks/evaluate/unet",
-            "book/notebooks/evaluate/extended_unet"]
+            "book/notebooks/evaluate/extended_unet", "book/notebooks/parser", "book/api", "book/references"]
 
 
 def _tracked_files() -> list[str]:
@@ -208,3 +208,28 @@ def test_no_table_is_wider_than_the_page(smoke_book, tmp_path):
     wide = {p: w for p, w in wide.items() if w}
     assert not wide, f"tables (width, room, first header) wider than their column: {wide}"
     assert (tmp_path / "book_notebooks_results.png").stat().st_size > 10_000
+
+
+def test_citations_link_to_the_references_and_the_build_has_no_doc_warnings(smoke_book):
+    """sphinxcontrib-bibtex renders every {cite:p}/{cite:t} as a link to book/references, which lists the works
+    of book/references.bib; autodoc imports every module of the API page."""
+    log = (smoke_book.parent / "jupyter-book.log").read_text()
+    for problem in ("could not find bibtex key", "autodoc: failed to import", "failed to import module",
+                    "No module named", "duplicate citation"):
+        assert problem not in log, [line for line in log.splitlines() if problem in line][:5]
+    refs = (smoke_book / "book" / "references.html").read_text(encoding="utf-8")
+    for entry in ("Clothing parsing using extended U-Net", "Clothing co-parsing", "iMaterialist (Fashion) 2019",
+                  "Fashionpedia", "U-Net: convolutional networks", "Feature pyramid networks",
+                  "Rethinking atrous convolution", "Encoder-decoder with atrous separable convolution",
+                  "Deep residual learning", "Fastai: a layered", "Segmentation Models PyTorch", "EfficientNet",
+                  "Bootstrap methods", "An Introduction to the Bootstrap"):
+        assert entry in refs, f"references: {entry!r} missing"
+    for page in ("book/intro", "book/methods", "book/notebooks/architecture", "book/notebooks/data"):
+        links = _parse(smoke_book / f"{page}.html").links
+        assert sum("references.html#" in link for link in links) >= 2, f"{page}: no citation links"
+    api = (smoke_book / "book" / "api.html").read_text(encoding="utf-8")
+    for name in ("clothparse.profiles.load_profile", "clothparse.models.build_model", "clothparse.train.train",
+                 "clothparse.evaluate.evaluate", "clothparse.parse.Parser", "clothparse.parse.ParseResult",
+                 "clothparse.injection.parse_prior", "clothparse.report.table2", "clothparse.rle.encode",
+                 "clothparse.runs.RunDir", "clothparse.metrics.pooled_iou", "clothparse.categories.colorize"):
+        assert f'id="{name}"' in api, f"API reference: {name} not documented"
