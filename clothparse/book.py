@@ -2,6 +2,13 @@
 skip executions whose notebook, parameters and inputs have not changed, keep a good result when a
 re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book with
 ``execute_notebooks: off``.
+
+Cell tags (every notebook in ``notebooks/`` follows them, so a page shows results, not plumbing): the
+parameters cell is tagged ``["parameters", "remove-cell"]``; a set-up cell (imports, warning filters,
+``P = load_profile(profile)``) is tagged ``remove-cell`` and holds nothing else; a code cell that computes or
+displays a result the page shows is tagged ``hide-input`` (its code collapsed behind a toggle, its output
+shown). Keep set-up apart from computation: a cell that both imports and computes is split in two. papermill's
+own ``injected-parameters`` cell gets ``remove-cell`` from the runner (``_finish_page``).
 """
 from __future__ import annotations
 
@@ -26,6 +33,8 @@ OUT = BOOK / "notebooks"
 FAILED_DIR = BOOK / "failed"
 GENERATED = BOOK / "generated"
 BUILD = REPO_ROOT / "_build"
+#: The last jupyter-book build's output, its warnings included.
+BUILD_LOG = BUILD / "jupyter-book.log"
 #: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
 PARSER_PROFILE = "parser"
 
@@ -172,7 +181,7 @@ def execute(step: Step, profile: Profile, package: str, force: bool = False, log
     except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
         return _failed(step, running, out, err, time.perf_counter() - t0, log)
     step.seconds = time.perf_counter() - t0
-    _fill_placeholders(running, {**step.parameters, "seed_note": _seed_note(step.parameters)})
+    _finish_page(running, {**step.parameters, "seed_note": _seed_note(step.parameters)})
     os.replace(running, out)
     # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
     # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
@@ -210,16 +219,30 @@ def _seed_note(parameters: dict) -> str:
     return f", seed {parameters['seed']}" if parameters.get("seed") is not None else ""
 
 
-def _fill_placeholders(path: Path, parameters: dict) -> None:
-    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
+def _finish_page(path: Path, parameters: dict) -> None:
+    """The executed notebook as a page: parameter values put into its markdown, papermill's cell hidden."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
+    _fill_placeholders(nb, parameters)
+    _hide_injected_parameters(nb)
+    nbformat.write(nb, str(path))
+
+
+def _fill_placeholders(nb, parameters: dict) -> None:
+    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
     for cell in nb.cells:
         if cell.cell_type == "markdown" and "{{" in cell.source:
             for key, value in parameters.items():
                 cell.source = cell.source.replace("{{" + key + "}}", str(value))
-    nbformat.write(nb, str(path))
+
+
+def _hide_injected_parameters(nb) -> None:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell``: the page says its parameters in words."""
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
 
 
 def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
@@ -303,7 +326,12 @@ def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(REPO_ROOT), "--toc", str(toc),
            "--path-output", str(REPO_ROOT)]
     log("  building  jupyter-book")
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    # the API page (book/api.md, autodoc) documents this repository's package, whatever else is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    # Sphinx's warnings (a missing bibtex key, an autodoc import error) do not fail the build: keep them to read
+    BUILD.mkdir(parents=True, exist_ok=True)
+    BUILD_LOG.write_text(proc.stdout + proc.stderr)
     index = BUILD / "html" / "index.html"
     if proc.returncode != 0:
         log(proc.stdout[-4000:] + proc.stderr[-4000:])

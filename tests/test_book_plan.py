@@ -71,7 +71,7 @@ def test_titles_name_the_seed_only_where_there_are_several(tmp_path):
                           ({"model": "unet", "variant": "base", "seed": 1}, "# Training `unet` (base data, seed 1)")):
         path = tmp_path / "page.ipynb"
         nbformat.write(src, str(path))
-        book._fill_placeholders(path, {**params, "seed_note": book._seed_note(params)})
+        book._finish_page(path, {**params, "seed_note": book._seed_note(params)})
         assert nbformat.read(str(path), as_version=4).cells[0].source.splitlines()[0] == title
 
 

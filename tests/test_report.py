@@ -446,3 +446,20 @@ def test_public_names_and_shared_helpers(env):
     run = env["runs"][("unet", "refined")]
     assert report.eval_metrics(run["run"]) == run["metrics"]
     assert report.model_label("extended_unet") == "Our model (extended_unet)"
+
+
+def test_grouped_table_shows_one_table_per_column_group_and_keeps_its_data():
+    from clothparse.report.common import IOU_GROUPS
+
+    df = pd.DataFrame(np.arange(26, dtype=float).reshape(2, 13) + 0.123, columns=list(report.IOU_COLUMNS))
+    df.attrs["missing"] = ["fpn"]
+    g = report.rounded(report.grouped(df, IOU_GROUPS))
+    assert isinstance(g, report.GroupedTable) and g.attrs["missing"] == ["fpn"]   # survives rounding
+    pd.testing.assert_frame_equal(pd.DataFrame(g), report.rounded(df))
+    html = g._repr_html_()
+    assert html.count("<table") == 2 and "IoU per class" in html
+    first, second = html.split("IoU per class")
+    assert "IoU excl. bg" in first and "Top" not in first and "Top" in second and "IoU Mask" not in second
+    # columns in no group get a table of their own; a frame without groups is one table
+    assert report.grouped(df.assign(extra=1.0), IOU_GROUPS)._repr_html_().count("<table") == 3
+    assert report.GroupedTable(df)._repr_html_().count("<table") == 1

@@ -1,17 +1,17 @@
 """The paper's models, built by name: ``build_model(name, ...)`` → ``forward(x, prior=None) -> SegOutput``.
 
-=================  ==============================================================  =================
-name               model                                                           paper (Table 2)
-=================  ==============================================================  =================
-unet               fastai DynamicUnet, ResNet34 body, nearest-neighbour upsampling  Plain U-Net
-extended_unet      unet + ClassBranch + BBBranch, injected by concatenation        Our model
-classbranch_only   unet + ClassBranch, injected by multiplication                  ClassBranch only
-branches           unet + both branches, trained but not injected                  Branches
-fpn                smp FPN, ResNet34                                               FPN
-deeplabv3          smp DeepLabV3, ResNet34                                         DeepLabV3
-deeplabv3plus      smp DeepLabV3Plus, ResNet34                                     DeepLabV3+
-smp_unet           smp Unet, ResNet34, nearest upsampling                          (extra, lighter)
-=================  ==============================================================  =================
+=================  ==================================================================  =================
+name               model                                                               paper (Table 2)
+=================  ==================================================================  =================
+unet               fastai DynamicUnet, ResNet34 body, nearest-neighbour upsampling     Plain U-Net
+extended_unet      unet + ClassBranch + BBBranch, injected by concatenation            Our model
+classbranch_only   unet + ClassBranch, injected by multiplication                      ClassBranch only
+branches           unet + both branches, trained but not injected                      Branches
+fpn                smp FPN, ResNet34                                                   FPN
+deeplabv3          smp DeepLabV3, ResNet34                                             DeepLabV3
+deeplabv3plus      smp DeepLabV3Plus, ResNet34                                         DeepLabV3+
+smp_unet           smp Unet, ResNet34, nearest upsampling                              (extra, lighter)
+=================  ==================================================================  =================
 
 Choices where the paper is silent (each one is ours; the book quotes this list):
 

@@ -31,7 +31,19 @@ from .architecture import architecture_figure, architecture_table, trace_model
 
 # DIFF, MIOU, OURS, PAPER, TABLE3_LABELS: not in __all__, but kept importable for code that picks rows by name
 from .common import DIFF as DIFF
-from .common import IOU_COLUMNS, MISSING, SEED_SD, SOURCES, eval_metrics, main_variant, model_label, rounded, run_store
+from .common import (
+    IOU_COLUMNS,
+    MISSING,
+    SEED_SD,
+    SOURCES,
+    GroupedTable,
+    eval_metrics,
+    grouped,
+    main_variant,
+    model_label,
+    rounded,
+    run_store,
+)
 from .common import MIOU as MIOU
 from .common import OURS as OURS
 from .common import PAPER as PAPER
@@ -78,5 +90,5 @@ __all__ = [
     "architecture_figure", "architecture_table", "trace_model", "data_overview", "split_table",
     "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
     "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
-    "claims_display", "figure_claims", "headline", "headline_sentence",
+    "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
 ]

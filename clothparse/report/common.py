@@ -31,6 +31,47 @@ EXTRA_MODELS: dict[str, str] = {"smp_unet": "smp U-Net (not in the paper)"}
 
 
 # --- tables ----------------------------------------------------------------------------------------------
+class GroupedTable(pd.DataFrame):
+    """A DataFrame that a notebook shows as several narrower tables, one per column group, each with the full
+    index: Table 2 holds 13 numbers per row, more than a page's width at a readable size. The groups are
+    ``df.attrs["column_groups"]``: ``(caption, [column, ...])`` pairs; columns in no group follow in a last
+    one. As data it is a DataFrame like any other (only ``_repr_html_`` differs, and it survives
+    :func:`rounded` and the other element-wise operations, which keep the type and the attrs)."""
+
+    @property
+    def _constructor(self):
+        return GroupedTable
+
+    def _repr_html_(self) -> str | None:
+        groups = [(caption, [c for c in cols if c in self.columns]) for caption, cols in
+                  self.attrs.get("column_groups", ())]
+        grouped = {c for _, cols in groups for c in cols}
+        rest = [c for c in self.columns if c not in grouped]
+        groups = [g for g in groups + [("", rest)] if g[1]]
+        if len(groups) < 2:
+            return super()._repr_html_()
+        parts = []
+        for caption, cols in groups:
+            title = f'<p class="clothparse-table-group"><em>{caption}</em></p>' if caption else ""
+            parts.append(title + pd.DataFrame(self[cols])._repr_html_())
+        return "\n".join(parts)
+
+
+def grouped(df: pd.DataFrame, groups: Iterable[tuple[str, Iterable[str]]]) -> GroupedTable:
+    """``df`` shown as one table per column group (see :class:`GroupedTable`); its data unchanged."""
+    out = GroupedTable(df)
+    out.attrs = {**df.attrs, "column_groups": [(caption, list(cols)) for caption, cols in groups]}
+    return out
+
+
+#: How Table 1 and Table 2 are shown: the paper's pooled IoUs and the mean IoU, then the IoU of each class.
+IOU_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Pooled IoUs (the paper's metrics) and the mean of the per-class IoUs, %", ("IoU excl. bg", "IoU overall",
+                                                                                 "IoU Mask", MIOU)),
+    ("IoU per class, %", tuple(SHORT_LABELS)),
+)
+
+
 def rounded(df: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
     """``df`` with every float cell rounded (also in object columns that mix numbers and ``"—"``)."""
     def r(v):

@@ -7,10 +7,15 @@ from __future__ import annotations
 import pandas as pd
 
 from ..runs import RunDir, find_runs
-from .common import MISSING, _json_or_empty, _no_nan, _profile
+from .common import MISSING, _json_or_empty, _no_nan, _profile, grouped
 
 PROVENANCE_COLUMNS = ("model", "variant", "run id", "current parameters", "commit", "device", "seed", "epochs",
                       "train time (s)", "resumed", "finished", "evaluated (test)")
+#: Shown as two tables (a commit hash and a timestamp per row do not fit beside the rest): the run, then its origin.
+PROVENANCE_GROUPS = (("The run", ("model", "variant", "current parameters", "seed", "epochs", "train time (s)",
+                                  "resumed", "evaluated (test)")),
+                     ("Its folder, and where and when it was trained", ("model", "variant", "run id", "commit",
+                                                                        "device", "finished")))
 
 
 def provenance_table(profile) -> pd.DataFrame:
@@ -22,12 +27,22 @@ def provenance_table(profile) -> pd.DataFrame:
         prov = _json_or_empty(run.provenance_path)
         h = pd.read_csv(run.history_path) if run.history_path.is_file() else pd.DataFrame()
         values = (r.model, r.variant, r.run_id, "yes" if r.matches_profile else "no",
-                  prov.get("git_commit") or MISSING, prov.get("device_description") or prov.get("device") or MISSING,
+                  _short_commit(prov.get("git_commit")),
+                  prov.get("device_description") or prov.get("device") or MISSING,
                   prov.get("seed", MISSING), int(len(h)),
                   float(h["seconds"].sum()) if "seconds" in h else MISSING, len(prov.get("resumes", [])),
                   r.finished or MISSING, "yes" if r.evaluated else "no")
         rows.append(dict(zip(PROVENANCE_COLUMNS, values)))
-    return _no_nan(pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS)))
+    return grouped(_no_nan(pd.DataFrame(rows, columns=list(PROVENANCE_COLUMNS))), PROVENANCE_GROUPS)
+
+
+def _short_commit(commit: str | None) -> str:
+    """A commit as ``git log --oneline`` shows it (12 hex digits, ``-dirty`` kept); the run's
+    ``provenance.json`` keeps the full hash. 40 digits do not wrap and made the table wider than the page."""
+    if not commit:
+        return MISSING
+    sha, dirty, _ = commit.partition("-dirty")
+    return sha[:12] + (dirty and "-dirty")
 
 
 def consistency_table() -> pd.DataFrame:

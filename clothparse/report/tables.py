@@ -19,6 +19,7 @@ from ..runs import RunDir, select_run, select_runs
 from .common import (
     DIFF,
     IOU_COLUMNS,
+    IOU_GROUPS,
     MIOU,
     OURS,
     PAPER,
@@ -27,6 +28,7 @@ from .common import (
     _profile,
     _variant_summary,
     eval_metrics,
+    grouped,
     model_label,
 )
 
@@ -128,7 +130,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
         n_seeds[blocks[-1][0]] = len(run_dirs)
     if not blocks:
         raise FileNotFoundError(f"profile {p.name!r}: no evaluated run of any of {models} in {p.runs_path}")
-    df = _comparison(blocks, IOU_COLUMNS)
+    df = grouped(_comparison(blocks, IOU_COLUMNS), IOU_GROUPS)
     df.attrs.update(missing=missing, n_seeds=n_seeds)
     return df
 
@@ -136,7 +138,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
 def table2_run(run_dir, split: str = "test") -> pd.DataFrame:
     """One run's Table 2 row (ours, and the paper's row and the difference when the paper has the model)."""
     model = RunDir(run_dir).params()["model"]
-    return _comparison([_table2_block(model, [run_dir], split)], IOU_COLUMNS)
+    return grouped(_comparison([_table2_block(model, [run_dir], split)], IOU_COLUMNS), IOU_GROUPS)
 
 
 def selected_runs(profile, variant: str | None = None, split: str = "test", evaluated: bool = False) -> pd.DataFrame:
@@ -168,7 +170,7 @@ def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFra
         ours, sd = _seeds_iou(run_dirs, split)
         blocks.append((label, ours, _paper_iou(t1[label]), sd))
         n_seeds[label] = len(run_dirs)
-    df = _comparison(blocks, IOU_COLUMNS, names=("dataset", "source"))
+    df = grouped(_comparison(blocks, IOU_COLUMNS, names=("dataset", "source")), IOU_GROUPS)
     df.attrs["n_seeds"] = n_seeds
     return df
 
