@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -25,7 +26,8 @@ CHAPTERS = ["book/intro", "book/methods", "book/reproduce", "book/notebooks/arch
             "book/notebooks/refinement", "book/notebooks/results", "book/notebooks/injection",
             "book/notebooks/qualitative", "book/notebooks/train/unet-refined", "book/notebooks/train/unet-base",
             "book/notebooks/train/extended_unet-refined", "book/notebooks/evaluate/unet",
-            "book/notebooks/evaluate/extended_unet", "book/notebooks/parser", "book/api", "book/references"]
+            "book/notebooks/evaluate/extended_unet", "book/notebooks/parser", "book/notebooks/claims", "book/api",
+            "book/references"]
 
 
 def _tracked_files() -> list[str]:
@@ -107,7 +109,7 @@ def test_every_chapter_is_built(smoke_book):
 
 
 @pytest.mark.parametrize("chapter", ["results", "injection", "evaluate/extended_unet", "evaluate/unet", "data",
-                                     "refinement", "architecture"])
+                                     "refinement", "architecture", "claims"])
 def test_tables_hold_numbers_and_no_nan(smoke_book, chapter):
     page = _parse(smoke_book / "book" / "notebooks" / f"{chapter}.html")
     assert page.tables > 0, f"{chapter}: no table"
@@ -119,7 +121,7 @@ def test_tables_hold_numbers_and_no_nan(smoke_book, chapter):
 
 
 @pytest.mark.parametrize("chapter", ["results", "injection", "qualitative", "evaluate/extended_unet",
-                                     "architecture", "refinement", "train/extended_unet-refined"])
+                                     "architecture", "refinement", "train/extended_unet-refined", "claims"])
 def test_figures_exist_and_are_not_empty(smoke_book, chapter):
     html = smoke_book / "book" / "notebooks" / f"{chapter}.html"
     page = _parse(html)
@@ -173,7 +175,7 @@ def test_a_real_browser_renders_the_page(smoke_book, chapter, tmp_path):
     assert (tmp_path / f"{chapter.replace('/', '_')}.png").stat().st_size > 10_000
 
 
-#: The pages with the widest tables (claims: a page another branch adds; skipped where it does not exist).
+#: The pages with the widest tables.
 WIDE_TABLE_PAGES = ["book/notebooks/results", "book/notebooks/evaluate/extended_unet", "book/notebooks/injection",
                     "book/notebooks/data", "book/notebooks/architecture", "book/notebooks/claims"]
 
@@ -181,8 +183,7 @@ WIDE_TABLE_PAGES = ["book/notebooks/results", "book/notebooks/evaluate/extended_
 def test_no_table_is_wider_than_the_page(smoke_book, tmp_path):
     """At a 1,400 × 2,000 window (the driver's), every table of the main pages fits its article and its cell's
     output column: none needs a horizontal scroll bar to be read (book/_static/clothparse.css, report.grouped)."""
-    pages = [p for p in WIDE_TABLE_PAGES if (smoke_book / f"{p}.html").is_file()]
-    assert len(pages) >= 5, pages
+    pages = WIDE_TABLE_PAGES
     driver = _chromium_driver(tmp_path)
     measured = {}
     try:
@@ -202,7 +203,7 @@ def test_no_table_is_wider_than_the_page(smoke_book, tmp_path):
     finally:
         driver.quit()
     assert all(m["css"] for m in measured.values()), "book/_static/clothparse.css is not loaded"
-    assert all(m["tables"] for p, m in measured.items() if not p.endswith("claims")), measured
+    assert all(m["tables"] for m in measured.values()), measured
     wide = {p: [(round(t["width"]), round(min(t["box"], m["article"])), t["head"]) for t in m["tables"]
                 if t["width"] > min(t["box"], m["article"]) + 1] for p, m in measured.items()}
     wide = {p: w for p, w in wide.items() if w}
@@ -231,5 +232,54 @@ def test_citations_link_to_the_references_and_the_build_has_no_doc_warnings(smok
     for name in ("clothparse.profiles.load_profile", "clothparse.models.build_model", "clothparse.train.train",
                  "clothparse.evaluate.evaluate", "clothparse.parse.Parser", "clothparse.parse.ParseResult",
                  "clothparse.injection.parse_prior", "clothparse.report.table2", "clothparse.rle.encode",
-                 "clothparse.runs.RunDir", "clothparse.metrics.pooled_iou", "clothparse.categories.colorize"):
+                 "clothparse.runs.RunDir", "clothparse.metrics.pooled_iou", "clothparse.claims.claims_table",
+                 "clothparse.bootstrap.image_bootstrap", "clothparse.categories.colorize"):
         assert f'id="{name}"' in api, f"API reference: {name} not documented"
+
+
+def _plain(html: str) -> str:
+    """Tags out, entities and typographic quotes (Sphinx's smartquotes) back to plain text."""
+    return re.sub(r"\s+", " ", unescape(html).replace("\u2019", "'").replace("\u2018", "'"))
+
+
+def _text(path: Path) -> str:
+    return _plain(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")))
+
+
+def _pasted(path: Path) -> list[str]:
+    """The glued sentences of a page (MyST-NB's ``{glue:text}`` renders them as span.pasted-text)."""
+    html = path.read_text(encoding="utf-8")
+    spans = re.findall(r'<span class="pasted-text">(.*?)</span>', html, flags=re.S)
+    return [_plain(re.sub(r"<[^>]+>", "", m)) for m in spans]
+
+
+def test_the_prose_carries_the_numbers_of_the_claims_table(smoke_book):
+    """The headline sentence of the first page, the results page and the claims page is one sentence, glued
+    from the runs, and its numbers are those of the claims table and the model-interval table beside it."""
+    claims_page = smoke_book / "book" / "notebooks" / "claims.html"
+    sentences = {page: [s for s in _pasted(smoke_book / f"{page}.html") if s.startswith("On this build")]
+                 for page in ("book/intro", "book/notebooks/results", "book/notebooks/claims")}
+    assert all(len(found) == 1 for found in sentences.values()), sentences
+    headline = sentences["book/notebooks/claims"][0]
+    assert {found[0] for found in sentences.values()} == {headline}
+    text = _text(claims_page)
+    # the claims table's row of the headline claim: "+1.28 <ours> [<low>, <high>] 1 <verdict>"
+    row = re.search(r"extended_unet > unet \(the paper.s headline\) \+1\.28 (-?\d+\.\d\d) \[(-?\d+\.\d\d), "
+                    r"(-?\d+\.\d\d)\] \d+ (agrees|contradicts|inconclusive)", text)
+    assert row, text[:3000]
+    ours, low, high = (float(v) for v in row.groups()[:3])
+    assert f"a difference of {ours:+.2f} [{low:+.2f}, {high:+.2f}] points where the paper reports +1.28" in headline
+    says = {"agrees": "agrees with the paper", "contradicts": "contradicts the paper", "inconclusive": "cannot tell"}
+    assert says[row.group(4)] in headline
+    # the model-interval table: Our model's and the plain U-Net's IoU excl. bg with their intervals
+    for label, name in (("Our model (extended_unet)", "Our model scores"), ("Plain U-Net (unet)", "U-Net's")):
+        cell = re.search(re.escape(label) + r" (\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\])", text)
+        assert cell and f"{name} {cell.group(1)}" in headline, (label, headline)
+    # the page's own section: the longest stretch between its title and the next (the contents sidebars name both)
+    parts = text.split("The claims, one by one")[1:]
+    section = max((part.split("Every model, with its interval")[0] for part in parts), key=len)
+    verdicts = re.findall(r"\b(agrees|contradicts|inconclusive)\b", section)
+    counts = re.search(r"(\d+) agree, (\d+) contradict and (\d+) are inconclusive", headline)
+    table_verdicts = verdicts[-sum(int(c) for c in counts.groups()):]
+    assert [table_verdicts.count(v) for v in ("agrees", "contradicts", "inconclusive")] == \
+        [int(c) for c in counts.groups()]
