@@ -210,7 +210,7 @@ def _seed_runs(profile, model: str, variant: str, split: str) -> list:
     return select_runs(profile, model, variant, split=split)
 
 
-def _confusions(run_dirs, split: str, variant: str = "plain") -> list[np.ndarray]:
+def confusions_of(run_dirs, split: str, variant: str = "plain") -> list[np.ndarray]:
     """Per-image confusion (N×K·K) of each run, checked to cover the same test images in the same order."""
     from .runs import RunDir
 
@@ -239,8 +239,8 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
     main = profile.main_variant
     kk = K * K
     if claim.kind in ("models", "data"):
-        left = _confusions(_seed_runs(profile, claim.a, main if claim.kind == "models" else "refined", split), split)
-        right = _confusions(_seed_runs(profile, claim.b if claim.kind == "models" else claim.a,
+        left = confusions_of(_seed_runs(profile, claim.a, main if claim.kind == "models" else "refined", split), split)
+        right = confusions_of(_seed_runs(profile, claim.b if claim.kind == "models" else claim.a,
                                        main if claim.kind == "models" else "base", split), split)
         a_stat, b_stat = _mean_over(len(left), kk, pooled_excl_bg), _mean_over(len(right), kk, pooled_excl_bg)
         split_at = len(left) * kk
@@ -251,7 +251,7 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
         return Evidence(stack(*left, *right), diff, per_seed)
     seeds = _seed_runs(profile, claim.a, main, split)
     if claim.kind == "injection":
-        with_gt, without = _confusions(seeds, split, "gt"), _confusions(seeds, split, "plain")
+        with_gt, without = confusions_of(seeds, split, "gt"), confusions_of(seeds, split, "plain")
         n = len(seeds)
         stat = _mean_over(n, kk, pooled_excl_bg)
 
@@ -265,7 +265,7 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
                         [float(macro_f1(x.sum(0))) for x in labels])
     if claim.kind == "confusion":
         src, tgt = CLASSES.index(claim.source), CLASSES.index(claim.target)
-        cms = _confusions(seeds, split)
+        cms = confusions_of(seeds, split)
 
         def excess(s):
             return confusion_excess(s, src, tgt, claim.by)

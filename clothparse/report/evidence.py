@@ -36,7 +36,7 @@ def model_intervals(profile, split: str = "test", variant: str | None = None) ->
     """Long frame (model, metric, estimate, low, high, seeds, seed sd) for every evaluated model of the
     profile: the metric averaged over its seeds, its 95 % bootstrap interval over test images, and the
     standard deviation over seeds (NaN with one seed)."""
-    from ..claims import _confusions
+    from ..claims import confusions_of
     from ..runs import select_runs
 
     p = _profile(profile)
@@ -44,7 +44,7 @@ def model_intervals(profile, split: str = "test", variant: str | None = None) ->
     for model in p.models:
         try:
             run_dirs = select_runs(p, model, variant or p.main_variant, split=split)
-            rows += _model_rows(model_label(model), _confusions(run_dirs, split))
+            rows += _model_rows(model_label(model), confusions_of(run_dirs, split))
         except FileNotFoundError:
             missing.append(model)
     df = pd.DataFrame(rows, columns=["model", "metric", "estimate", "low", "high", "seeds", "seed sd"])
