@@ -279,7 +279,7 @@ def test_the_prose_carries_the_numbers_of_the_claims_table(smoke_book):
     parts = text.split("The claims, one by one")[1:]
     section = max((part.split("Every model, with its interval")[0] for part in parts), key=len)
     verdicts = re.findall(r"\b(agrees|contradicts|inconclusive)\b", section)
-    counts = re.search(r"(\d+) agree, (\d+) contradict and (\d+) are inconclusive", headline)
+    counts = re.search(r"(\d+) agrees?, (\d+) contradicts? and (\d+) (?:is|are) inconclusive", headline)
     table_verdicts = verdicts[-sum(int(c) for c in counts.groups()):]
     assert [table_verdicts.count(v) for v in ("agrees", "contradicts", "inconclusive")] == \
         [int(c) for c in counts.groups()]

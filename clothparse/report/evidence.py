@@ -145,8 +145,13 @@ def headline_sentence(h: dict, profile_name: str) -> str:
             f"{h['unet']:.2f} [{h['unet_low']:.2f}, {h['unet_high']:.2f}]: a difference of {h['diff']:+.2f} "
             f"[{h['diff_low']:+.2f}, {h['diff_high']:+.2f}] points where the paper reports {h['paper_diff']:+.2f}, "
             f"so {_SAYS[h['verdict']]} (95 % intervals over test images). Of the {h['n_claims']} claims this build "
-            f"tests, {h['n_agrees']} agree, {h['n_contradicts']} contradict and {h['n_inconclusive']} are "
-            "inconclusive.")
+            f"tests, {_count(h['n_agrees'], 'agrees', 'agree')}, "
+            f"{_count(h['n_contradicts'], 'contradicts', 'contradict')} and "
+            f"{_count(h['n_inconclusive'], 'is inconclusive', 'are inconclusive')}.")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
