@@ -25,7 +25,7 @@ from clothparse.runs import RunDir
 from conftest import tiny_profile, write_profile
 
 DRESS = CLASSES.index("dress")
-COMMANDS = {"data", "train", "evaluate", "book", "bench", "parse", "export"}
+COMMANDS = {"claims", "data", "train", "evaluate", "book", "bench", "parse", "export"}
 REFUSAL = "refused to load: it contains pickled Python objects, which are not loaded from untrusted files"
 
 
@@ -71,7 +71,7 @@ def test_every_command_is_defined_in_the_cli(capsys):
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == COMMANDS
-    for name in ("data", "train", "book"):
+    for name in ("data", "train", "book", "claims"):
         assert "--set" in sub.choices[name].format_help()
     import clothparse.export
     import clothparse.parse
