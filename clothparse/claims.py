@@ -14,16 +14,18 @@ The claims, each a statistic of per-image counts (:mod:`clothparse.bootstrap` re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .bootstrap import Interval, image_bootstrap, stack
 from .categories import CLASSES, CLOTHING, SHORT_LABELS
+from .metrics import _fbeta, mask_iou, per_class_iou, pooled_iou
 
 __all__ = ["Claim", "CLAIMS", "HEADLINE_CLAIM", "VERDICT_RULE", "verdict", "seed_interval", "claims_table",
-           "pooled_excl_bg", "iou_scores", "METRICS", "confusion_excess", "macro_f1"]
+           "pooled_excl_bg", "iou_scores", "METRICS", "confusion_excess", "macro_f1", "mean_over_seeds",
+           "confusions_of"]
 
 K = len(CLASSES)
 #: What :func:`iou_scores` returns: the headline IoUs of Table 2, then the per-class IoUs.
@@ -48,17 +50,10 @@ def _square(summed) -> np.ndarray:
 
 def iou_scores(summed: np.ndarray) -> np.ndarray:
     """:data:`METRICS` (percent) of summed confusion counts …×K·K, vectorised: pooled IoU excl. bg, pooled
-    IoU overall, IoU Mask, then each class's IoU."""
+    IoU overall, IoU Mask, then each class's IoU (the functions of :mod:`clothparse.metrics`, on a stack)."""
     m = _square(summed)
-    tp = np.diagonal(m, axis1=-2, axis2=-1)
-    union = m.sum(-2) + m.sum(-1) - tp
-    clothing_tp = m[..., 1:, 1:].sum((-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        excl = tp[..., 1:].sum(-1) / union[..., 1:].sum(-1)
-        overall = tp.sum(-1) / union.sum(-1)
-        mask = clothing_tp / (clothing_tp + m[..., 0, 1:].sum(-1) + m[..., 1:, 0].sum(-1))
-        per_class = tp / union
-    return 100 * np.concatenate([excl[..., None], overall[..., None], mask[..., None], per_class], axis=-1)
+    headline = [pooled_iou(m), pooled_iou(m, include_background=True), mask_iou(m)]
+    return 100 * np.concatenate([np.stack(headline, axis=-1), per_class_iou(m)], axis=-1)
 
 
 def pooled_excl_bg(summed: np.ndarray) -> np.ndarray:
@@ -86,12 +81,9 @@ def label_counts(present: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 def macro_f1(summed: np.ndarray) -> np.ndarray:
     """Macro F1 (percent) of summed label counts (…×C·3: :func:`label_counts`' rows, flattened); a class with
-    nothing to find and nothing found scores 100."""
+    nothing to find and nothing found scores 100, as in :func:`clothparse.metrics.multilabel_scores`."""
     c = np.asarray(summed, dtype=np.float64).reshape(*np.shape(summed)[:-1], -1, 3)
-    tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
-    den = 2 * tp + fp + fn
-    f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 1.0)
-    return 100 * f1.mean(-1)
+    return 100 * _fbeta(c[..., 0], c[..., 1], c[..., 2], beta=1.0).mean(-1)
 
 
 # --- the claims ---------------------------------------------------------------------------------------------
@@ -109,7 +101,6 @@ class Claim:
     source: str | None = None
     target: str | None = None
     by: str = "row"
-    extra: dict = field(default_factory=dict)
 
 
 _ORDER = ("extended_unet", "classbranch_only", "branches", "unet", "deeplabv3plus", "deeplabv3", "fpn")
@@ -136,12 +127,11 @@ HEADLINE_CLAIM: Claim = next(c for c in CLAIMS if (c.kind, c.a, c.b) == ("models
 
 def paper_value(claim: Claim) -> float:
     """The claim's value in the paper's own tables, computed with the statistic that scores ours."""
-    from .paper import table3_matrices, tables
+    from .paper import table2_row, table3_matrices, tables
 
     t = tables()
-    t2 = {m: row["iou_excl_bg"] for m, row in ((_model_of(k), v) for k, v in t["table2_models"].items())}
     if claim.kind == "models":
-        return t2[claim.a] - t2[claim.b]
+        return table2_row(claim.a)["iou_excl_bg"] - table2_row(claim.b)["iou_excl_bg"]
     if claim.kind == "data":
         t1 = t["table1_dataset_refinement"]
         return t1["Refined"]["iou_excl_bg"] - t1["Base"]["iou_excl_bg"]
@@ -155,12 +145,6 @@ def paper_value(claim: Claim) -> float:
         matrix = rows if claim.by == "row" else columns
         return float(confusion_excess(matrix, CLASSES.index(claim.source), CLASSES.index(claim.target), claim.by))
     raise ValueError(f"unknown claim kind {claim.kind!r}")
-
-
-def _model_of(paper_row: str) -> str:
-    from .paper import TABLE2_MODEL_NAMES
-
-    return TABLE2_MODEL_NAMES[paper_row]
 
 
 # --- verdicts ------------------------------------------------------------------------------------------------
@@ -204,22 +188,13 @@ class Evidence:
     per_seed: list[float]
 
 
-def _seed_runs(profile, model: str, variant: str, split: str) -> list:
-    from .runs import select_runs
-
-    return select_runs(profile, model, variant, split=split)
-
-
 def confusions_of(run_dirs, split: str, variant: str = "plain") -> list[np.ndarray]:
     """Per-image confusion (N×K·K) of each run, checked to cover the same test images in the same order."""
     from .runs import RunDir
 
     out, rows = [], None
     for run_dir in run_dirs:
-        ev = RunDir(run_dir).evaluation(split)
-        counts = ev.per_image_confusion(variant)  # says how to re-evaluate an older evaluation
-        with np.load(ev.per_image_confusion_path) as f:
-            these = f["rows"]
+        these, counts = RunDir(run_dir).evaluation(split).per_image(variant)
         if rows is not None and not np.array_equal(rows, these):
             raise ValueError(f"{run_dir} was evaluated on other test images than {run_dirs[0]}")
         rows = these
@@ -227,7 +202,7 @@ def confusions_of(run_dirs, split: str, variant: str = "plain") -> list[np.ndarr
     return out
 
 
-def _mean_over(groups: int, width: int, fn):
+def mean_over_seeds(groups: int, width: int, fn):
     """A statistic that averages ``fn`` over ``groups`` blocks of ``width`` summed columns."""
     def statistic(summed):
         return np.mean([fn(summed[..., g * width:(g + 1) * width]) for g in range(groups)], axis=0)
@@ -236,24 +211,28 @@ def _mean_over(groups: int, width: int, fn):
 
 def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
     """The per-image counts and statistic of a claim on a profile's runs (all of its seeds)."""
+    from .runs import select_runs
+
     main = profile.main_variant
     kk = K * K
     if claim.kind in ("models", "data"):
-        left = confusions_of(_seed_runs(profile, claim.a, main if claim.kind == "models" else "refined", split), split)
-        right = confusions_of(_seed_runs(profile, claim.b if claim.kind == "models" else claim.a,
-                                       main if claim.kind == "models" else "base", split), split)
-        a_stat, b_stat = _mean_over(len(left), kk, pooled_excl_bg), _mean_over(len(right), kk, pooled_excl_bg)
+        # models: a − b on the profile's data; data: model a on refined − on base training data
+        (a, a_data), (b, b_data) = (((claim.a, main), (claim.b, main)) if claim.kind == "models"
+                                    else ((claim.a, "refined"), (claim.a, "base")))
+        left = confusions_of(select_runs(profile, a, a_data, split=split), split)
+        right = confusions_of(select_runs(profile, b, b_data, split=split), split)
+        a_stat, b_stat = mean_over_seeds(len(left), kk, pooled_excl_bg), mean_over_seeds(len(right), kk, pooled_excl_bg)
         split_at = len(left) * kk
 
         def diff(summed):
             return a_stat(summed[..., :split_at]) - b_stat(summed[..., split_at:])
         per_seed = [float(pooled_excl_bg(x.sum(0)) - pooled_excl_bg(y.sum(0))) for x, y in zip(left, right)]
         return Evidence(stack(*left, *right), diff, per_seed)
-    seeds = _seed_runs(profile, claim.a, main, split)
+    seeds = select_runs(profile, claim.a, main, split=split)
     if claim.kind == "injection":
         with_gt, without = confusions_of(seeds, split, "gt"), confusions_of(seeds, split, "plain")
         n = len(seeds)
-        stat = _mean_over(n, kk, pooled_excl_bg)
+        stat = mean_over_seeds(n, kk, pooled_excl_bg)
 
         def gain(summed):
             return stat(summed[..., :n * kk]) - stat(summed[..., n * kk:])
@@ -261,7 +240,7 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
         return Evidence(stack(*with_gt, *without), gain, per_seed)
     if claim.kind == "f1":
         labels = [_label_counts_of(r, split).reshape(-1, len(CLOTHING) * 3) for r in seeds]
-        return Evidence(stack(*labels), _mean_over(len(labels), len(CLOTHING) * 3, macro_f1),
+        return Evidence(stack(*labels), mean_over_seeds(len(labels), len(CLOTHING) * 3, macro_f1),
                         [float(macro_f1(x.sum(0))) for x in labels])
     if claim.kind == "confusion":
         src, tgt = CLASSES.index(claim.source), CLASSES.index(claim.target)
@@ -269,7 +248,7 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
 
         def excess(s):
             return confusion_excess(s, src, tgt, claim.by)
-        return Evidence(stack(*cms), _mean_over(len(cms), kk, excess), [float(excess(x.sum(0))) for x in cms])
+        return Evidence(stack(*cms), mean_over_seeds(len(cms), kk, excess), [float(excess(x.sum(0))) for x in cms])
     raise ValueError(f"unknown claim kind {claim.kind!r}")
 
 

@@ -126,15 +126,16 @@ def per_image_confusion(pred, target, num_classes: int = NUM_CLASSES) -> torch.T
 
 # --- functions of a matrix ------------------------------------------------------------------------
 def _as_matrix(cm) -> np.ndarray:
+    """K×K counts as float64; a stack of them (…×K×K) is scored matrix by matrix."""
     m = cm.matrix if isinstance(cm, ConfusionMatrix) else np.asarray(cm)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+    if m.ndim < 2 or m.shape[-2] != m.shape[-1]:
         raise ValueError(f"a confusion matrix must be square, got shape {m.shape}")
     return m.astype(np.float64)
 
 
 def _tp_fp_fn(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tp = np.diag(m)
-    return tp, m.sum(axis=0) - tp, m.sum(axis=1) - tp
+    tp = np.diagonal(m, axis1=-2, axis2=-1)
+    return tp, m.sum(axis=-2) - tp, m.sum(axis=-1) - tp
 
 
 def _ratio(num, den):
@@ -155,11 +156,12 @@ def pooled_iou(cm, include_background: bool = False) -> float:
     """The paper's "IoU excl. bg" / "IoU overall": Σ TP / Σ (TP + FP + FN) over the clothing / all classes."""
     tp, fp, fn = _tp_fp_fn(_as_matrix(cm))
     s = slice(0 if include_background else 1, None)
-    return _ratio(tp[s].sum(), (tp[s] + fp[s] + fn[s]).sum())
+    return _ratio(tp[..., s].sum(-1), (tp + fp + fn)[..., s].sum(-1))
 
 
 def mean_iou(cm, include_background: bool = False) -> float:
-    """The usual mIoU: mean of the per-class IoUs, ignoring classes absent from both GT and prediction."""
+    """The usual mIoU of one matrix: mean of the per-class IoUs, ignoring classes absent from both GT and
+    prediction."""
     iou = per_class_iou(cm)[0 if include_background else 1:]
     if np.all(np.isnan(iou)):
         return float("nan")
@@ -169,20 +171,20 @@ def mean_iou(cm, include_background: bool = False) -> float:
 def mask_iou(cm) -> float:
     """The paper's "IoU Mask": IoU of clothing (all clothing classes merged) vs background."""
     m = _as_matrix(cm)
-    tp = m[1:, 1:].sum()
-    return _ratio(tp, tp + m[0, 1:].sum() + m[1:, 0].sum())
+    tp = m[..., 1:, 1:].sum((-2, -1))
+    return _ratio(tp, tp + m[..., 0, 1:].sum(-1) + m[..., 1:, 0].sum(-1))
 
 
 def row_percent(cm) -> np.ndarray:
     """Percent of each ground-truth class's pixels per predicted class (Table 3, first matrix)."""
     m = _as_matrix(cm)
-    return 100.0 * _ratio(m, m.sum(axis=1, keepdims=True))
+    return 100.0 * _ratio(m, m.sum(axis=-1, keepdims=True))
 
 
 def column_percent(cm) -> np.ndarray:
     """Percent of each predicted class's pixels per ground-truth class (Table 3, second matrix)."""
     m = _as_matrix(cm)
-    return 100.0 * _ratio(m, m.sum(axis=0, keepdims=True))
+    return 100.0 * _ratio(m, m.sum(axis=-2, keepdims=True))
 
 
 def iou_summary(cm, class_names: tuple[str, ...] = CLASSES) -> dict:

@@ -226,6 +226,10 @@ class EvalDir:
 
     def per_image_confusion(self, variant: str = "plain") -> np.ndarray:
         """N×K×K int64 confusion matrices, one per test image in split order, of an injection variant."""
+        return self.per_image(variant)[1]
+
+    def per_image(self, variant: str = "plain") -> tuple[np.ndarray, np.ndarray]:
+        """The store rows of the split's images and their confusion matrices (:meth:`per_image_confusion`)."""
         import numpy as np
 
         path = self.require().per_image_confusion_path
@@ -235,7 +239,7 @@ class EvalDir:
         with np.load(path) as counts:
             if variant not in counts.files:
                 raise KeyError(f"{path} has no variant {variant!r}; it has {sorted(set(counts.files) - {'rows'})}")
-            return counts[variant].astype(np.int64)
+            return counts["rows"], counts[variant].astype(np.int64)
 
 
 # --- finding runs ------------------------------------------------------------------------------------

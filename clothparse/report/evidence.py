@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..bootstrap import image_bootstrap, stack
 from ..categories import CLASSES, SHORT_LABELS
-from ..claims import METRICS, iou_scores
+from ..claims import METRICS, iou_scores, mean_over_seeds
 from .common import _profile, model_label
 
 HEADLINE = METRICS[:3]
@@ -21,11 +21,7 @@ K = len(CLASSES)
 def _model_rows(label: str, per_seed: list[np.ndarray]) -> list[dict]:
     """One row per metric of a model: the seed-mean on all test images, its interval, the seeds' spread."""
     n = len(per_seed)
-
-    def statistic(summed):
-        return np.mean([iou_scores(summed[..., s * K * K:(s + 1) * K * K]) for s in range(n)], axis=0)
-
-    intervals = image_bootstrap(stack(*per_seed), statistic)
+    intervals = image_bootstrap(stack(*per_seed), mean_over_seeds(n, K * K, iou_scores))
     seed_values = np.array([iou_scores(x.sum(0)) for x in per_seed])
     sd = seed_values.std(0, ddof=1) if n > 1 else np.full(len(METRICS), np.nan)
     return [{"model": label, "metric": metric, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
