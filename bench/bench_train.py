@@ -22,6 +22,13 @@ loader
     The fastai train DataLoader alone (store rows → collate → device → IntToFloat, flip/rotate/lighting,
     Normalize; no model) vs the bare model step on the same batches: loader / model ≫ 1 means the loader is
     not the bottleneck (``num_workers=0``, as ``make_dataloaders`` defaults).
+train_epoch
+    Whole training epochs with each side's *own* loader and augmentation: clothparse's ``fit_one_cycle`` (fastai
+    ``TfmdDL`` over the store, ``aug_transforms`` on the device, callbacks, optimizer) against a bare loop with a
+    ``torch.utils.data.DataLoader`` over the same store rows and :func:`bare_augment` — the same flip, rotation
+    and lighting written in plain PyTorch (checked equal to fastai's on the same draws in ``tests/test_bench.py``)
+    — so the ratio includes what loading and augmenting cost each side (``train``'s bare side skips both).
+    Batches 1..k of an epoch, alternately as in ``train``; goal ≥ 0.95.
 gpu_train
     For ``unet`` and ``extended_unet``: clothparse with mixed precision (``build_learner(..., fp16=True)``, i.e.
     its ``TupleMixedPrecision`` callback = fastai's ``MixedPrecision``) vs a bare AMP loop (``torch.autocast``
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import statistics
 import tempfile
 import time
@@ -422,3 +430,129 @@ def gpu_train(quick: bool) -> list[Row]:
                     rows.append(Row(f"{model}: optimizer step alone, clothparse.optim.adam", r["opt_ms"][0], "ms",
                                     f"torch AdamW default {r['opt_ms'][1]:.3g} ms, fused=True {r['opt_ms'][2]:.3g} ms"))
     return rows
+
+
+# --- whole training epochs: each side with its own loader and augmentation --------------------
+class _PlainStoreRows(torch.utils.data.Dataset):
+    """Store rows as plain ``(uint8 3×H×W, int64 H×W)`` tensors: the bare side's dataset, no fastai types."""
+
+    def __init__(self, store, rows):
+        self.store, self.rows = store, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        j = int(self.rows[i])
+        return (torch.from_numpy(np.array(self.store.images[j])).permute(2, 0, 1),
+                torch.from_numpy(self.store.masks[j].astype(np.int64)))
+
+
+def augment_draws(b: int, device, max_rotate: float = 10.0, max_lighting: float = 0.2, p_affine: float = 0.75,
+                  p_lighting: float = 0.75) -> dict[str, torch.Tensor]:
+    """Per image of a batch of ``b`` what fastai's ``aug_transforms`` (as :func:`clothparse.train.augmentations`
+    configures it) draws: flip (p 0.5), rotation in degrees (p ``p_affine``), brightness change (p
+    ``p_lighting``; 0.5 is none) and contrast scale (p ``p_lighting``; 1 is none)."""
+    def maybe(p: float, value: torch.Tensor, neutral: float) -> torch.Tensor:
+        return torch.where(torch.rand(b, device=device) < p, value, torch.full_like(value, neutral))
+
+    lo = 0.5 * (1 - max_lighting)
+    return {"flip": torch.rand(b, device=device) < 0.5,
+            "degrees": maybe(p_affine, torch.empty(b, device=device).uniform_(-max_rotate, max_rotate), 0.0),
+            "brightness": maybe(p_lighting, torch.empty(b, device=device).uniform_(lo, 1 - lo), 0.5),
+            "contrast": maybe(p_lighting, torch.empty(b, device=device).uniform_(
+                math.log(1 - max_lighting), -math.log(1 - max_lighting)).exp(), 1.0)}
+
+
+def _logit(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x / (1 - x))
+
+
+def bare_augment(x: torch.Tensor, y: torch.Tensor, draws: dict[str, torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`clothparse.train.augmentations` written directly in PyTorch, for the bare side of ``train_epoch``:
+    ``draws`` (default: :func:`augment_draws`) applied as fastai applies them — flip and rotation composed
+    into one affine grid (``align_corners=True``, zero padding; bilinear for the image, nearest for the mask),
+    then brightness (a logit shift) and contrast (a logit scale). ``x``: B×3×H×W float in 0..1, ``y``: B×H×W
+    int64. ``tests/test_bench.py`` checks it against fastai's transforms on the same draws."""
+    b, _, h, w = x.shape
+    d = draws or augment_draws(b, x.device)
+    flip = torch.where(d["flip"], -1.0, 1.0).to(x.device)
+    theta = d["degrees"].to(x.device, torch.float32) * math.pi / 180
+    cos, sin, zero = theta.cos(), theta.sin(), torch.zeros_like(theta)
+    # fastai: flip matrix @ rotation matrix, then its off-diagonals corrected for the aspect ratio
+    mat = torch.stack([torch.stack([flip * cos, flip * sin * h / w, zero], 1),
+                       torch.stack([-sin * w / h, cos, zero], 1)], 1)
+    grid = torch.nn.functional.affine_grid(mat, [b, 3, h, w], align_corners=True)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    y = torch.nn.functional.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="zeros",
+                                        align_corners=True)[:, 0].long()
+    shift = _logit(d["brightness"].to(x.device, x.dtype))[:, None, None, None]
+    scale = d["contrast"].to(x.device, x.dtype)[:, None, None, None]
+    return torch.sigmoid((_logit(x) + shift) * scale), y
+
+
+class _BareEpoch(_BareLoop):
+    """The bare loop fed by its own ``torch.utils.data.DataLoader`` and :func:`bare_augment`, normalised with
+    the ImageNet statistics: a training epoch with the same work as clothparse's, written without fastai."""
+
+    def __init__(self, model_name: str, size, device: torch.device, store, rows, batch: int):
+        super().__init__(model_name, size, device, amp=False)
+        from clothparse.images import IMAGENET_STATS
+
+        self.loader = torch.utils.data.DataLoader(_PlainStoreRows(store, rows), batch_size=batch, shuffle=True,
+                                                  drop_last=True, num_workers=0)
+        mean, std = (torch.tensor(s, device=device).view(1, 3, 1, 1) for s in IMAGENET_STATS)
+        self.mean, self.std = mean, std
+
+    def epoch_rate(self, n: int) -> tuple[float, float]:
+        """images/s (wall clock, CPU time) of batches 1..n of a fresh epoch, loading and augmenting included."""
+        stamps = []
+        for i, (x, y) in enumerate(self.loader):
+            x, y = x.to(self.device).float() / 255, y.to(self.device)
+            x, y = bare_augment(x, y)
+            self.step((x - self.mean) / self.std, y)
+            if i in (0, n):
+                _sync(self.device)
+                stamps.append((time.perf_counter(), time.process_time()))
+            if i == n:
+                break
+        if len(stamps) != 2:
+            raise RuntimeError(f"the bare loader gave fewer than {n + 1} batches")
+        (w0, c0), (w1, c1) = stamps
+        images = n * self.loader.batch_size
+        return images / (w1 - w0), images / max(c1 - c0, 1e-9)
+
+
+@bench("train_epoch", "training epochs, each side with its own loader and the same augmentation: clothparse "
+       "(fastai) vs a bare PyTorch loop")
+def train_epoch(quick: bool) -> list[Row]:
+    device = _device()
+    model, size, batch, _ = _train_setup(quick, device)
+    k = option("iters", (3 if quick else 12) if device.type == "cpu" else 40)
+    rounds = int(option("rounds", 2 if quick else (CPU_ROUNDS if device.type == "cpu" else ROUNDS)))
+    with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+        store = _store(Path(tmp), size)
+        dls = _dataloaders(store, batch, k + 1, device)
+        learn = _clothparse_side(model, size, dls, fp16=False)
+        bare = _BareEpoch(model, size, device, store, dls.train.dataset.indices, batch)
+        _clothparse_rate(learn, 0, batch, device)  # warm-up of both
+        bare.epoch_rate(1)
+        ours, theirs, cpu_ratios = [], [], []
+        for i in range(rounds):
+            if i % 2:
+                theirs.append(bare.epoch_rate(k))
+            ours.append(_clothparse_rate(learn, k, batch, device)[:2])
+            if not i % 2:
+                theirs.append(bare.epoch_rate(k))
+            cpu_ratios.append(ours[-1][1] / theirs[-1][1])
+    walls = [a[0] / b[0] for a, b in zip(ours, theirs)]
+    what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {_where(device, threads)}, {k} batches/round"
+    return [Row(f"clothparse epoch (fastai loader + aug_transforms): {what}", statistics.median(a for a, _ in ours),
+                "images/s", _rounds([a for a, _ in ours])),
+            Row(f"bare epoch (torch DataLoader + the same augmentation in torch): {what}",
+                statistics.median(a for a, _ in theirs), "images/s", _rounds([a for a, _ in theirs])),
+            Row("clothparse / bare, whole epochs", statistics.median(walls), "×",
+                f"median of the {rounds} rounds' ratios (range {min(walls):.3g}–{max(walls):.3g}); per CPU-second "
+                f"of this process {statistics.median(cpu_ratios):.3g}; goal ≥ 0.95")]

@@ -49,16 +49,55 @@ class TupleMixedPrecision(MixedPrecision):
 
 
 class FiniteLossGuard(Callback):
-    """Stop with a clear message at the first non-finite loss."""
+    """Stop with a clear message at the first non-finite loss.
+
+    On a CPU every batch's loss is checked as it comes. On an accelerator reading the loss back would make the
+    host wait for the device at every batch, so the iteration of the first non-finite loss is kept *on the
+    device* and read every ``check_every`` batches and at the end of each training and validation pass — before
+    :class:`RunRecorder` writes the epoch's checkpoint, so no checkpoint holds weights a bad step updated.
+    ``defer``: force either way (``None``: deferred on anything but a CPU)."""
 
     order = 5
 
+    def __init__(self, check_every: int = 50, defer: bool | None = None):
+        if check_every < 1:
+            raise ValueError(f"check_every must be ≥ 1, got {check_every}")
+        self.check_every, self.defer = check_every, defer
+
+    def before_train(self):
+        self.first_bad = None
+
+    before_validate = before_train
+
     def after_loss(self):
-        if not torch.isfinite(self.learn.loss).all():
-            terms = getattr(self.learn.loss_func, "last_terms", {})
-            raise NonFiniteLossError(
-                f"non-finite loss {float(self.learn.loss)} at epoch {self.epoch}, iteration {self.iter} "
-                f"({'train' if self.training else 'valid'}; terms {terms}). Lower lr_max or check the data.")
+        loss = self.learn.loss.detach()
+        if not (self.defer if self.defer is not None else loss.device.type != "cpu"):
+            if not torch.isfinite(loss).all():
+                self._raise(self.iter, float(loss.float().mean()))
+            return
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.int64, device=loss.device)
+        # a fill kernel and a where: the host does not wait for the device
+        bad = ~torch.isfinite(loss).all() & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, torch.full_like(self.first_bad, self.iter), self.first_bad)
+        if (self.iter + 1) % self.check_every == 0:
+            self._check()
+
+    def after_train(self):
+        self._check()
+
+    after_validate = after_train
+
+    def _check(self):
+        if self.first_bad is not None and int(self.first_bad) >= 0:  # int(): the one read-back
+            self._raise(int(self.first_bad), None)
+
+    def _raise(self, iteration: int, value: float | None):
+        terms = getattr(self.learn.loss_func, "last_terms", {}) if value is not None else "not kept on a device"
+        what = f"non-finite loss {value}" if value is not None else "non-finite loss"
+        raise NonFiniteLossError(
+            f"{what} at epoch {self.epoch}, iteration {iteration} ({'train' if self.training else 'valid'}; "
+            f"terms {terms}). Lower lr_max or check the data.")
 
 
 class RunRecorder(Callback):
