@@ -24,11 +24,12 @@ loader
     not the bottleneck (``num_workers=0``, as ``make_dataloaders`` defaults).
 train_epoch
     Whole training epochs with each side's *own* loader and augmentation: clothparse's ``fit_one_cycle`` (fastai
-    ``TfmdDL`` over the store, ``aug_transforms`` on the device, callbacks, optimizer) against a bare loop with a
-    ``torch.utils.data.DataLoader`` over the same store rows and :func:`bare_augment` — the same flip, rotation
-    and lighting written in plain PyTorch (checked equal to fastai's on the same draws in ``tests/test_bench.py``)
-    — so the ratio includes what loading and augmenting cost each side (``train``'s bare side skips both).
-    Batches 1..k of an epoch, alternately as in ``train``; goal ≥ 0.95.
+    ``TfmdDL`` over the store, :class:`clothparse.augment.FlipRotateLighting` on the device, callbacks, optimizer)
+    against a bare loop with a ``torch.utils.data.DataLoader`` over the same store rows and
+    :func:`clothparse.augment.augment_batch` on plain tensors, so the ratio includes what loading and augmenting
+    cost each side (``train``'s bare side skips both); and a third side, clothparse with fastai's own
+    ``aug_transforms`` (the same draws, ``tests/test_augment.py``), to show what the plain-tensor augmentation
+    saves. Batches 1..k of an epoch, each side first in turn; goal ≥ 0.95.
 gpu_train
     For ``unet`` and ``extended_unet``: clothparse with mixed precision (``build_learner(..., fp16=True)``, i.e.
     its ``TupleMixedPrecision`` callback = fastai's ``MixedPrecision``) vs a bare AMP loop (``torch.autocast``
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import statistics
 import tempfile
 import time
@@ -448,51 +448,6 @@ class _PlainStoreRows(torch.utils.data.Dataset):
                 torch.from_numpy(self.store.masks[j].astype(np.int64)))
 
 
-def augment_draws(b: int, device, max_rotate: float = 10.0, max_lighting: float = 0.2, p_affine: float = 0.75,
-                  p_lighting: float = 0.75) -> dict[str, torch.Tensor]:
-    """Per image of a batch of ``b`` what fastai's ``aug_transforms`` (as :func:`clothparse.train.augmentations`
-    configures it) draws: flip (p 0.5), rotation in degrees (p ``p_affine``), brightness change (p
-    ``p_lighting``; 0.5 is none) and contrast scale (p ``p_lighting``; 1 is none)."""
-    def maybe(p: float, value: torch.Tensor, neutral: float) -> torch.Tensor:
-        return torch.where(torch.rand(b, device=device) < p, value, torch.full_like(value, neutral))
-
-    lo = 0.5 * (1 - max_lighting)
-    return {"flip": torch.rand(b, device=device) < 0.5,
-            "degrees": maybe(p_affine, torch.empty(b, device=device).uniform_(-max_rotate, max_rotate), 0.0),
-            "brightness": maybe(p_lighting, torch.empty(b, device=device).uniform_(lo, 1 - lo), 0.5),
-            "contrast": maybe(p_lighting, torch.empty(b, device=device).uniform_(
-                math.log(1 - max_lighting), -math.log(1 - max_lighting)).exp(), 1.0)}
-
-
-def _logit(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    x = x.clamp(eps, 1 - eps)
-    return torch.log(x / (1 - x))
-
-
-def bare_augment(x: torch.Tensor, y: torch.Tensor, draws: dict[str, torch.Tensor] | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`clothparse.train.augmentations` written directly in PyTorch, for the bare side of ``train_epoch``:
-    ``draws`` (default: :func:`augment_draws`) applied as fastai applies them — flip and rotation composed
-    into one affine grid (``align_corners=True``, zero padding; bilinear for the image, nearest for the mask),
-    then brightness (a logit shift) and contrast (a logit scale). ``x``: B×3×H×W float in 0..1, ``y``: B×H×W
-    int64. ``tests/test_bench.py`` checks it against fastai's transforms on the same draws."""
-    b, _, h, w = x.shape
-    d = draws or augment_draws(b, x.device)
-    flip = torch.where(d["flip"], -1.0, 1.0).to(x.device)
-    theta = d["degrees"].to(x.device, torch.float32) * math.pi / 180
-    cos, sin, zero = theta.cos(), theta.sin(), torch.zeros_like(theta)
-    # fastai: flip matrix @ rotation matrix, then its off-diagonals corrected for the aspect ratio
-    mat = torch.stack([torch.stack([flip * cos, flip * sin * h / w, zero], 1),
-                       torch.stack([-sin * w / h, cos, zero], 1)], 1)
-    grid = torch.nn.functional.affine_grid(mat, [b, 3, h, w], align_corners=True)
-    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    y = torch.nn.functional.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="zeros",
-                                        align_corners=True)[:, 0].long()
-    shift = _logit(d["brightness"].to(x.device, x.dtype))[:, None, None, None]
-    scale = d["contrast"].to(x.device, x.dtype)[:, None, None, None]
-    return torch.sigmoid((_logit(x) + shift) * scale), y
-
-
 class _BareEpoch(_BareLoop):
     """The bare loop fed by its own ``torch.utils.data.DataLoader`` and :func:`bare_augment`, normalised with
     the ImageNet statistics: a training epoch with the same work as clothparse's, written without fastai."""
@@ -508,10 +463,12 @@ class _BareEpoch(_BareLoop):
 
     def epoch_rate(self, n: int) -> tuple[float, float]:
         """images/s (wall clock, CPU time) of batches 1..n of a fresh epoch, loading and augmenting included."""
+        from clothparse.augment import augment_batch  # plain tensors in and out, no fastai
+
         stamps = []
         for i, (x, y) in enumerate(self.loader):
             x, y = x.to(self.device).float() / 255, y.to(self.device)
-            x, y = bare_augment(x, y)
+            x, y = augment_batch(x, y)
             self.step((x - self.mean) / self.std, y)
             if i in (0, n):
                 _sync(self.device)
@@ -526,33 +483,44 @@ class _BareEpoch(_BareLoop):
 
 
 @bench("train_epoch", "training epochs, each side with its own loader and the same augmentation: clothparse "
-       "(fastai) vs a bare PyTorch loop")
+       "(fastai Learner) vs a bare PyTorch loop; and clothparse with fastai's own aug_transforms")
 def train_epoch(quick: bool) -> list[Row]:
+    from clothparse.augment import fastai_transforms
+    from clothparse.train import make_dataloaders
+
     device = _device()
     model, size, batch, _ = _train_setup(quick, device)
-    k = option("iters", (3 if quick else 12) if device.type == "cpu" else 40)
-    rounds = int(option("rounds", 2 if quick else (CPU_ROUNDS if device.type == "cpu" else ROUNDS)))
+    k = option("iters", (3 if quick else 10) if device.type == "cpu" else 40)
+    rounds = int(option("rounds", 2 if quick else 5))
     with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
-        dls = _dataloaders(store, batch, k + 1, device)
-        learn = _clothparse_side(model, size, dls, fp16=False)
-        bare = _BareEpoch(model, size, device, store, dls.train.dataset.indices, batch)
-        _clothparse_rate(learn, 0, batch, device)  # warm-up of both
+        data = _BenchData(store, (k + 1) * batch)
+        sides = {"ours": _clothparse_side(model, size, _dataloaders(store, batch, k + 1, device), fp16=False),
+                 "fastai_aug": _clothparse_side(model, size, make_dataloaders(
+                     data, batch_size=batch, device=str(device), batch_tfms=fastai_transforms()), fp16=False)}
+        bare = _BareEpoch(model, size, device, store, data.indices("train"), batch)
+        for learn in sides.values():  # warm-up of every side
+            _clothparse_rate(learn, 0, batch, device)
         bare.epoch_rate(1)
-        ours, theirs, cpu_ratios = [], [], []
+        rates = {"ours": [], "fastai_aug": [], "bare": []}
         for i in range(rounds):
-            if i % 2:
-                theirs.append(bare.epoch_rate(k))
-            ours.append(_clothparse_rate(learn, k, batch, device)[:2])
-            if not i % 2:
-                theirs.append(bare.epoch_rate(k))
-            cpu_ratios.append(ours[-1][1] / theirs[-1][1])
-    walls = [a[0] / b[0] for a, b in zip(ours, theirs)]
+            order = ["ours", "fastai_aug", "bare"]
+            for name in order[i % 3:] + order[:i % 3]:  # each side goes first in turn
+                rates[name].append(bare.epoch_rate(k) if name == "bare" else
+                                   _clothparse_rate(sides[name], k, batch, device)[:2])
+    wall = {n: [r[0] for r in v] for n, v in rates.items()}
+    ratio = [a / b for a, b in zip(wall["ours"], wall["bare"])]
+    cpu_ratio = statistics.median(a[1] / b[1] for a, b in zip(rates["ours"], rates["bare"]))
+    gain = [a / b for a, b in zip(wall["ours"], wall["fastai_aug"])]
     what = f"{model} {size[0]}×{size[1]} batch {batch} fp32 on {_where(device, threads)}, {k} batches/round"
-    return [Row(f"clothparse epoch (fastai loader + aug_transforms): {what}", statistics.median(a for a, _ in ours),
-                "images/s", _rounds([a for a, _ in ours])),
-            Row(f"bare epoch (torch DataLoader + the same augmentation in torch): {what}",
-                statistics.median(a for a, _ in theirs), "images/s", _rounds([a for a, _ in theirs])),
-            Row("clothparse / bare, whole epochs", statistics.median(walls), "×",
-                f"median of the {rounds} rounds' ratios (range {min(walls):.3g}–{max(walls):.3g}); per CPU-second "
-                f"of this process {statistics.median(cpu_ratios):.3g}; goal ≥ 0.95")]
+    return [Row(f"clothparse epoch (fastai loader, FlipRotateLighting): {what}", statistics.median(wall["ours"]),
+                "images/s", _rounds(wall["ours"])),
+            Row(f"clothparse epoch with fastai's aug_transforms instead: {what}",
+                statistics.median(wall["fastai_aug"]), "images/s", _rounds(wall["fastai_aug"])),
+            Row(f"bare epoch (torch DataLoader + the same augmentation, plain tensors): {what}",
+                statistics.median(wall["bare"]), "images/s", _rounds(wall["bare"])),
+            Row("clothparse / bare, whole epochs", statistics.median(ratio), "×",
+                f"median of the {rounds} rounds' ratios (range {min(ratio):.3g}–{max(ratio):.3g}); per CPU-second "
+                f"of this process {cpu_ratio:.3g}; goal ≥ 0.95"),
+            Row("FlipRotateLighting / fastai aug_transforms, whole epochs", statistics.median(gain), "×",
+                f"range {min(gain):.3g}–{max(gain):.3g}: what clothparse's own augmentation saves")]

@@ -51,22 +51,19 @@ class StoreSegmentation(torch.utils.data.Dataset):
 
 
 def augmentations(augment: bool = True) -> list:
-    """The paper's 'rather conservative' augmentation: horizontal flip, mild lighting, small rotation.
+    """The paper's 'rather conservative' augmentation: horizontal flip, small rotation, mild lighting —
+    fastai's ``aug_transforms`` draws, applied on plain tensors (:mod:`clothparse.augment`)."""
+    from .augment import FlipRotateLighting
 
-    fastai's affine transforms treat ``TensorMask`` with nearest interpolation, so image and mask stay aligned.
-    """
-    from fastai.vision.all import aug_transforms
-
-    if not augment:
-        return []
-    return aug_transforms(do_flip=True, flip_vert=False, max_rotate=10.0, max_zoom=1.0, max_lighting=0.2,
-                          max_warp=0.0, p_affine=0.75, p_lighting=0.75, pad_mode="zeros")
+    return [FlipRotateLighting()] if augment else []
 
 
 def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augment: bool = True,
-                     num_workers: int = 0, valid_batch_size: int | None = None, stats=IMAGENET_STATS):
+                     num_workers: int = 0, valid_batch_size: int | None = None, stats=IMAGENET_STATS,
+                     batch_tfms: list | None = None):
     """fastai ``DataLoaders`` over the store: train (shuffled, augmented) and valid splits, normalised with
-    ``stats`` = (mean, std), the encoder's (:func:`~clothparse.models.encoders.encoder_stats`)."""
+    ``stats`` = (mean, std), the encoder's (:func:`~clothparse.models.encoders.encoder_stats`).
+    ``batch_tfms``: the train split's augmentation instead of :func:`augmentations` (``augment`` then unused)."""
     from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
 
     train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
@@ -75,8 +72,9 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
     if len(valid_idx) == 0:
         raise ValueError("valid split is empty")
     norm = Normalize.from_stats(*stats, cuda=False)
+    augment_tfms = augmentations(augment) if batch_tfms is None else batch_tfms
     train_dl = TfmdDL(StoreSegmentation(prepared.store, train_idx), bs=batch_size, shuffle=True, drop_last=True,
-                      after_batch=[IntToFloatTensor(), *augmentations(augment), norm], device=device,
+                      after_batch=[IntToFloatTensor(), *augment_tfms, norm], device=device,
                       num_workers=num_workers, split_idx=0)
     valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
                       shuffle=False,
