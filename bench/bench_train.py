@@ -490,8 +490,8 @@ def train_epoch(quick: bool) -> list[Row]:
 
     device = _device()
     model, size, batch, _ = _train_setup(quick, device)
-    k = option("iters", (3 if quick else 10) if device.type == "cpu" else 40)
-    rounds = int(option("rounds", 2 if quick else 5))
+    k = option("iters", (3 if quick else 6) if device.type == "cpu" else 40)
+    rounds = int(option("rounds", 2 if quick else 3))
     with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
         data = _BenchData(store, (k + 1) * batch)
@@ -524,3 +524,72 @@ def train_epoch(quick: bool) -> list[Row]:
                 f"of this process {cpu_ratio:.3g}; goal ≥ 0.95"),
             Row("FlipRotateLighting / fastai aug_transforms, whole epochs", statistics.median(gain), "×",
                 f"range {min(gain):.3g}–{max(gain):.3g}: what clothparse's own augmentation saves")]
+
+
+# --- the levers of GPU training speed, one at a time and together -----------------------------
+#: name → (channels_last, autocast dtype or None, fused AdamW, torch.compile)
+LEVERS = {"fp32 (baseline)": (False, None, False, False),
+          "channels_last": (True, None, False, False),
+          "bf16 autocast": (False, torch.bfloat16, False, False),
+          "fp16 autocast + GradScaler": (False, torch.float16, False, False),
+          "fused AdamW": (False, None, True, False),
+          "torch.compile": (False, None, False, True),
+          "all: channels_last + bf16 + fused + compile": (True, torch.bfloat16, True, True)}
+
+
+class _LeverLoop(_BareLoop):
+    """The bare loop with some of :data:`LEVERS` switched on."""
+
+    def __init__(self, model_name: str, size, device: torch.device, channels_last: bool, dtype, fused: bool,
+                 compiled: bool):
+        super().__init__(model_name, size, device, amp=dtype is torch.float16)
+        self.channels_last, self.dtype = channels_last, dtype
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if fused:
+            self.opt = _fused_adamw(self)
+        self.forward = torch.compile(self.model) if compiled else self.model
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            loss = self.loss_fn(self.forward(x), y)
+        if self.dtype is torch.float16:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+
+
+@bench("gpu_levers", "images/s of the bare training loop with each speed lever alone and all together "
+       "(channels-last, bf16/fp16 autocast, fused AdamW, torch.compile)")
+def gpu_levers(quick: bool) -> list[Row]:
+    device = _device()
+    cpu = device.type == "cpu"
+    model = option("model", ("extended_unet",))[0]
+    size = tuple(option("size", ((64, 64) if quick else (96, 64)) if cpu else (288, 192)))
+    batch = option("batch", ((2,) if quick else (4,)) if cpu else (16,))[0]
+    k = option("iters", (1 if quick else 3) if cpu else 30)
+    names = [n for n in LEVERS if not (cpu and ("compile" in n or "fp16" in n or "fused" in n))]
+    rows = []
+    with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
+        store = _store(Path(tmp), size)
+        batches = _collect(_dataloaders(store, batch, k, device).train, k)
+        base = None
+        for name in names:
+            loop = _LeverLoop(model, size, device, *LEVERS[name])
+            loop.rate(batches[:1] * (3 if LEVERS[name][3] else 1))  # warm-up (compile: its graphs)
+            rate = statistics.median(loop.rate(batches) for _ in range(int(option("rounds", 1 if cpu else 3))))
+            base = base or rate
+            rows.append(Row(f"{model} {size[0]}×{size[1]} batch {batch}, bare loop: {name}", rate, "images/s",
+                            f"{rate / base:.3g}× the fp32 baseline; on {_where(device, threads)}"))
+            del loop
+            gc.collect()
+    if cpu:
+        rows.append(Row("levers not run on a CPU", float("nan"), "", "fp16/GradScaler, fused AdamW and "
+                        "torch.compile are for the GPU run (bench/gpu_check.sh)"))
+    return rows

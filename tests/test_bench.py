@@ -35,3 +35,13 @@ def test_train_epoch_bench_returns_positive_rates(monkeypatch):
     rates = [r.value for r in rows if r.unit == "images/s"]
     assert len(rates) == 3 and all(math.isfinite(v) and v > 0 for v in rates)
     assert [r.unit for r in rows] == ["images/s"] * 3 + ["×"] * 2
+
+
+def test_gpu_levers_bench_runs_on_a_cpu(monkeypatch):
+    for key, value in {"device": "cpu", "size": (32, 32), "batch": (2,), "iters": 1, "rounds": 1,
+                       "threads": 1}.items():
+        monkeypatch.setitem(benchlib.OPTIONS, key, value)
+    rows = benchlib.BENCHES["gpu_levers"][0](True)
+    rates = {r.case.split(": ", 1)[1]: r.value for r in rows if r.unit == "images/s"}
+    assert set(rates) == {"fp32 (baseline)", "channels_last", "bf16 autocast"}  # the CUDA-only ones are skipped
+    assert all(math.isfinite(v) and v > 0 for v in rates.values())
