@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "expand_inputs", "IMAGENET_STATS", "stats_of", "normalise_batch"]
+           "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
@@ -157,6 +157,12 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
         else:
             out.append(p)
     return list(dict.fromkeys(out))
+
+
+def empty_folders(paths: Iterable[str | Path]) -> list[str]:
+    """The folders among ``paths`` that hold no image file (:func:`expand_inputs` drops them; a caller that
+    parses the rest says so)."""
+    return [str(p) for p in paths if Path(p).is_dir() and not expand_inputs([p])]
 
 
 def stats_of(normalisation) -> tuple[list[float], list[float]]:
