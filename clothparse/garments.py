@@ -23,7 +23,8 @@ def class_index(name: str, clothing_only: bool = True) -> int:
     """The class id of ``name``; a ``ValueError`` listing the valid names for anything else."""
     valid = CLOTHING if clothing_only else CLASSES
     if name not in valid:
-        raise ValueError(f"unknown clothing class {name!r}; the classes are {', '.join(valid)}")
+        kind = "clothing class" if clothing_only else "class"
+        raise ValueError(f"unknown {kind} {name!r}; the {kind}es are {', '.join(valid)}")
     return CLASSES.index(name)
 
 

@@ -62,6 +62,7 @@ from .images import (
 from .parse_outputs import (
     SUMMARY_COLUMNS,
     ParsedFiles,
+    figure_cutouts,
     figure_results,
     parse_files,
     prior_text,
@@ -72,8 +73,8 @@ from .parse_outputs import (
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
            "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "write_outputs",
-           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "prior_text", "parse_files",
-           "ParsedFiles", "overlay"]
+           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "figure_cutouts", "prior_text",
+           "parse_files", "ParsedFiles", "overlay", "ClassMask", "class_counts", "check_batch_size"]
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .categories import CLASSES, CLOTHING, NUM_CLASSES, PALETTE
-from .garments import parse_classes
+from .garments import cutout, parse_classes
 from .images import empty_folders, expand_inputs
 
 if TYPE_CHECKING:
     from .parse import ParseFailure, ParseResult
 
 __all__ = ["SUMMARY_COLUMNS", "ParsedFiles", "write_outputs", "summary_row", "summary_table", "figure_results",
-           "prior_text", "parse_files"]
+           "figure_cutouts", "prior_text", "parse_files"]
 
 SUMMARY_COLUMNS = ["file", "status", "error", "height", "width", "classes",
                    *[f"colour_{c}" for c in CLOTHING], "mask", "overlay", "json",
@@ -67,8 +67,10 @@ def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None
             Image.fromarray(result.mask(name)).save(out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
     if cutouts and result.classes:
         (out_dir / "cutouts").mkdir(exist_ok=True)
-        for name, rgba in result.cutouts().items():
+        full = result.full_image()  # read once; one cut-out in memory at a time (a huge photo's are large)
+        for name in result.classes:
             garments[name]["cutout"] = files[f"cutout_{name}"] = f"cutouts/{stem}_{name}.png"
+            rgba = cutout(full, result.mask(name), result.boxes[name])
             Image.fromarray(rgba, mode="RGBA").save(out_dir / files[f"cutout_{name}"])
     source = str(Path(result.source).resolve()) if Path(result.source).exists() else result.source
     write_json(out_dir / files["json"], {**result.to_dict(garments=False), "garments": garments, "source": source,
@@ -159,6 +161,35 @@ def figure_results(results: list[ParseResult], compare: list[ParseResult] | None
     handles = [Patch(color=np.asarray(PALETTE[i]) / 255, label=CLASSES[i]) for i in range(1, NUM_CLASSES)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def _garment_label(res: ParseResult, garment: str) -> str:
+    colour = res.main_colours.get(garment)
+    return f"{garment} · {colour}" if colour else f"{garment} · too small"
+
+
+def figure_cutouts(results: list[ParseResult], max_garments: int = 4, height: float = 3.0):
+    """One row per image: the photo, then its largest garments' cut-outs (at most ``max_garments``, at the
+    original resolution) on a light checkerboard, each titled with its class and main colour name."""
+    import matplotlib.pyplot as plt
+
+    from .garments import on_checkerboard
+
+    picks = [sorted(r.classes, key=lambda c: -r.fractions[c])[:max_garments] for r in results]
+    cols = 1 + max(1, max(len(p) for p in picks))
+    fig, axes = plt.subplots(len(results), cols, squeeze=False, figsize=(cols * height * 0.75, len(results) * height))
+    for row, (res, garments) in enumerate(zip(results, picks)):
+        axes[row, 0].imshow(res.image)
+        axes[row, 0].set_title(res.source.rsplit("/", 1)[-1], fontsize=9)
+        for ax, (garment, rgba) in zip(axes[row, 1:], res.cutouts(garments).items()):
+            ax.imshow(on_checkerboard(rgba))
+            ax.set_title(_garment_label(res, garment), fontsize=9)
+        if not garments:
+            axes[row, 1].text(0.5, 0.5, "no garment found", ha="center", va="center", fontsize=9)
+        for ax in axes[row]:
+            ax.axis("off")
+    fig.tight_layout()
     return fig
 
 
