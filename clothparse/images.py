@@ -77,7 +77,9 @@ def to_rgb_array(image) -> np.ndarray:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-        return np.asarray(image.convert("RGB"))  # RGB, L, 1, P, CMYK, YCbCr, LAB, HSV
+        if mode == "RGB":  # no converted copy: for a huge photo each full-size copy counts
+            return np.asarray(image)
+        return np.asarray(image.convert("RGB"))  # L, 1, P, CMYK, YCbCr, LAB, HSV
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -116,7 +118,7 @@ def _read_file(path: Path, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
             s = max_side / max(w, h)
             im.draft(None, (math.ceil(im.size[0] * s), math.ceil(im.size[1] * s)))
         im.load()
-        return to_rgb_array(ImageOps.exif_transpose(im)), (h, w)
+        return to_rgb_array(ImageOps.exif_transpose(im) if orientation != 1 else im), (h, w)
 
 
 def load_image(image, max_side: int = WORK_MAX_SIDE, source: str | None = None) -> LoadedImage:
