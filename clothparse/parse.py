@@ -18,6 +18,14 @@
 - ``boxes``: per present class, (x_min, y_min, x_max, y_max) in original pixels, max exclusive;
 - ``colours``: per present class, its dominant colours (:mod:`clothparse.colours`).
 
+**One garment at a time** (:mod:`clothparse.garments`): ``mask`` stays the class-id array and is callable —
+``result.mask("skirt")`` is the skirt's H×W boolean mask (a name that is no class is a ``ValueError`` listing
+the classes); ``result.cutout("skirt")`` its RGBA cut-out, cropped to its box, transparent elsewhere, always
+at the **original** resolution (for a reduced image, the input is read again: ``original`` keeps it);
+``result.garments()`` each garment's box, pixel count and mask as RLE in the Kaggle convention
+(:mod:`clothparse.rle`), as the JSON writes them; ``result.only("pants,skirt")`` the result limited to those
+classes (the others become background).
+
 A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the ClassBranch (soft, see
 :mod:`clothparse.injection`); ``hard=True`` also forbids the absent classes in the output (any model).
 
@@ -25,10 +33,11 @@ A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the C
 float in 0..1). EXIF orientation is applied; grayscale, palette, CMYK become RGB; transparency is composited
 on white; 16-bit images are scaled to 8 bit. Images larger than ``work_max_side`` (2048 px) are reduced
 first (JPEGs decode directly at a reduced scale): the network input is far smaller anyway, colours are
-computed on that copy (pixel counts for ``too_small`` at the original resolution), and the mask is still
-returned at the original size. **Unreadable or missing files**: :func:`parse` raises :class:`ImageLoadError`
-naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a :class:`ParseFailure` in its
-place and goes on (the command line uses that: reported, skipped, exit code 1).
+computed on that copy (pixel counts for ``too_small`` at the original resolution), and the mask (and the
+cut-outs) are still at the original size. **Unreadable or missing files**: :func:`parse` raises
+:class:`ImageLoadError` naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a
+:class:`ParseFailure` in its place and goes on (the command line uses that: reported, skipped, exit code 1).
+A batch size below 1 is a ``ValueError`` (:func:`check_batch_size`).
 
 Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
 :mod:`clothparse.parse_outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
