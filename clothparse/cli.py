@@ -187,10 +187,23 @@ def _cmd_bench(args) -> int:
 def _cmd_parse(args) -> int:
     done = _module("parse").parse_files(
         args.paths, args.run, args.out, prior=args.prior, present=args.present, absent=args.absent,
-        hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
-    print(f"parsed {len(done.files) - done.failed} of {len(done.files)} images ({done.failed} failed) "
-          f"→ {done.out_dir}")
+        hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+        classes=args.classes, cutouts=args.cutouts, masks=args.masks)
+    empty = len(done.empty_folders)
+    skipped = f", {empty} empty folder{'s' if empty > 1 else ''} skipped" if empty else ""
+    print(f"parsed {done.written} of {len(done.files)} images ({done.failed} failed{skipped}) → {done.out_dir}")
     return 0 if done.ok else 1
+
+
+def _batch_size(text: str) -> int:
+    """``--batch-size``: a whole number ≥ 1 (argparse reports anything else as a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return value
 
 
 def _cmd_export(args) -> int:
@@ -268,7 +281,12 @@ def _run_commands(sub) -> None:
     p.add_argument("--absent", default=None, metavar="CLASSES", help="clothing classes known to be absent: dress")
     p.add_argument("--hard", action="store_true", help="forbid the prior's absent classes in the output")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … (default auto: cuda when available)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_batch_size, default=8, help="images per forward pass (≥ 1)")
+    p.add_argument("--classes", default=None, metavar="CLASSES",
+                   help="limit every output to these clothing classes: pants,skirt")
+    p.add_argument("--cutouts", action="store_true",
+                   help="per garment an RGBA PNG cut-out (cutouts/<photo>_<class>.png), original resolution")
+    p.add_argument("--masks", action="store_true", help="per garment a binary PNG mask (masks/<photo>_<class>.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_parse)
 

@@ -2,9 +2,9 @@
 
 Colours are found in CIELAB (D65), where Euclidean distance approximates perceived difference (ΔE76):
 
-1. the garment's pixels (its mask slightly eroded, so that pixels blended with the neighbouring region at the
-   outline do not form colours of their own; at most ``sample`` of them, a fixed random sample) are converted
-   sRGB → Lab;
+1. the garment's pixels (its mask slightly eroded by a 3×3 square, so that pixels blended with the
+   neighbouring region at the outline — diagonal neighbours included — do not form colours of their own;
+   at most ``sample`` of them, a fixed random sample) are converted sRGB → Lab;
 2. seeded k-means (k-means++ start, ``k`` clusters, numpy only) runs on ``(lightness_weight·L, a, b)``:
    lightness counts half, because shading — folds, shadows, a lit side — mostly changes the *lightness* of one
    material, while a different material or print changes hue and chroma;
@@ -18,9 +18,13 @@ Colours are found in CIELAB (D65), where Euclidean distance approximates perceiv
    their hue: two clearly coloured clusters (chroma ≥ 10) within ``hue_delta`` degrees of hue, with the
    same lightness limit, are one colour as well. Those merge too, closest first;
 5. each cluster is named by the nearest entry of :data:`NAMED_COLOURS` from its *lit* colour — the median Lab
-   of the lighter half of its pixels (shadows only darken; the median ignores specular highlights) — with
-   lightness weighted by ``lightness_weight``, in the spirit of the textile industry's CMC 2:1 colour
-   difference. Clusters with the same name are combined;
+   of the lighter half of its pixels (shadows only darken; the median ignores specular highlights) — by the
+   CIEDE2000 colour difference (:func:`delta_e_ciede2000`, CIE 142-2001 as formulated by Sharma, Wu & Dalal
+   2005) with the textile industry's parametric factors k_L = 2, k_C = k_H = 1: lightness differences count
+   half, as in the clustering; chroma and hue differences are forgiven more the more saturated the colours,
+   chroma more than hue, and blues get their own hue/chroma rotation — so a dull dark blue is "navy", not
+   "denim", and a violet dress "purple", not "blue", where a plain Euclidean distance in (L/2, a, b) named
+   them worse on CCP photos. Clusters with the same name are combined;
 6. colours below ``min_share`` of the pixels are dropped (outline leftovers, small prints), at most
    ``max_colours`` are kept, largest share first. Shares are of all the garment's analysed pixels, so they
    may sum to less than 1. ``hex`` is the lit colour.
@@ -38,7 +42,8 @@ import numpy as np
 
 from .categories import CLASSES, CLOTHING
 
-__all__ = ["NAMED_COLOURS", "Colour", "GarmentColours", "srgb_to_lab", "lab_to_srgb", "name_colour",
+__all__ = ["NAMED_COLOURS", "Colour", "GarmentColours", "srgb_to_lab", "lab_to_srgb", "delta_e_ciede2000",
+           "name_colour",
            "dominant_colours", "garment_colours"]
 
 #: Named colours (sRGB) as garments look in photographs: black clothes photograph as a dark grey, navy
@@ -117,11 +122,43 @@ def _weighted(lab: np.ndarray, lightness_weight: float) -> np.ndarray:
     return lab * np.array([lightness_weight, 1.0, 1.0])
 
 
-def name_colour(lab, lightness_weight: float = 0.5) -> str | list[str]:
-    """The nearest :data:`NAMED_COLOURS` name of a Lab colour (3-vector → str; N×3 → list of str)."""
+def _hue_degrees(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arctan2(b, a)) % 360
+
+
+def delta_e_ciede2000(lab1, lab2, k_l: float = 1.0, k_c: float = 1.0, k_h: float = 1.0) -> np.ndarray:
+    """The CIEDE2000 colour difference of Lab colours (…×3, broadcast against each other), as formulated by
+    Sharma, Wu & Dalal (2005), whose 34 reference pairs it reproduces; ``k_l`` etc. are the parametric
+    factors (textile practice sets ``k_l = 2``)."""
+    lab1, lab2 = np.broadcast_arrays(np.asarray(lab1, np.float64), np.asarray(lab2, np.float64))
+    (l1, a1, b1), (l2, a2, b2) = np.moveaxis(lab1, -1, 0), np.moveaxis(lab2, -1, 0)
+    c7 = ((np.hypot(a1, b1) + np.hypot(a2, b2)) / 2) ** 7
+    g = 0.5 * (1 - np.sqrt(c7 / (c7 + 25.0 ** 7)))  # a* stretched for near-neutral colours
+    a1, a2 = (1 + g) * a1, (1 + g) * a2
+    c1, c2 = np.hypot(a1, b1), np.hypot(a2, b2)
+    neutral = c1 * c2 == 0  # a hue is undefined for a grey: its hue difference counts as 0
+    h1, h2 = np.where(c1 == 0, 0.0, _hue_degrees(a1, b1)), np.where(c2 == 0, 0.0, _hue_degrees(a2, b2))
+    dh = h2 - h1
+    dh = np.where(neutral, 0.0, np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh)))
+    d_hue = 2 * np.sqrt(c1 * c2) * np.sin(np.radians(dh) / 2)
+    l_mean, c_mean = (l1 + l2) / 2, (c1 + c2) / 2
+    h_mean = np.where(np.abs(h1 - h2) <= 180, (h1 + h2) / 2, (h1 + h2 + np.where(h1 + h2 < 360, 360, -360)) / 2)
+    h_mean = np.where(neutral, h1 + h2, h_mean)
+    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
+         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))
+    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
+    s_c, s_h = 1 + 0.045 * c_mean, 1 + 0.015 * c_mean * t
+    r_t = (-2 * np.sqrt(c_mean ** 7 / (c_mean ** 7 + 25.0 ** 7))
+           * np.sin(np.radians(60 * np.exp(-(((h_mean - 275) / 25) ** 2)))))  # the blue region's rotation
+    dl, dc, dhh = (l2 - l1) / (k_l * s_l), (c2 - c1) / (k_c * s_c), d_hue / (k_h * s_h)
+    return np.sqrt(dl ** 2 + dc ** 2 + dhh ** 2 + r_t * dc * dhh)
+
+
+def name_colour(lab, k_l: float = 2.0) -> str | list[str]:
+    """The :data:`NAMED_COLOURS` name nearest to a Lab colour by CIEDE2000 (3-vector → str; N×3 → list);
+    ``k_l``: its lightness factor (2, the textile value: lightness differences count half)."""
     lab = np.asarray(lab, dtype=np.float64)
-    d = np.linalg.norm(_weighted(lab[..., None, :] - _NAMED_LAB, lightness_weight), axis=-1)
-    idx = d.argmin(-1)
+    idx = delta_e_ciede2000(lab[..., None, :], _NAMED_LAB, k_l=k_l).argmin(-1)
     return _NAMES[int(idx)] if lab.ndim == 1 else [_NAMES[int(i)] for i in idx]
 
 
@@ -261,7 +298,7 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
                                            _hue_distance(p, q, hue_delta, min_shade_ratio)))
     by_name: dict[str, list[np.ndarray]] = {}
     for g in groups:
-        by_name.setdefault(name_colour(_lit(lab[g]), lightness_weight), []).append(g)
+        by_name.setdefault(name_colour(_lit(lab[g])), []).append(g)
     colours = []
     for name, parts in by_name.items():
         members = lab[np.concatenate(parts)]

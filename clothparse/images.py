@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "expand_inputs", "IMAGENET_STATS", "stats_of", "normalise_batch"]
+           "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
@@ -77,7 +77,9 @@ def to_rgb_array(image) -> np.ndarray:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-        return np.asarray(image.convert("RGB"))  # RGB, L, 1, P, CMYK, YCbCr, LAB, HSV
+        if mode == "RGB":  # no converted copy: for a huge photo each full-size copy counts
+            return np.asarray(image)
+        return np.asarray(image.convert("RGB"))  # L, 1, P, CMYK, YCbCr, LAB, HSV
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -116,7 +118,7 @@ def _read_file(path: Path, max_side: int) -> tuple[np.ndarray, tuple[int, int]]:
             s = max_side / max(w, h)
             im.draft(None, (math.ceil(im.size[0] * s), math.ceil(im.size[1] * s)))
         im.load()
-        return to_rgb_array(ImageOps.exif_transpose(im)), (h, w)
+        return to_rgb_array(ImageOps.exif_transpose(im) if orientation != 1 else im), (h, w)
 
 
 def load_image(image, max_side: int = WORK_MAX_SIDE, source: str | None = None) -> LoadedImage:
@@ -157,6 +159,12 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
         else:
             out.append(p)
     return list(dict.fromkeys(out))
+
+
+def empty_folders(paths: Iterable[str | Path]) -> list[str]:
+    """The folders among ``paths`` that hold no image file (:func:`expand_inputs` drops them; a caller that
+    parses the rest says so)."""
+    return [str(p) for p in paths if Path(p).is_dir() and not expand_inputs([p])]
 
 
 def stats_of(normalisation) -> tuple[list[float], list[float]]:

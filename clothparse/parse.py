@@ -18,6 +18,14 @@
 - ``boxes``: per present class, (x_min, y_min, x_max, y_max) in original pixels, max exclusive;
 - ``colours``: per present class, its dominant colours (:mod:`clothparse.colours`).
 
+**One garment at a time** (:mod:`clothparse.garments`): ``mask`` stays the class-id array and is callable —
+``result.mask("skirt")`` is the skirt's H×W boolean mask (a name that is no class is a ``ValueError`` listing
+the classes); ``result.cutout("skirt")`` its RGBA cut-out, cropped to its box, transparent elsewhere, always
+at the **original** resolution (for a reduced image, the input is read again: ``original`` keeps it);
+``result.garments()`` each garment's box, pixel count and mask as RLE in the Kaggle convention
+(:mod:`clothparse.rle`), as the JSON writes them; ``result.only("pants,skirt")`` the result limited to those
+classes (the others become background).
+
 A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the ClassBranch (soft, see
 :mod:`clothparse.injection`); ``hard=True`` also forbids the absent classes in the output (any model).
 
@@ -25,10 +33,11 @@ A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the C
 float in 0..1). EXIF orientation is applied; grayscale, palette, CMYK become RGB; transparency is composited
 on white; 16-bit images are scaled to 8 bit. Images larger than ``work_max_side`` (2048 px) are reduced
 first (JPEGs decode directly at a reduced scale): the network input is far smaller anyway, colours are
-computed on that copy (pixel counts for ``too_small`` at the original resolution), and the mask is still
-returned at the original size. **Unreadable or missing files**: :func:`parse` raises :class:`ImageLoadError`
-naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a :class:`ParseFailure` in its
-place and goes on (the command line uses that: reported, skipped, exit code 1).
+computed on that copy (pixel counts for ``too_small`` at the original resolution), and the mask (and the
+cut-outs) are still at the original size. **Unreadable or missing files**: :func:`parse` raises
+:class:`ImageLoadError` naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a
+:class:`ParseFailure` in its place and goes on (the command line uses that: reported, skipped, exit code 1).
+A batch size below 1 is a ``ValueError`` (:func:`check_batch_size`).
 
 Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
 :mod:`clothparse.parse_outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
@@ -39,15 +48,17 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import rle
 from .categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
 from .colours import GarmentColours, garment_colours
+from .garments import ClassMask, class_index, cutout, parse_classes
 from .images import (
     IMAGE_EXTENSIONS,
     WORK_MAX_SIDE,
@@ -60,6 +71,7 @@ from .images import (
 from .parse_outputs import (
     SUMMARY_COLUMNS,
     ParsedFiles,
+    figure_cutouts,
     figure_results,
     parse_files,
     prior_text,
@@ -70,8 +82,8 @@ from .parse_outputs import (
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
            "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "write_outputs",
-           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "prior_text", "parse_files",
-           "ParsedFiles", "overlay"]
+           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "figure_cutouts", "prior_text",
+           "parse_files", "ParsedFiles", "overlay", "ClassMask", "class_counts", "check_batch_size"]
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -81,7 +93,8 @@ class ParseResult:
 
     source: str
     size: tuple[int, int]
-    mask: np.ndarray = field(repr=False)
+    #: H×W class ids at the original resolution; ``mask("skirt")`` is one garment's boolean mask
+    mask: ClassMask = field(repr=False)
     classes: tuple[str, ...]
     probabilities: dict[str, float]
     probability_source: str
@@ -94,6 +107,13 @@ class ParseResult:
     #: the RGB image the colours were computed on (the input, reduced to ``work_max_side``), for overlays
     image: np.ndarray | None = field(default=None, repr=False)
     ok: bool = True
+    #: the input itself (path, PIL image or array) when ``image`` is a reduced copy: cut-outs read their
+    #: pixels from it at the original resolution
+    original: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.mask, ClassMask):
+            self.mask = ClassMask(self.mask)
 
     @property
     def main_colours(self) -> dict[str, str | None]:
@@ -108,15 +128,76 @@ class ParseResult:
             raise ValueError(f"{self.source}: the result keeps no image")
         return overlay(self.image, self.mask, alpha)
 
-    def to_dict(self) -> dict:
-        """JSON-ready (no arrays)."""
-        return {"source": self.source, "height": self.size[0], "width": self.size[1], "classes": list(self.classes),
-                "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
-                "probability_source": self.probability_source,
-                "fractions": {k: round(v, 6) for k, v in self.fractions.items()},
-                "boxes": {k: list(v) for k, v in self.boxes.items()},
-                "colours": {k: v.to_dict() for k, v in self.colours.items()},
-                "disagreements": list(self.disagreements), "prior": self.prior, "hard": self.hard}
+    def full_image(self) -> np.ndarray:
+        """The RGB image at the mask's (the original) resolution: ``image`` when it is not reduced, else the
+        input read again without reducing it."""
+        if self.image is not None and self.image.shape[:2] == tuple(self.size):
+            return self.image
+        if self.original is None:
+            raise ValueError(f"{self.source}: the result keeps only a reduced copy of the image, not its "
+                             f"{self.size[0]}×{self.size[1]} original")
+        full = load_image(self.original, max(self.size), source=self.source).image
+        if full.shape[:2] != tuple(self.size):
+            raise ValueError(f"{self.source}: the image is {full.shape[0]}×{full.shape[1]} now, "
+                             f"{self.size[0]}×{self.size[1]} when parsed")
+        return full
+
+    def cutouts(self, classes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Per garment found (or per name in ``classes``) its RGBA cut-out at the original resolution, cropped
+        to its box (:func:`clothparse.garments.cutout`); the original image is read once for all of them."""
+        names = list(self.classes if classes is None else classes)
+        for name in names:
+            class_index(name)
+            if name not in self.boxes:
+                raise ValueError(f"{self.source}: no {name} found (found: {', '.join(self.classes) or 'none'})")
+        if not names:
+            return {}
+        full = self.full_image()
+        return {name: cutout(full, self.mask(name), self.boxes[name]) for name in names}
+
+    def cutout(self, name: str) -> np.ndarray:
+        """The RGBA cut-out of garment ``name``: the photo at its original resolution cropped to the
+        garment's box, transparent outside the garment."""
+        return self.cutouts([name])[name]
+
+    def only(self, classes: Iterable[str] | str | None) -> ParseResult:
+        """The result limited to ``classes`` ("pants,skirt" or names): the other garments become background
+        in the mask, and classes, boxes, colours, probabilities and fractions are those of the rest."""
+        keep = parse_classes(classes)
+        if keep is None:
+            return self
+        ids = [CLASSES.index(c) for c in keep]
+        mask = np.where(np.isin(self.mask, ids), self.mask, 0).astype(np.uint8)
+        fractions = {c: (v if c in keep else 0.0) for c, v in self.fractions.items() if c != "background"}
+        fractions = {"background": 1.0 - sum(fractions.values()), **fractions}
+        return replace(self, mask=ClassMask(mask), classes=tuple(c for c in self.classes if c in keep),
+                       probabilities={c: p for c, p in self.probabilities.items() if c in keep},
+                       fractions=fractions, boxes={c: b for c, b in self.boxes.items() if c in keep},
+                       colours={c: v for c, v in self.colours.items() if c in keep},
+                       disagreements=tuple(c for c in self.disagreements if c in keep))
+
+    def garments(self) -> dict[str, dict]:
+        """Per garment found: its box, its pixel count and its mask as a Kaggle-convention RLE string
+        (:func:`clothparse.rle.encode`; ``rle.decode(text, *size)`` gives ``mask(name)`` back)."""
+        out = {}
+        for name in self.classes:
+            garment = self.mask(name)
+            out[name] = {"box": list(self.boxes[name]), "pixels": int(np.count_nonzero(garment)),
+                         "rle": rle.encode(garment)}
+        return out
+
+    def to_dict(self, garments: bool = True) -> dict:
+        """JSON-ready (no arrays); ``garments``: with :meth:`garments` (each garment's box, pixels, RLE)."""
+        out = {"source": self.source, "height": self.size[0], "width": self.size[1], "classes": list(self.classes),
+               "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
+               "probability_source": self.probability_source,
+               "fractions": {k: round(v, 6) for k, v in self.fractions.items()},
+               "boxes": {k: list(v) for k, v in self.boxes.items()},
+               "colours": {k: v.to_dict() for k, v in self.colours.items()},
+               "disagreements": list(self.disagreements), "prior": self.prior, "hard": self.hard}
+        if garments:
+            out["garments"] = self.garments()
+        return out
 
 
 @dataclass
@@ -169,6 +250,16 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
 
 
+def class_counts(mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """Pixels per class (``NUM_CLASSES`` int64) of a class-id mask. ``np.bincount`` casts its input to int64;
+    counting ``chunk`` pixels at a time keeps that copy small for a huge mask."""
+    flat = np.asarray(mask).reshape(-1)
+    counts = np.zeros(NUM_CLASSES, np.int64)
+    for start in range(0, flat.size, chunk):
+        counts += np.bincount(flat[start:start + chunk], minlength=NUM_CLASSES)[:NUM_CLASSES]
+    return counts
+
+
 def _boxes(mask: np.ndarray, classes: Iterable[int]) -> dict[str, tuple[int, int, int, int]]:
     out = {}
     for c in classes:
@@ -179,6 +270,13 @@ def _boxes(mask: np.ndarray, classes: Iterable[int]) -> dict[str, tuple[int, int
 
 
 # --- the parser -------------------------------------------------------------------------------
+def check_batch_size(value) -> int:
+    """``value`` as a batch size: a whole number ≥ 1, else a ``ValueError`` saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"batch size must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
     """``prior`` as a 8-vector (same for every image) or N×8 (one per image)."""
     from .injection import parse_prior
@@ -235,6 +333,15 @@ class Parser:
         self.work_max_side = int(work_max_side)
         self._warned_soft = False
 
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass; at least 1 (checked whenever it is set, by the constructor too)."""
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = check_batch_size(value)
+
     # the network on a batch of loaded images
     @torch.inference_mode()
     def _forward(self, loaded: list[LoadedImage], prior: torch.Tensor | None, hard: bool):
@@ -259,9 +366,10 @@ class Parser:
             seg = apply_hard(seg, prior)
         return seg, cls
 
-    def _result(self, li: LoadedImage, seg: torch.Tensor, cls: torch.Tensor | None, prior_row, hard: bool):
+    def _result(self, li: LoadedImage, seg: torch.Tensor, cls: torch.Tensor | None, prior_row, hard: bool,
+                original=None):
         mask = upsample_argmax(seg, li.size).cpu().numpy()
-        counts = np.bincount(mask.ravel(), minlength=NUM_CLASSES)
+        counts = class_counts(mask)
         total = max(int(counts.sum()), 1)
         min_pixels = max(1, math.ceil(self.min_area * total))
         present = [c for c in range(1, NUM_CLASSES) if counts[c] >= min_pixels]
@@ -282,7 +390,7 @@ class Parser:
             fractions={CLASSES[c]: float(counts[c] / total) for c in range(NUM_CLASSES)},
             boxes=_boxes(mask, present), colours=colours, disagreements=disagree,
             prior=None if prior_row is None else [None if math.isnan(v) else float(v) for v in prior_row.tolist()],
-            hard=hard, image=li.image)
+            hard=hard, image=li.image, original=original if li.image.shape[:2] != tuple(li.size) else None)
 
     def iter_parse(self, images: Iterable, prior=None, hard: bool = False,
                    errors: str = "raise") -> Iterator[ParseResult | ParseFailure]:
@@ -313,7 +421,8 @@ class Parser:
                 seg, cls = self._forward([slots[k] for k in idx], rows, hard)
                 for j, k in enumerate(idx):
                     row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
-                    slots[k] = self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard)
+                    slots[k] = self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard,
+                                            original=chunk[k])
             yield from slots
 
     def __call__(self, images, prior=None, hard: bool = False) -> list[ParseResult]:

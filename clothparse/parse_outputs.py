@@ -1,33 +1,42 @@
-"""What the parser writes and shows: per-image files, ``summary.csv``, the notebook's table and figure, and
+"""What the parser writes and shows: per-image files, ``summary.csv``, the notebook's table and figures, and
 :func:`parse_files` (``clothparse parse``: files, folders and globs in, an output folder out).
 
 Per parsed image: ``<stem>_mask.png`` (a palette PNG whose pixel values are the class ids),
 ``<stem>_overlay.png`` (the photo with the garments tinted) and ``<stem>.json`` (:meth:`ParseResult.to_dict`
-plus the run and the file names); ``summary.csv`` has a row per input (:data:`SUMMARY_COLUMNS`), a failed
-one included, with its error.
+— per garment its box, pixel count and Kaggle-convention RLE mask under ``garments`` — plus the run and the
+names of the files written). Per garment found, on request: ``cutouts/<stem>_<class>.png`` (RGBA, the photo
+at its original resolution cropped to the garment's box, transparent outside the garment) and
+``masks/<stem>_<class>.png`` (1-bit, the photo's size, white on the garment). Class names have no ``_``, so
+these names never collide. ``summary.csv`` has a row per input (:data:`SUMMARY_COLUMNS`), a failed one
+included, with its error, and the files written (paths relative to the output folder). ``classes`` limits
+every output to those garments (:meth:`ParseResult.only`).
 """
 from __future__ import annotations
 
 import csv
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .categories import CLASSES, CLOTHING, NUM_CLASSES, PALETTE
-from .images import expand_inputs
+from .garments import cutout, parse_classes
+from .images import empty_folders, expand_inputs
 
 if TYPE_CHECKING:
     from .parse import ParseFailure, ParseResult
 
 __all__ = ["SUMMARY_COLUMNS", "ParsedFiles", "write_outputs", "summary_row", "summary_table", "figure_results",
-           "prior_text", "parse_files"]
+           "figure_cutouts", "prior_text", "parse_files"]
 
 SUMMARY_COLUMNS = ["file", "status", "error", "height", "width", "classes",
-                   *[f"colour_{c}" for c in CLOTHING], "mask", "overlay", "json"]
+                   *[f"colour_{c}" for c in CLOTHING], "mask", "overlay", "json",
+                   *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
+#: the columns naming files written, left out of :func:`summary_table`
+_FILE_COLUMNS = ["mask", "overlay", "json", *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
 
 
 def _png_palette() -> list[int]:
@@ -35,21 +44,37 @@ def _png_palette() -> list[int]:
     return flat + [0] * (768 - len(flat))
 
 
-def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None = None) -> dict[str, str]:
-    """``<stem>_mask.png`` (palette PNG, pixel value = class), ``<stem>_overlay.png`` and ``<stem>.json``."""
+def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None = None, *,
+                  cutouts: bool = False, masks: bool = False) -> dict[str, str]:
+    """``<stem>_mask.png`` (palette PNG, pixel value = class), ``<stem>_overlay.png`` and ``<stem>.json``;
+    with ``cutouts`` / ``masks`` also each garment's ``cutouts/<stem>_<class>.png`` / ``masks/<stem>_<class>.png``.
+    Returns the files written by :data:`SUMMARY_COLUMNS` name (``cutout_<class>``, ``mask_<class>``)."""
     from PIL import Image
 
     from .keyed import write_json
 
     out_dir = Path(out_dir)
     files = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "json": f"{stem}.json"}
-    png = Image.fromarray(result.mask, mode="L")
+    png = Image.fromarray(np.asarray(result.mask), mode="L")
     png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
     png.save(out_dir / files["mask"], optimize=True)
     Image.fromarray(result.overlay()).save(out_dir / files["overlay"])
+    garments = result.garments()
+    if masks:
+        (out_dir / "masks").mkdir(exist_ok=True)
+        for name in result.classes:
+            garments[name]["mask"] = files[f"mask_{name}"] = f"masks/{stem}_{name}.png"
+            Image.fromarray(result.mask(name)).save(out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
+    if cutouts and result.classes:
+        (out_dir / "cutouts").mkdir(exist_ok=True)
+        full = result.full_image()  # read once; one cut-out in memory at a time (a huge photo's are large)
+        for name in result.classes:
+            garments[name]["cutout"] = files[f"cutout_{name}"] = f"cutouts/{stem}_{name}.png"
+            rgba = cutout(full, result.mask(name), result.boxes[name])
+            Image.fromarray(rgba, mode="RGBA").save(out_dir / files[f"cutout_{name}"])
     source = str(Path(result.source).resolve()) if Path(result.source).exists() else result.source
-    write_json(out_dir / files["json"], {**result.to_dict(), "source": source, "run": run,
-                                         "mask": files["mask"], "overlay": files["overlay"]})
+    write_json(out_dir / files["json"], {**result.to_dict(garments=False), "garments": garments, "source": source,
+                                         "run": run, "mask": files["mask"], "overlay": files["overlay"]})
     return files
 
 
@@ -83,7 +108,7 @@ def summary_table(results: Iterable[ParseResult | ParseFailure], file_names: boo
     ``file_names``: the file's name instead of its path."""
     import pandas as pd
 
-    df = pd.DataFrame([summary_row(r) for r in results]).drop(columns=["mask", "overlay", "json"])
+    df = pd.DataFrame([summary_row(r) for r in results]).drop(columns=_FILE_COLUMNS)
     if file_names:
         df["file"] = [Path(f).name for f in df["file"]]
     return df
@@ -139,6 +164,35 @@ def figure_results(results: list[ParseResult], compare: list[ParseResult] | None
     return fig
 
 
+def _garment_label(res: ParseResult, garment: str) -> str:
+    colour = res.main_colours.get(garment)
+    return f"{garment} · {colour}" if colour else f"{garment} · too small"
+
+
+def figure_cutouts(results: list[ParseResult], max_garments: int = 4, height: float = 3.0):
+    """One row per image: the photo, then its largest garments' cut-outs (at most ``max_garments``, at the
+    original resolution) on a light checkerboard, each titled with its class and main colour name."""
+    import matplotlib.pyplot as plt
+
+    from .garments import on_checkerboard
+
+    picks = [sorted(r.classes, key=lambda c: -r.fractions[c])[:max_garments] for r in results]
+    cols = 1 + max(1, max(len(p) for p in picks))
+    fig, axes = plt.subplots(len(results), cols, squeeze=False, figsize=(cols * height * 0.75, len(results) * height))
+    for row, (res, garments) in enumerate(zip(results, picks)):
+        axes[row, 0].imshow(res.image)
+        axes[row, 0].set_title(res.source.rsplit("/", 1)[-1], fontsize=9)
+        for ax, (garment, rgba) in zip(axes[row, 1:], res.cutouts(garments).items()):
+            ax.imshow(on_checkerboard(rgba))
+            ax.set_title(_garment_label(res, garment), fontsize=9)
+        if not garments:
+            axes[row, 1].text(0.5, 0.5, "no garment found", ha="center", va="center", fontsize=9)
+        for ax in axes[row]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
 def prior_text(prior: str | None = None, present: str | None = None, absent: str | None = None) -> str | None:
     """A prior string and lists of present / absent classes as one prior string ("skirt,-dress")."""
     parts = [prior or ""]
@@ -149,47 +203,75 @@ def prior_text(prior: str | None = None, present: str | None = None, absent: str
 
 @dataclass
 class ParsedFiles:
-    """What :func:`parse_files` did: the output folder, the inputs, and how many of them failed."""
+    """What :func:`parse_files` did: the output folder, the inputs, how many were written and how many
+    failed, and the folders given that held no image."""
 
     out_dir: Path
     files: list[str]
     failed: int
+    written: int = 0
+    empty_folders: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.written == len(self.files)
+
+
+def _output_folder(out: str | Path) -> Path:
+    """``out`` as a folder path; an existing file there is an error naming it (checked before the model loads,
+    the folder made after)."""
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"the output folder {out_dir} is an existing file")
+    return out_dir
+
+
+def _write_summary(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def parse_files(paths: Iterable[str | Path], run: str | Path, out: str | Path, *, prior: str | None = None,
                 present: str | None = None, absent: str | None = None, hard: bool = False,
-                device: str | None = None, batch_size: int = 8, progress: bool = True) -> ParsedFiles:
+                device: str | None = None, batch_size: int = 8, progress: bool = True,
+                classes: str | Iterable[str] | None = None, cutouts: bool = False,
+                masks: bool = False) -> ParsedFiles:
     """Parse files, folders (their images) and globs with the run folder ``run``; write each image's mask,
-    overlay and JSON, and ``summary.csv``, into ``out``. An unreadable input is reported on stderr, listed
-    as failed in the CSV, and the others go on. No image at all is a ``FileNotFoundError``."""
+    overlay and JSON (with ``cutouts`` / ``masks`` each garment's cut-out / mask too), and ``summary.csv``,
+    into ``out``; ``classes`` ("pants,skirt") limits every output to those garments. An unreadable input is
+    reported on stderr, listed as failed in the CSV, and the others go on; so is a folder with no image, when
+    other inputs have some. No image at all is a ``FileNotFoundError``; an unknown class, a batch size
+    below 1 or an ``out`` that is a file a ``ValueError`` / ``OSError`` before anything runs."""
     from tqdm.auto import tqdm
 
-    from .parse import Parser
+    from .parse import Parser, check_batch_size
 
     paths = list(paths)
-    files = expand_inputs(paths)
+    keep = parse_classes(classes)
+    check_batch_size(batch_size)
+    files, empty = expand_inputs(paths), empty_folders(paths)
     if not files:
         raise FileNotFoundError(f"no images in {' '.join(map(str, paths))}")
+    out_dir = _output_folder(out)
+    for folder in empty:
+        print(f"clothparse parse: warning: no images in the folder {folder}", file=sys.stderr)
     parser = Parser(run=run, device=device, batch_size=batch_size)
-    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, failed = [], 0
+    rows, failed, written = [], 0, 0
     with tqdm(total=len(files), unit="img", desc="parse", disable=not progress or None) as bar:
         results = parser.iter_parse(files, prior=prior_text(prior, present, absent), hard=hard, errors="report")
         for f, stem, res in zip(files, _stems(files), results):
             if res.ok:
-                rows.append(summary_row(res, f, write_outputs(res, out_dir, stem, run=parser.run)))
+                res = res.only(keep)
+                rows.append(summary_row(res, f, write_outputs(res, out_dir, stem, run=parser.run,
+                                                              cutouts=cutouts, masks=masks)))
+                written += 1
             else:
                 failed += 1
                 rows.append(summary_row(res, f))
                 tqdm.write(f"clothparse parse: skipped {res.source}: {res.error}", file=sys.stderr)
             bar.update(1)
-    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return ParsedFiles(out_dir, files, failed)
+    _write_summary(out_dir / "summary.csv", rows)
+    return ParsedFiles(out_dir, files, failed, written, empty)

@@ -303,6 +303,89 @@ def test_an_output_folder_that_cannot_be_made_is_a_message(tmp_path, random_run,
     assert_message(code, err, "parse", str(tmp_path / "a_file"))
 
 
+def test_parse_writes_cutouts_masks_and_rle_of_the_classes_asked_for(tmp_path, random_run, capsys):
+    from clothparse import rle
+
+    folder = tmp_path / "photos"
+    files = write_inputs(folder)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(capsys, "parse", folder, "--run", random_run, "--out", out, "--cutouts", "--masks",
+                              "--classes", "shoe,dress", "--device", "cpu", "--no-progress")
+    assert code == 0 and f"parsed {len(files)} of {len(files)} images (0 failed)" in stdout
+    with open(out / "summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    seen = set()
+    for row in rows:
+        info = json.loads((out / row["json"]).read_text())
+        height, width = info["height"], info["width"]
+        classes = set(info["classes"])
+        assert classes <= {"shoe", "dress"} and set(info["garments"]) == classes == set(row["classes"].split())
+        values = np.asarray(Image.open(out / row["mask"]))
+        assert set(np.unique(values)) <= {0, CLASSES.index("shoe"), CLASSES.index("dress")}  # the rest: background
+        for c in CLOTHING:
+            assert bool(row[f"cutout_{c}"]) == bool(row[f"mask_{c}"]) == (c in classes)
+        for c in classes:
+            seen.add(c)
+            garment = values == CLASSES.index(c)
+            g = info["garments"][c]
+            assert g["mask"] == row[f"mask_{c}"] == f"masks/{Path(row['file']).stem}_{c}.png"
+            assert g["cutout"] == row[f"cutout_{c}"] == f"cutouts/{Path(row['file']).stem}_{c}.png"
+            assert np.array_equal(rle.decode(g["rle"], height, width), garment) and g["pixels"] == garment.sum()
+            binary = Image.open(out / g["mask"])
+            assert binary.mode == "1" and np.array_equal(np.asarray(binary), garment)
+            x0, y0, x1, y1 = g["box"]
+            assert g["box"] == info["boxes"][c]
+            cut = Image.open(out / g["cutout"])
+            assert cut.mode == "RGBA" and cut.size == (x1 - x0, y1 - y0)
+            alpha = np.asarray(cut)[..., 3]
+            assert np.array_equal(alpha, np.where(garment[y0:y1, x0:x1], 255, 0))
+    assert seen == {"shoe", "dress"}
+    assert {p.name for p in (out / "cutouts").iterdir()} == {Path(r[f"cutout_{c}"]).name for r in rows
+                                                          for c in CLOTHING if r[f"cutout_{c}"]}
+
+
+def test_parse_checks_its_options_before_it_runs(tmp_path, random_run, capsys):
+    Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "one.png")
+    args = ["parse", tmp_path / "one.png", "--run", random_run, "--no-progress"]
+    code, _, err = run_cli(capsys, *args, "--out", tmp_path / "o1", "--classes", "pants,gown")
+    assert_message(code, err, "parse", "unknown clothing class 'gown'", "top, overtop, pants, shorts, skirt, dress")
+    assert not (tmp_path / "o1").exists()
+    for bad in ("-1", "0", "two"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([str(a) for a in args] + ["--out", str(tmp_path / "o2"), "--batch-size", bad])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --batch-size: must be a whole number of at least 1, got {bad}" in err.replace("'", "")
+        assert "Traceback" not in err and "range()" not in err
+    assert not (tmp_path / "o2").exists()
+    (tmp_path / "taken").write_text("")
+    code, _, err = run_cli(capsys, *args, "--out", tmp_path / "taken")
+    assert_message(code, err, "parse", f"the output folder {tmp_path / 'taken'} is an existing file")
+    with pytest.raises(ValueError, match="batch size must be a whole number of at least 1, got -1"):
+        cli._module("parse").parse_files([tmp_path / "one.png"], random_run, tmp_path / "o3", batch_size=-1)
+
+
+def test_parse_names_an_empty_folder_among_other_inputs(tmp_path, random_run, capsys):
+    Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "one.png")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "notes.txt").write_text("no image here")
+    code, stdout, err = run_cli(capsys, "parse", tmp_path / "one.png", tmp_path / "empty", tmp_path / "texts",
+                                "--run", random_run, "--out", tmp_path / "out", "--no-progress")
+    assert code == 0
+    assert f"warning: no images in the folder {tmp_path / 'empty'}" in err
+    assert f"warning: no images in the folder {tmp_path / 'texts'}" in err
+    assert "parsed 1 of 1 images (0 failed, 2 empty folders skipped)" in stdout
+    # and, as before, empty and truncated image files are named and counted
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "whole.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:200])
+    code, stdout, err = run_cli(capsys, "parse", tmp_path / "one.png", tmp_path / "zero.jpg", tmp_path / "cut.jpg",
+                                tmp_path / "empty", "--run", random_run, "--out", tmp_path / "out2", "--no-progress")
+    assert code == 1 and "zero.jpg" in err and "cut.jpg" in err
+    assert "parsed 1 of 3 images (2 failed, 1 empty folder skipped)" in stdout
+
+
 def test_export_writes_and_verifies(tmp_path, random_run, capsys):
     code, stdout, _ = run_cli(capsys, "export", random_run, "--out", tmp_path / "model.pt")
     assert code == 0 and (tmp_path / "model.pt").is_file() and (tmp_path / "model.pt.json").is_file()

@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 
 from clothparse.categories import CLASSES
-from clothparse.colours import NAMED_COLOURS, dominant_colours, garment_colours, lab_to_srgb, name_colour, srgb_to_lab
+from clothparse.colours import (
+    NAMED_COLOURS,
+    delta_e_ciede2000,
+    dominant_colours,
+    garment_colours,
+    lab_to_srgb,
+    name_colour,
+    srgb_to_lab,
+)
 
 TOP, PANTS, SHOE = (CLASSES.index(c) for c in ("top", "pants", "shoe"))
 RED, NAVY, WHITE = (np.array(NAMED_COLOURS[c], float) for c in ("red", "navy", "white"))
@@ -69,3 +77,63 @@ def test_erosion_is_by_the_documented_3x3_square():
     full = np.ones((5, 5), bool)
     assert _erode(full, 1).sum() == 9        # the border counts as outside the mask
     assert not _erode(full, 3).any()
+
+
+#: Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation notes, supplementary test
+#: data, and mathematical observations", Table 1: L1 a1 b1, L2 a2 b2, ΔE00 — all 34 pairs.
+SHARMA_PAIRS = np.array([
+    [50.0000, 2.6772, -79.7751, 50.0000, 0.0000, -82.7485, 2.0425],
+    [50.0000, 3.1571, -77.2803, 50.0000, 0.0000, -82.7485, 2.8615],
+    [50.0000, 2.8361, -74.0200, 50.0000, 0.0000, -82.7485, 3.4412],
+    [50.0000, -1.3802, -84.2814, 50.0000, 0.0000, -82.7485, 1.0000],
+    [50.0000, -1.1848, -84.8006, 50.0000, 0.0000, -82.7485, 1.0000],
+    [50.0000, -0.9009, -85.5211, 50.0000, 0.0000, -82.7485, 1.0000],
+    [50.0000, 0.0000, 0.0000, 50.0000, -1.0000, 2.0000, 2.3669],
+    [50.0000, -1.0000, 2.0000, 50.0000, 0.0000, 0.0000, 2.3669],
+    [50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0009, 7.1792],
+    [50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0010, 7.1792],
+    [50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0011, 7.2195],
+    [50.0000, 2.4900, -0.0010, 50.0000, -2.4900, 0.0012, 7.2195],
+    [50.0000, -0.0010, 2.4900, 50.0000, 0.0009, -2.4900, 4.8045],
+    [50.0000, -0.0010, 2.4900, 50.0000, 0.0010, -2.4900, 4.8045],
+    [50.0000, -0.0010, 2.4900, 50.0000, 0.0011, -2.4900, 4.7461],
+    [50.0000, 2.5000, 0.0000, 50.0000, 0.0000, -2.5000, 4.3065],
+    [50.0000, 2.5000, 0.0000, 73.0000, 25.0000, -18.0000, 27.1492],
+    [50.0000, 2.5000, 0.0000, 61.0000, -5.0000, 29.0000, 22.8977],
+    [50.0000, 2.5000, 0.0000, 56.0000, -27.0000, -3.0000, 31.9030],
+    [50.0000, 2.5000, 0.0000, 58.0000, 24.0000, 15.0000, 19.4535],
+    [50.0000, 2.5000, 0.0000, 50.0000, 3.1736, 0.5854, 1.0000],
+    [50.0000, 2.5000, 0.0000, 50.0000, 3.2972, 0.0000, 1.0000],
+    [50.0000, 2.5000, 0.0000, 50.0000, 1.8634, 0.5757, 1.0000],
+    [50.0000, 2.5000, 0.0000, 50.0000, 3.2592, 0.3350, 1.0000],
+    [60.2574, -34.0099, 36.2677, 60.4626, -34.1751, 39.4387, 1.2644],
+    [63.0109, -31.0961, -5.8663, 62.8187, -29.7946, -4.0864, 1.2630],
+    [61.2901, 3.7196, -5.3901, 61.4292, 2.2480, -4.9620, 1.8731],
+    [35.0831, -44.1164, 3.7933, 35.0232, -40.0716, 1.5901, 1.8645],
+    [22.7233, 20.0904, -46.6940, 23.0331, 14.9730, -42.5619, 2.0373],
+    [36.4612, 47.8580, 18.3852, 36.2715, 50.5065, 21.2231, 1.4146],
+    [90.8027, -2.0831, 1.4410, 91.1528, -1.6435, 0.0447, 1.4441],
+    [90.9257, -0.5406, -0.9208, 88.6381, -0.8985, -0.7239, 1.5381],
+    [6.7747, -0.2908, -2.4247, 5.8714, -0.0985, -2.2286, 0.6377],
+    [2.0776, 0.0795, -1.1350, 0.9033, -0.0636, -0.5514, 0.9082],
+])
+
+
+def test_ciede2000_reproduces_sharmas_reference_pairs():
+    lab1, lab2, expected = SHARMA_PAIRS[:, :3], SHARMA_PAIRS[:, 3:6], SHARMA_PAIRS[:, 6]
+    np.testing.assert_allclose(delta_e_ciede2000(lab1, lab2), expected, atol=5e-5)
+    np.testing.assert_allclose(delta_e_ciede2000(lab2, lab1), expected, atol=5e-5)  # symmetric
+    assert delta_e_ciede2000(lab1[0], lab1[0]) == 0
+    # k_L divides the lightness term: pairs of equal chroma and hue differ by ΔL / (k_L·S_L) alone
+    grey, lighter = np.array([50.0, 0, 0]), np.array([60.0, 0, 0])
+    assert delta_e_ciede2000(grey, lighter, k_l=2.0) == pytest.approx(delta_e_ciede2000(grey, lighter) / 2)
+
+
+def test_names_by_ciede2000_with_lightness_counting_half():
+    lab = srgb_to_lab(np.array(list(NAMED_COLOURS.values()), np.uint8))
+    assert name_colour(lab) == list(NAMED_COLOURS)  # every entry names itself
+    # garment colours measured on CCP photos (lit colours of parsed garments): a navy blazer, a violet dress,
+    # an olive bag, tan wedges — a Euclidean distance in (L/2, a, b) called them denim, blue, khaki and rust
+    for rgb, name in [((55, 63, 100), "navy"), ((84, 56, 172), "purple"), ((113, 105, 72), "olive"),
+                      ((178, 113, 56), "tan")]:
+        assert name_colour(srgb_to_lab(np.array(rgb, np.uint8))) == name, (rgb, name)

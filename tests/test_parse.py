@@ -1,6 +1,7 @@
-"""Using a trained model: parsing odd inputs at their original resolution, the prior,
-errors that name the file, the one overlay and device rule, the summary table and figure. (``clothparse
-parse`` is tested in test_cli.py, the export in test_export.py.)"""
+"""Using a trained model: parsing odd inputs at their original resolution, the prior, per-garment masks,
+cut-outs and RLE, errors that name the file, the one overlay and device rule, the summary table and figures.
+(``clothparse parse`` is tested in test_cli.py, the export in test_export.py.)"""
+import dataclasses
 import json
 
 import numpy as np
@@ -9,10 +10,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clothparse import categories
+from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
+from clothparse.garments import ClassMask, on_checkerboard
 from clothparse.models import build_model
-from clothparse.parse import ImageLoadError, Parser, figure_results, load_image, parse, summary_table, upsample_argmax
+from clothparse.parse import (
+    ImageLoadError,
+    Parser,
+    class_counts,
+    figure_cutouts,
+    figure_results,
+    load_image,
+    parse,
+    summary_table,
+    upsample_argmax,
+)
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile
@@ -32,6 +44,14 @@ def run_dir(tiny_root):
 @pytest.fixture(scope="module")
 def parser(run_dir):
     return Parser(run=run_dir, device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def random_parser(tmp_path_factory):
+    """An untrained run: its masks hold several garments with boxes smaller than the image."""
+    from test_export import write_run
+
+    return Parser(run=write_run(tmp_path_factory.mktemp("parse") / "extended_unet-random"), device="cpu")
 
 
 # --- resizing back to the original resolution ------------------------------------------------------
@@ -120,6 +140,95 @@ def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
     assert b[0].mask.shape == (77, 101) and max(b[0].image.shape[:2]) <= 40
 
 
+def test_class_counts_equal_bincount_in_chunks():
+    mask = np.random.default_rng(7).integers(0, len(CLASSES), (123, 77)).astype(np.uint8)
+    expected = np.bincount(mask.ravel(), minlength=len(CLASSES))
+    assert np.array_equal(class_counts(mask, chunk=1000), expected)
+    assert np.array_equal(class_counts(mask), expected)
+
+
+# --- one garment at a time -------------------------------------------------------------------------
+def _garment_checks(res, full):
+    """Every garment found: ``mask(name)``, its cut-out from ``full`` (the original pixels), its RLE."""
+    assert res.classes, "the test needs a result with garments"
+    garments = res.garments()
+    assert list(garments) == list(res.classes)
+    for name in res.classes:
+        garment = res.mask(name)
+        assert garment.dtype == bool and np.array_equal(garment, np.asarray(res.mask) == CLASSES.index(name))
+        x0, y0, x1, y1 = res.boxes[name]
+        cut = res.cutout(name)
+        assert cut.shape == (y1 - y0, x1 - x0, 4) and cut.dtype == np.uint8
+        inside = garment[y0:y1, x0:x1]
+        assert np.array_equal(cut[..., 3], np.where(inside, 255, 0))                 # alpha = the garment
+        assert np.array_equal(cut[inside, :3], full[y0:y1, x0:x1][inside])          # its original pixels
+        assert not cut[~inside].any()                                               # the rest: transparent black
+        assert garment[:y0].sum() + garment[y1:].sum() + garment[:, :x0].sum() + garment[:, x1:].sum() == 0
+        assert garments[name]["box"] == [x0, y0, x1, y1] and garments[name]["pixels"] == garment.sum()
+        assert np.array_equal(rle.decode(garments[name]["rle"], *res.size), garment)
+
+
+def test_garment_masks_cutouts_and_rle(tmp_path, random_parser):
+    rgb = np.random.default_rng(8).integers(0, 256, (77, 101, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    res = random_parser(tmp_path / "photo.png")[0]
+    assert isinstance(res.mask, ClassMask) and res.original is None  # not reduced: image is the original
+    _garment_checks(res, rgb)
+    assert set(res.cutouts()) == set(res.classes)
+    assert json.loads(json.dumps(res.to_dict()))["garments"] == res.garments()
+    # the class-id array behaves as before; comparisons give plain arrays
+    assert type(res.mask == 1) is np.ndarray and res.mask.shape == res.size and res.mask.dtype == np.uint8
+    assert np.array_equal(res.mask("background"), np.asarray(res.mask) == 0)
+    with pytest.raises(ValueError, match="unknown class 'gown'; the classes are background, top, overtop"):
+        res.mask("gown")
+    absent = next(c for c in CLOTHING if c not in res.classes)
+    assert not res.mask(absent).any()
+    with pytest.raises(ValueError, match=f"no {absent} found"):
+        res.cutout(absent)
+
+
+@pytest.mark.parametrize("kind", ["path", "array", "pil"])
+def test_cutouts_of_a_reduced_image_are_at_the_original_resolution(tmp_path, random_parser, kind):
+    rgb = np.random.default_rng(9).integers(0, 256, (77, 101, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    source = {"path": tmp_path / "photo.png", "array": rgb, "pil": Image.fromarray(rgb)}[kind]
+    small = Parser(model=random_parser.model, input_size=random_parser.input_size, work_max_side=40, device="cpu")
+    res = small(source)[0]
+    assert max(res.image.shape[:2]) <= 40 and res.mask.shape == (77, 101)  # the colours' copy is reduced ...
+    assert np.array_equal(res.full_image(), rgb)                             # ... the cut-outs' pixels are not
+    _garment_checks(res, rgb)
+    kept = dataclasses.replace(res, original=None)
+    with pytest.raises(ValueError, match="keeps only a reduced copy"):
+        kept.cutout(res.classes[0])
+
+
+def test_only_limits_the_result_to_some_classes(random_parser):
+    image = np.random.default_rng(10).integers(0, 256, (77, 101, 3), dtype=np.uint8)
+    res = random_parser(image)[0]
+    keep = res.classes[:2]
+    only = res.only(",".join(reversed(keep)))
+    assert only.classes == keep and set(only.boxes) == set(only.colours) == set(only.probabilities) == set(keep)
+    assert set(np.unique(only.mask)) <= {0, *(CLASSES.index(c) for c in keep)}
+    for c in keep:
+        assert np.array_equal(only.mask(c), res.mask(c)) and only.fractions[c] == res.fractions[c]
+    assert sum(only.fractions.values()) == pytest.approx(1.0) and set(only.fractions) == set(CLASSES)
+    assert res.only(None) is res and isinstance(only.mask, ClassMask)
+    with pytest.raises(ValueError, match="unknown clothing class 'gown'"):
+        res.only("pants,gown")
+
+
+def test_batch_size_is_checked():
+    model = build_model("unet", input_size=(64, 64)).eval()
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"batch size must be a whole number of at least 1, got {bad}"):
+            Parser(model=model, batch_size=bad)
+    parser = Parser(model=model, batch_size=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        parser.batch_size = 0
+    images = [np.zeros((20, 30, 3), np.uint8)] * 3
+    assert [r.size for r in parser(images)] == [(20, 30)] * 3  # two batches, every image once
+
+
 # --- the prior ---------------------------------------------------------------------------------------
 def test_hard_prior_removes_every_dress_pixel():
     torch.manual_seed(0)
@@ -178,6 +287,24 @@ def test_summary_table_and_figure(parser):
     assert list(table["status"]) == ["ok", "ok"] and list(table["classes"]) == [" ".join(results[0].classes)] * 2
     fig = figure_results(results, compare=results)
     assert len(fig.axes) == 2 * 4
+
+
+def test_cutout_figure_and_checkerboard(random_parser):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image = np.random.default_rng(11).integers(0, 256, (77, 101, 3), dtype=np.uint8)
+    results = random_parser([image, image[:60]])
+    fig = figure_cutouts(results, max_garments=3)
+    assert len(fig.axes) == 2 * (1 + min(3, max(len(r.classes) for r in results)))
+    titles = [ax.get_title() for ax in fig.axes]
+    first = results[0].classes[0]
+    assert any(t.startswith(first) and (results[0].main_colours[first] or "") in t for t in titles)
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[0, 0] = (10, 20, 30, 255)
+    board = on_checkerboard(rgba, square=2)
+    assert tuple(board[0, 0]) == (10, 20, 30) and tuple(board[0, 1]) == (255, 255, 255)
+    assert tuple(board[0, 2]) == (228, 228, 228)  # the next check
 
 
 def test_one_overlay_for_book_and_parser(parser):
