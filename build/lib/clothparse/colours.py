@@ -1,0 +1,323 @@
+"""Dominant colours of a garment: a few named colours with their share of the garment's pixels.
+
+Colours are found in CIELAB (D65), where Euclidean distance approximates perceived difference (ΔE76):
+
+1. the garment's pixels (its mask slightly eroded, so that pixels blended with the neighbouring region at the
+   outline do not form colours of their own; at most ``sample`` of them, a fixed random sample) are converted
+   sRGB → Lab;
+2. seeded k-means (k-means++ start, ``k`` clusters, numpy only) runs on ``(lightness_weight·L, a, b)``:
+   lightness counts half, because shading — folds, shadows, a lit side — mostly changes the *lightness* of one
+   material, while a different material or print changes hue and chroma;
+3. clusters closer than ``merge_delta`` (ΔE in the same weighted space; 12 by default, "clearly different"
+   colours are further apart) are merged, closest pair first: k-means splits one colour when k is too large;
+4. **shadows**: darkening a surface scales linear RGB, which scales CIELAB's (L+16, a, b) by one factor (the
+   cube root in L*, a*, b*). Two clusters are the lit and shaded parts of one colour when the lighter one,
+   scaled down to the darker one's lightness, lands within ``merge_delta`` of it in (a, b), and the darker is
+   not *much* darker (ratio of L+16 ≥ ``min_shade_ratio``: white vs black stay apart). Real shadows in
+   coloured fabric are often more saturated than that model says (light bounces between folds) but keep
+   their hue: two clearly coloured clusters (chroma ≥ 10) within ``hue_delta`` degrees of hue, with the
+   same lightness limit, are one colour as well. Those merge too, closest first;
+5. each cluster is named by the nearest entry of :data:`NAMED_COLOURS` from its *lit* colour — the median Lab
+   of the lighter half of its pixels (shadows only darken; the median ignores specular highlights) — with
+   lightness weighted by ``lightness_weight``, in the spirit of the textile industry's CMC 2:1 colour
+   difference. Clusters with the same name are combined;
+6. colours below ``min_share`` of the pixels are dropped (outline leftovers, small prints), at most
+   ``max_colours`` are kept, largest share first. Shares are of all the garment's analysed pixels, so they
+   may sum to less than 1. ``hex`` is the lit colour.
+
+Photographs are not white-balanced here: a garment under warm light is named as it appears.
+
+A garment with fewer than ``min_pixels`` pixels gets no colours and is flagged ``too_small``: a handful of
+pixels has no reliable colour. Everything is deterministic (fixed seed, fixed pixel sample).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .categories import CLASSES, CLOTHING
+
+__all__ = ["NAMED_COLOURS", "Colour", "GarmentColours", "srgb_to_lab", "lab_to_srgb", "name_colour",
+           "dominant_colours", "garment_colours"]
+
+#: Named colours (sRGB) as garments look in photographs: black clothes photograph as a dark grey, navy
+#: as a dull dark blue — so the entries are not the saturated textbook values.
+NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (25, 25, 28),
+    "dark grey": (75, 75, 78),
+    "grey": (128, 128, 128),
+    "light grey": (190, 190, 192),
+    "white": (245, 245, 245),
+    "cream": (243, 234, 207),
+    "beige": (220, 200, 168),
+    "tan": (196, 154, 108),
+    "khaki": (176, 162, 112),
+    "brown": (118, 74, 42),
+    "dark brown": (66, 42, 28),
+    "red": (196, 30, 38),
+    "burgundy": (112, 22, 42),
+    "pink": (240, 160, 186),
+    "fuchsia": (212, 42, 140),
+    "coral": (244, 120, 104),
+    "orange": (238, 128, 30),
+    "rust": (170, 76, 36),
+    "mustard": (206, 164, 40),
+    "yellow": (248, 218, 52),
+    "olive": (104, 106, 40),
+    "green": (44, 138, 62),
+    "dark green": (24, 76, 44),
+    "mint": (168, 226, 190),
+    "teal": (0, 118, 120),
+    "turquoise": (58, 196, 196),
+    "navy": (30, 38, 88),
+    "blue": (40, 82, 190),
+    "denim": (82, 112, 156),
+    "sky blue": (108, 150, 222),
+    "light blue": (160, 196, 232),
+    "purple": (108, 48, 138),
+    "lavender": (188, 168, 220),
+}
+
+# D65 reference white (CIE 1931 2°), sRGB ↔ XYZ matrices (IEC 61966-2-1).
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_EPS, _KAPPA = 216 / 24389, 24389 / 27
+
+
+def srgb_to_lab(rgb) -> np.ndarray:
+    """sRGB (…×3, uint8 0..255, or float 0..1) → CIELAB (…×3 float64: L 0..100, a, b), D65."""
+    rgb = np.asarray(rgb)
+    c = rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > _EPS, np.cbrt(xyz), (_KAPPA * xyz + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def lab_to_srgb(lab) -> np.ndarray:
+    """CIELAB (…×3) → sRGB uint8 (…×3), out-of-gamut values clipped."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
+    xyz = np.where(f ** 3 > _EPS, f ** 3, (116 * f - 16) / _KAPPA) * _WHITE
+    lin = np.clip(xyz @ _XYZ_TO_RGB.T, 0, 1)
+    c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+
+
+_NAMES = tuple(NAMED_COLOURS)
+_NAMED_LAB = srgb_to_lab(np.array([NAMED_COLOURS[n] for n in _NAMES], dtype=np.uint8))
+
+
+def _weighted(lab: np.ndarray, lightness_weight: float) -> np.ndarray:
+    return lab * np.array([lightness_weight, 1.0, 1.0])
+
+
+def name_colour(lab, lightness_weight: float = 0.5) -> str | list[str]:
+    """The nearest :data:`NAMED_COLOURS` name of a Lab colour (3-vector → str; N×3 → list of str)."""
+    lab = np.asarray(lab, dtype=np.float64)
+    d = np.linalg.norm(_weighted(lab[..., None, :] - _NAMED_LAB, lightness_weight), axis=-1)
+    idx = d.argmin(-1)
+    return _NAMES[int(idx)] if lab.ndim == 1 else [_NAMES[int(i)] for i in idx]
+
+
+@dataclass(frozen=True)
+class Colour:
+    """One dominant colour: its name, hex (sRGB of the cluster's median Lab), share of the pixels, Lab."""
+
+    name: str
+    hex: str
+    share: float
+    lab: tuple[float, float, float]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "hex": self.hex, "share": round(self.share, 4),
+                "lab": [round(v, 2) for v in self.lab]}
+
+
+@dataclass(frozen=True)
+class GarmentColours:
+    """The colours of one garment class in one image; ``too_small``: fewer pixels than ``min_pixels``."""
+
+    garment: str
+    pixels: int
+    colours: tuple[Colour, ...] = field(default_factory=tuple)
+    too_small: bool = False
+
+    @property
+    def main(self) -> Colour | None:
+        """The colour with the largest share (``None`` when there are none)."""
+        return self.colours[0] if self.colours else None
+
+    def to_dict(self) -> dict:
+        return {"pixels": self.pixels, "too_small": self.too_small, "colours": [c.to_dict() for c in self.colours]}
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped."""
+    rng = np.random.default_rng(seed)
+    n, dim = x.shape
+    centres = [x[rng.integers(n)]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = d2.sum()
+        if total <= 0:  # every point already coincides with a centre: fewer distinct colours than k
+            break
+        centres.append(x[rng.choice(n, p=d2 / total)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    c = np.array(centres)
+    sq = (x ** 2).sum(1, keepdims=True)
+    labels = np.full(n, -1, dtype=np.int64)
+    for _ in range(iters):
+        new = (sq - 2 * x @ c.T + (c ** 2).sum(1)).argmin(1)  # squared distances without an N×k×dim array
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        counts = np.bincount(labels, minlength=len(c))
+        keep = counts > 0
+        sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=len(c)) for j in range(dim)], axis=1)
+        c = sums[keep] / counts[keep, None]
+        labels = np.cumsum(keep)[labels] - 1
+    return labels, c
+
+
+def _groups(labels: np.ndarray) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == j) for j in np.unique(labels)]
+
+
+def _merge_pairs(groups: list[np.ndarray], summary, distance) -> list[np.ndarray]:
+    """Merge the closest pair of groups (member indices) while ``distance(summary(g), summary(h))`` is below 1
+    (``inf`` = never merge)."""
+    groups = list(groups)
+    sums = [summary(g) for g in groups]
+    while len(groups) > 1:
+        d = np.full((len(groups), len(groups)), np.inf)
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                d[i, j] = distance(sums[i], sums[j])
+        i, j = np.unravel_index(d.argmin(), d.shape)
+        if not d[i, j] < 1:
+            break
+        groups[i] = np.concatenate([groups[i], groups.pop(j)])
+        sums.pop(j)
+        sums[i] = summary(groups[i])
+    return groups
+
+
+def _lit(lab: np.ndarray) -> np.ndarray:
+    """A cluster's colour in its lit part: the median Lab of its lighter half (shadows only darken)."""
+    return np.median(lab[lab[:, 0] >= np.median(lab[:, 0])], axis=0)
+
+
+def _shading_distance(p: np.ndarray, q: np.ndarray, delta: float, min_ratio: float) -> float:
+    """How far the darker colour is from the lighter one in shadow, in units of ``delta`` (``inf`` if too dark).
+
+    Darkening linear RGB by a factor scales (L+16, a, b) by its cube root (CIELAB's f(t) = t^(1/3)), so a shaded
+    surface keeps the ratios a/(L+16), b/(L+16): predict the lighter colour at the darker one's lightness and
+    compare a, b."""
+    light, dark = (p, q) if p[0] >= q[0] else (q, p)
+    ratio = (dark[0] + 16) / (light[0] + 16)
+    if ratio < min_ratio:
+        return np.inf
+    return float(np.hypot(*(dark[1:] - ratio * light[1:]))) / delta
+
+
+def _hue_distance(p: np.ndarray, q: np.ndarray, hue_delta: float, min_ratio: float, min_chroma: float = 10.0) -> float:
+    """Hue difference of two chromatic colours in units of ``hue_delta`` degrees (``inf`` if either is nearly grey
+    or the darker is too dark). Shadows in coloured fabric are often *more* saturated than the simple scaling
+    predicts (light reflected between folds), but they keep the hue."""
+    light, dark = (p, q) if p[0] >= q[0] else (q, p)
+    if (dark[0] + 16) / (light[0] + 16) < min_ratio or min(np.hypot(*p[1:]), np.hypot(*q[1:])) < min_chroma:
+        return np.inf
+    diff = abs(np.degrees(np.arctan2(p[2], p[1]) - np.arctan2(q[2], q[1]))) % 360
+    return min(diff, 360 - diff) / hue_delta
+
+
+def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: float = 12.0,
+                     lightness_weight: float = 0.5, min_shade_ratio: float = 0.45, hue_delta: float = 12.0,
+                     min_share: float = 0.05,
+                     min_pixels: int = 100, sample: int = 5000, seed: int = 0) -> list[Colour]:
+    """The dominant colours of N×3 uint8 sRGB ``pixels`` (see the module docstring); [] for < ``min_pixels``."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.shape[1] != 3:
+        raise ValueError(f"pixels must be N×3 sRGB, got shape {pixels.shape}")
+    if len(pixels) < max(min_pixels, 1):
+        return []
+    rng = np.random.default_rng(seed)
+    if len(pixels) > sample:  # a fixed random sample: k-means cost is O(N·k), shares stay within ~1 %
+        pixels = pixels[np.sort(rng.choice(len(pixels), sample, replace=False))]
+    lab = srgb_to_lab(pixels.astype(np.uint8))
+    x = _weighted(lab, lightness_weight)
+    labels, _ = _kmeans(x, min(k, len(x)), seed)
+    # near clusters (one colour split by k-means), then lit/shaded parts of one colour
+    groups = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
+                          lambda p, q: float(np.linalg.norm(p - q)) / merge_delta)
+    groups = _merge_pairs(groups, lambda g: np.median(lab[g], axis=0),
+                          lambda p, q: min(_shading_distance(p, q, merge_delta, min_shade_ratio),
+                                           _hue_distance(p, q, hue_delta, min_shade_ratio)))
+    by_name: dict[str, list[np.ndarray]] = {}
+    for g in groups:
+        by_name.setdefault(name_colour(_lit(lab[g]), lightness_weight), []).append(g)
+    colours = []
+    for name, parts in by_name.items():
+        members = lab[np.concatenate(parts)]
+        share = len(members) / len(lab)
+        if share < min_share:
+            continue
+        centre = _lit(members)
+        rgb = lab_to_srgb(centre)
+        colours.append(Colour(name, "#{:02x}{:02x}{:02x}".format(*rgb.tolist()), float(share),
+                              tuple(float(v) for v in centre)))
+    colours.sort(key=lambda c: (-c.share, c.name))
+    return colours[:max_colours]
+
+
+def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
+    """Binary erosion by a 3×3 square, ``steps`` times (pixels outside the image count as outside the mask):
+    a pixel survives a step only if all eight neighbours are garment too, so corners shrink like edges."""
+    from scipy.ndimage import binary_erosion
+
+    return binary_erosion(mask, structure=np.ones((3, 3), bool), iterations=steps, border_value=0)
+
+
+def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int | None = None,
+                    pixel_counts: dict[int, int] | None = None, **kw) -> dict[str, GarmentColours]:
+    """Per clothing class present in ``mask`` (H×W, values 0..8) the colours of ``image`` (H×W×3 uint8) there.
+
+    ``classes``: mask values (1..8) or names to analyse (default: every clothing class in the mask).
+    ``erode``: pixels taken off each garment's outline before sampling (default: 1 per 200 px of the image's
+    shorter side, at least 1); a garment too thin for that keeps its full mask. ``pixel_counts`` (mask value →
+    pixels) overrides the counts used for ``too_small`` — e.g. counts at the original resolution when the
+    analysis runs on a reduced copy. ``**kw`` go to :func:`dominant_colours`.
+    """
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be H×W×3 uint8, got {image.dtype} {image.shape}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask shape {mask.shape} differs from the image's {image.shape[:2]}")
+    if classes is None:
+        values = [int(v) for v in np.unique(mask) if 1 <= v < len(CLASSES)]
+    else:
+        values = [CLASSES.index(c) if isinstance(c, str) else int(c) for c in classes]
+    bad = [v for v in values if not 1 <= v < len(CLASSES)]
+    if bad:
+        raise ValueError(f"clothing classes are 1..{len(CLOTHING)} or {CLOTHING}, got {bad}")
+    steps = max(1, round(min(mask.shape) / 200)) if erode is None else int(erode)
+    out = {}
+    for v in values:
+        region = mask == v
+        n = int(pixel_counts[v]) if pixel_counts is not None and v in pixel_counts else int(region.sum())
+        name = CLASSES[v]
+        if n < min_pixels:
+            out[name] = GarmentColours(name, n, (), too_small=True)
+            continue
+        inner = _erode(region, steps) if steps > 0 else region
+        # a thin garment (strap, belt-like shoe outline) would vanish: then its outline pixels are all there is
+        use = inner if inner.sum() >= max(min(min_pixels, int(region.sum())) // 2, 1) else region
+        colours = dominant_colours(image[use], min_pixels=1, **kw)
+        out[name] = GarmentColours(name, n, tuple(colours), too_small=False)
+    return out

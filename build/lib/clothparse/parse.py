@@ -1,0 +1,366 @@
+"""Use a trained model: parse photos into the 9 classes, box and colour-tag every garment, inject a prior.
+
+``parse(images, run=...)`` (or a reusable :class:`Parser`) returns one :class:`ParseResult` per image:
+
+- ``mask``: H×W uint8 (0..8) at the image's **original** resolution (after EXIF orientation). The network
+  sees the image resized to the run's input size (as the store resized training images: PIL ``BOX`` when
+  shrinking, else ``BILINEAR``, aspect ratio not kept); its 9 logit planes are resized back **bilinearly** and
+  the mask is their argmax — smoother outlines than resizing the class map. For a huge image the bilinear
+  upsampling runs in bands of rows (:func:`upsample_argmax`): the same numbers, but only ``max_elements``
+  floats at a time instead of 9 full-size float planes;
+- ``probabilities``: per clothing class, the image-level probability that it is present — the ClassBranch's
+  sigmoid where the (deployed) model has one (``probability_source="classbranch"``), else the largest
+  per-pixel softmax probability of that class (``"pixels"``: present if any pixel is confidently that class);
+  ``fractions``: the share of the mask's pixels per class (all 9);
+- ``classes``: the clothing classes *in the mask* covering at least ``min_area`` of the image — the mask is
+  the output, and boxes and colours describe it. Where the ClassBranch says otherwise (sigmoid > 0.5 vs. in
+  the mask), the class is listed in ``disagreements``;
+- ``boxes``: per present class, (x_min, y_min, x_max, y_max) in original pixels, max exclusive;
+- ``colours``: per present class, its dominant colours (:mod:`clothparse.colours`).
+
+A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the ClassBranch (soft, see
+:mod:`clothparse.injection`); ``hard=True`` also forbids the absent classes in the output (any model).
+
+**Inputs**: paths, PIL images or arrays (H×W gray, H×W×3 RGB, H×W×4 RGBA; uint8, uint16 scaled by 1/257,
+float in 0..1). EXIF orientation is applied; grayscale, palette, CMYK become RGB; transparency is composited
+on white; 16-bit images are scaled to 8 bit. Images larger than ``work_max_side`` (2048 px) are reduced
+first (JPEGs decode directly at a reduced scale): the network input is far smaller anyway, colours are
+computed on that copy (pixel counts for ``too_small`` at the original resolution), and the mask is still
+returned at the original size. **Unreadable or missing files**: :func:`parse` raises :class:`ImageLoadError`
+naming the file; :meth:`Parser.iter_parse` with ``errors="report"`` yields a :class:`ParseFailure` in its
+place and goes on (the command line uses that: reported, skipped, exit code 1).
+
+Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
+:mod:`clothparse.parse_outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
+from here too.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
+from .colours import GarmentColours, garment_colours
+from .images import (
+    IMAGE_EXTENSIONS,
+    WORK_MAX_SIDE,
+    ImageLoadError,
+    LoadedImage,
+    expand_inputs,
+    load_image,
+    to_rgb_array,
+)
+from .parse_outputs import (
+    SUMMARY_COLUMNS,
+    ParsedFiles,
+    figure_results,
+    parse_files,
+    prior_text,
+    summary_row,
+    summary_table,
+    write_outputs,
+)
+
+__all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
+           "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "write_outputs",
+           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "prior_text", "parse_files",
+           "ParsedFiles", "overlay"]
+
+
+# --- results ----------------------------------------------------------------------------------
+@dataclass
+class ParseResult:
+    """What :func:`parse` says about one image (see the module docstring)."""
+
+    source: str
+    size: tuple[int, int]
+    mask: np.ndarray = field(repr=False)
+    classes: tuple[str, ...]
+    probabilities: dict[str, float]
+    probability_source: str
+    fractions: dict[str, float]
+    boxes: dict[str, tuple[int, int, int, int]]
+    colours: dict[str, GarmentColours]
+    disagreements: tuple[str, ...] = ()
+    prior: list[float | None] | None = None
+    hard: bool = False
+    #: the RGB image the colours were computed on (the input, reduced to ``work_max_side``), for overlays
+    image: np.ndarray | None = field(default=None, repr=False)
+    ok: bool = True
+
+    @property
+    def main_colours(self) -> dict[str, str | None]:
+        """Per present class the name of its largest colour (``None``: too small)."""
+        return {c: (self.colours[c].main.name if c in self.colours and self.colours[c].main else None)
+                for c in self.classes}
+
+    def overlay(self, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+        """The image with the mask's garments tinted in their palette colour (at ``image``'s resolution):
+        :func:`clothparse.categories.overlay`, as in the book's figures."""
+        if self.image is None:
+            raise ValueError(f"{self.source}: the result keeps no image")
+        return overlay(self.image, self.mask, alpha)
+
+    def to_dict(self) -> dict:
+        """JSON-ready (no arrays)."""
+        return {"source": self.source, "height": self.size[0], "width": self.size[1], "classes": list(self.classes),
+                "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
+                "probability_source": self.probability_source,
+                "fractions": {k: round(v, 6) for k, v in self.fractions.items()},
+                "boxes": {k: list(v) for k, v in self.boxes.items()},
+                "colours": {k: v.to_dict() for k, v in self.colours.items()},
+                "disagreements": list(self.disagreements), "prior": self.prior, "hard": self.hard}
+
+
+@dataclass
+class ParseFailure:
+    """An input that could not be parsed (``Parser.iter_parse(..., errors="report")``)."""
+
+    source: str
+    error: str
+    ok: bool = False
+
+
+# --- resizing ---------------------------------------------------------------------------------
+def _argmax0(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(0)`` as uint8 for C×H×W, one plane at a time: several times faster than torch's strided
+    reduction over the first dimension on a CPU; ties go to the first class, as ``argmax``."""
+    best, idx = x[0].clone(), torch.zeros(x.shape[1:], dtype=torch.uint8, device=x.device)
+    for c in range(1, x.shape[0]):
+        better = x[c] > best
+        best = torch.where(better, x[c], best)
+        idx[better] = c
+    return idx
+
+
+def upsample_argmax(logits: torch.Tensor, size: tuple[int, int], max_elements: int = 1 << 24) -> torch.Tensor:
+    """argmax over classes of ``logits`` (C×h×w) resized bilinearly (``align_corners=False``) to ``size`` (H, W):
+    an H×W uint8 tensor. Equal to ``F.interpolate(...).argmax(0)``, but when C·H·W exceeds ``max_elements`` the
+    rows are interpolated in bands (widths first, then each band's rows), so memory stays bounded."""
+    c, h, _ = logits.shape
+    H, W = (int(v) for v in size)
+    if c * H * W <= max_elements:
+        return _argmax0(F.interpolate(logits[None], (H, W), mode="bilinear", align_corners=False)[0])
+    wide = F.interpolate(logits[None], (h, W), mode="bilinear", align_corners=False)[0]  # rows unchanged
+    out = torch.empty((H, W), dtype=torch.uint8, device=logits.device)
+    band = max(1, max_elements // (c * W))
+    for y0 in range(0, H, band):
+        ys = torch.arange(y0, min(H, y0 + band), device=logits.device, dtype=torch.float64)
+        src = ((ys + 0.5) * (h / H) - 0.5).clamp(min=0)  # PyTorch's source coordinate for align_corners=False
+        i0 = src.floor().long().clamp(max=h - 1)
+        i1 = (i0 + 1).clamp(max=h - 1)
+        wgt = (src - i0).to(logits.dtype)[None, :, None]
+        out[y0:y0 + len(ys)] = _argmax0(wide[:, i0] * (1 - wgt) + wide[:, i1] * wgt)
+    return out
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == tuple(shape):
+        return mask
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
+
+
+def _boxes(mask: np.ndarray, classes: Iterable[int]) -> dict[str, tuple[int, int, int, int]]:
+    out = {}
+    for c in classes:
+        m = mask == c
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        out[CLASSES[c]] = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return out
+
+
+# --- the parser -------------------------------------------------------------------------------
+def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
+    """``prior`` as a 8-vector (same for every image) or N×8 (one per image)."""
+    from .injection import parse_prior
+
+    if prior is None:
+        return None
+    if isinstance(prior, str):
+        return parse_prior(prior)
+    if isinstance(prior, (list, tuple)) and prior and all(isinstance(p, str) for p in prior):
+        return torch.stack([parse_prior(p) for p in prior])
+    p = torch.as_tensor(np.asarray(prior, dtype=np.float32))
+    if p.ndim == 1 and p.shape[0] == NUM_CLOTHING:
+        return p
+    if p.ndim == 2 and p.shape[1] == NUM_CLOTHING and (n is None or p.shape[0] == n):
+        return p
+    raise ValueError(f"prior must be a string like 'skirt,-dress', an {NUM_CLOTHING}-vector or one per image "
+                     f"({n}×{NUM_CLOTHING}), got shape {tuple(p.shape)}")
+
+
+class Parser:
+    """A loaded model ready to parse images.
+
+    ``run``: a run folder — or anything :meth:`from_pretrained` takes (a package folder, an ``.onnx`` file, a Hub
+    repository id), so ``clothparse parse --model`` goes the same way; ``model``: an ``nn.Module`` with
+    ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
+    behind a backend (:mod:`clothparse.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
+    parse is the same for both."""
+
+    def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
+                 device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
+                 min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
+                 amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None):
+        from .backends import Network
+        from .package import load_network
+
+        if (run is None) == (model is None):
+            raise ValueError("give exactly one of run= (a run folder) or model= (an nn.Module)")
+        if run is not None:
+            network = load_network(run, input_size=input_size)  # refuses another class scheme
+        else:
+            size = tuple(input_size) if input_size is not None else getattr(model, "input_size", None)
+            if size is None:
+                raise ValueError("model= needs input_size=(H, W) (the model has no .input_size)")
+            network = Network(input_size=size, normalisation=normalisation or "imagenet",
+                              model_name=type(model).__name__, module=model)
+        self._setup(network, device=device, batch_size=batch_size, min_area=min_area, colours=colours,
+                    colour_options=colour_options, amp=amp, work_max_side=work_max_side)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, input_size: tuple[int, int] | None = None,
+                        revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False, **options) -> Parser:
+        """A parser for a packaged model (:mod:`clothparse.package`): a package folder (read locally, no
+        network), an ``.onnx`` file with its sidecar (run by onnxruntime), or a Hugging Face Hub repository id
+        (``owner/name``; ``revision``, ``token``, ``cache_dir``, ``local_files_only`` go to the download).
+        ``input_size``, if given, must be the package's own; ``**options`` are :class:`Parser`'s (``device``,
+        ``batch_size``, ``min_area``, ``colours``, …)."""
+        from .package import load_network
+
+        hub = {"revision": revision, "token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        parser = cls.__new__(cls)
+        parser._setup(load_network(name_or_path, input_size=input_size, **hub), **options)
+        return parser
+
+    def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
+               colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
+               work_max_side: int = WORK_MAX_SIDE) -> None:
+        from .devices import resolve_device
+        from .images import stats_of
+
+        self.device = resolve_device(device)
+        self.amp = self.device.startswith("cuda") if amp is None else amp
+        self.network = network.backend(self.device, self.amp)
+        #: the torch module (``None`` for an onnxruntime network)
+        self.model = getattr(self.network, "module", None)
+        self.run, self.model_name = network.source, network.model_name
+        self.stats = stats_of(network.normalisation)
+        self.input_size = tuple(int(v) for v in network.input_size)
+        self.batch_size, self.min_area, self.colours = int(batch_size), float(min_area), colours
+        self.colour_options = dict(colour_options or {})
+        self.work_max_side = int(work_max_side)
+        self._warned_soft = False
+
+    # the network on a batch of loaded images
+    @torch.inference_mode()
+    def _forward(self, loaded: list[LoadedImage], prior: torch.Tensor | None, hard: bool):
+        from .images import normalise_batch
+        from .injection import apply_hard
+        from .store import resize_image
+
+        batch = np.stack([resize_image(li.image, self.input_size) for li in loaded])
+        x = normalise_batch(torch.from_numpy(batch).to(self.device), self.stats)
+        if prior is not None:
+            prior = prior.to(self.device)
+            prior = prior.expand(len(loaded), -1) if prior.ndim == 1 else prior
+        seg, cls = self.network(x, prior=prior if self.network.takes_prior else None)
+        if prior is not None and not hard and not self._warned_soft and (cls is None or not self.network.takes_prior):
+            why = "has no ClassBranch" if cls is None else f"runs in {self.network.name}, which takes no prior"
+            warnings.warn(f"{self.model_name} {why}: a prior changes its output only with hard=True", stacklevel=3)
+            self._warned_soft = True
+        if hard:
+            seg = apply_hard(seg, prior)
+        return seg, cls
+
+    def _result(self, li: LoadedImage, seg: torch.Tensor, cls: torch.Tensor | None, prior_row, hard: bool):
+        mask = upsample_argmax(seg, li.size).cpu().numpy()
+        counts = np.bincount(mask.ravel(), minlength=NUM_CLASSES)
+        total = max(int(counts.sum()), 1)
+        min_pixels = max(1, math.ceil(self.min_area * total))
+        present = [c for c in range(1, NUM_CLASSES) if counts[c] >= min_pixels]
+        if cls is not None:
+            probs, source = torch.sigmoid(cls).cpu().numpy(), "classbranch"
+            said = {CLOTHING[i] for i in range(NUM_CLOTHING) if probs[i] > 0.5}
+            disagree = tuple(sorted(said ^ {CLASSES[c] for c in present}, key=CLASSES.index))
+        else:
+            probs, source, disagree = torch.softmax(seg, 0)[1:].amax(dim=(1, 2)).cpu().numpy(), "pixels", ()
+        colours = {}
+        if self.colours and present:
+            small = _resize_mask(mask, li.image.shape[:2])
+            colours = garment_colours(li.image, small, classes=present,
+                                      pixel_counts={c: int(counts[c]) for c in present}, **self.colour_options)
+        return ParseResult(
+            source=li.source, size=tuple(li.size), mask=mask, classes=tuple(CLASSES[c] for c in present),
+            probabilities={CLOTHING[i]: float(probs[i]) for i in range(NUM_CLOTHING)}, probability_source=source,
+            fractions={CLASSES[c]: float(counts[c] / total) for c in range(NUM_CLASSES)},
+            boxes=_boxes(mask, present), colours=colours, disagreements=disagree,
+            prior=None if prior_row is None else [None if math.isnan(v) else float(v) for v in prior_row.tolist()],
+            hard=hard, image=li.image)
+
+    def iter_parse(self, images: Iterable, prior=None, hard: bool = False,
+                   errors: str = "raise") -> Iterator[ParseResult | ParseFailure]:
+        """Parse ``images`` batch by batch, yielding one result per input in order.
+
+        ``errors="raise"``: an unreadable input raises :class:`ImageLoadError`; ``"report"``: it yields a
+        :class:`ParseFailure` and the others go on."""
+        if errors not in ("raise", "report"):
+            raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
+        images = list(images) if not isinstance(images, (list, tuple)) else images
+        prior_t = _prior_rows(prior, len(images))
+        if hard and prior_t is None:
+            raise ValueError("hard=True needs a prior (which classes are absent)")
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            slots: list[LoadedImage | ParseFailure] = []
+            for k, item in enumerate(chunk):
+                label = str(item) if isinstance(item, (str, Path)) else f"<image {start + k}>"
+                try:
+                    slots.append(load_image(item, self.work_max_side, source=label))
+                except ImageLoadError as err:
+                    if errors == "raise":
+                        raise
+                    slots.append(ParseFailure(label, err.reason))
+            idx = [k for k, s in enumerate(slots) if isinstance(s, LoadedImage)]
+            if idx:
+                rows = prior_t if prior_t is None or prior_t.ndim == 1 else prior_t[[start + k for k in idx]]
+                seg, cls = self._forward([slots[k] for k in idx], rows, hard)
+                for j, k in enumerate(idx):
+                    row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
+                    slots[k] = self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard)
+            yield from slots
+
+    def __call__(self, images, prior=None, hard: bool = False) -> list[ParseResult]:
+        return list(self.iter_parse(_as_list(images), prior=prior, hard=hard, errors="raise"))
+
+
+def _as_list(images) -> list:
+    """One image (path, PIL image, array) or a sequence of them, as a list."""
+    from PIL import Image
+
+    if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)
+                                                        and images.dtype != object):
+        return [images]
+    return list(images)
+
+
+def parse(images, run: str | Path | None = None, model: torch.nn.Module | None = None, prior=None,
+          hard: bool = False, device: str | None = None, batch_size: int = 8,
+          input_size: tuple[int, int] | None = None, **options) -> list[ParseResult]:
+    """Parse one image or a list of them (paths, PIL images, arrays) with a run folder or a model.
+
+    Returns a :class:`ParseResult` per image; an unreadable file raises :class:`ImageLoadError` naming it.
+    ``**options`` go to :class:`Parser` (``min_area``, ``colours``, ``colour_options``, ``amp``).
+    """
+    parser = Parser(run=run, model=model, device=device, batch_size=batch_size, input_size=input_size, **options)
+    return parser(images, prior=prior, hard=hard)

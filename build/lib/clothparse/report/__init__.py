@@ -1,0 +1,94 @@
+"""The paper's tables and figures as functions of run folders and of the paper's numbers.
+
+Every function returns a :class:`pandas.DataFrame` or a matplotlib ``Figure`` and prints nothing; the
+notebooks call them as ``report.<name>`` and display the result. Where each one lives:
+
+============================  ==========================================================================
+:mod:`.tables`                Table 1 (base vs refined data), Table 2 (every model), Table 4 (ClassBranch),
+                              Table 5 (ground-truth injection); :func:`selected_runs`
+:mod:`.confusion_matrices`    Table 3: confusion matrices, their diagonals, the top confusions, heatmaps
+:mod:`.architecture`          Figure 1 (:func:`architecture_figure`), :func:`trace_model`, the model table
+:mod:`.data`                  the data pages: overview, split, class distribution, merge, refinement, examples
+:mod:`.history`               training curves, ``history.csv``, one run at a glance
+:mod:`.predictions`           Figure 5 ("no dress" prior) and Figure 6 (images sorted by loss)
+:mod:`.provenance`            which runs, from which commit and device; the paper's own consistency
+:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table and
+                              its forest plot, the headline numbers of the prose
+:mod:`.common`                :data:`MISSING`, :data:`SOURCES`, :data:`IOU_COLUMNS`, :func:`rounded`, names
+============================  ==========================================================================
+
+Comparison tables put *ours*, the *paper*'s number and their difference on separate rows of one table
+(a row index ``(…, source)``); a row exists only where there is a number to show, and a missing value is
+the string ``"—"``, never ``NaN`` (:data:`MISSING`). Values are not rounded here — :func:`rounded` does
+that for display. Run folders are found with :func:`clothparse.runs.find_runs` / :func:`select_run` and
+read through :class:`clothparse.runs.RunDir`; a ``run_dir`` argument is a path or a ``RunDir``.
+"""
+from __future__ import annotations
+
+from ..categories import overlay
+from ..runs import find_runs, select_run, select_runs
+from .architecture import architecture_figure, architecture_table, trace_model
+
+# DIFF, MIOU, OURS, PAPER, TABLE3_LABELS: not in __all__, but kept importable for code that picks rows by name
+from .common import DIFF as DIFF
+from .common import (
+    IOU_COLUMNS,
+    MISSING,
+    SEED_SD,
+    SOURCES,
+    GroupedTable,
+    eval_metrics,
+    grouped,
+    main_variant,
+    model_label,
+    rounded,
+    run_store,
+)
+from .common import MIOU as MIOU
+from .common import OURS as OURS
+from .common import PAPER as PAPER
+from .common import TABLE3_LABELS as TABLE3_LABELS
+from .confusion_matrices import (
+    confusion,
+    figure_confusion,
+    figure_paper_confusion,
+    paper_table3,
+    table3,
+    table3_diagonal,
+    table3_top_confusions,
+)
+from .data import (
+    class_distribution,
+    data_overview,
+    figure_class_distribution,
+    figure_examples,
+    merge_table,
+    refine_stages,
+    split_table,
+)
+from .evidence import (
+    claims_display,
+    figure_claims,
+    figure_class_intervals,
+    headline,
+    headline_sentence,
+    intervals_table,
+    model_intervals,
+)
+from .history import figure_history, history_table, run_overview
+from .predictions import figure_loss_sorted, figure_no_dress, loss_sorted_selection
+from .provenance import consistency_table, provenance_table
+from .tables import has_classbranch, selected_runs, table1, table2, table2_run, table4, table4_averages, table5
+
+__all__ = [
+    "MISSING", "SOURCES", "SEED_SD", "IOU_COLUMNS", "rounded", "main_variant", "model_label", "find_runs",
+    "select_run", "select_runs", "selected_runs", "run_store", "eval_metrics", "table2", "table2_run", "table1",
+    "table3", "paper_table3",
+    "table3_diagonal", "table3_top_confusions", "confusion", "figure_confusion", "figure_paper_confusion",
+    "has_classbranch", "table4", "table4_averages", "table5", "figure_no_dress", "figure_loss_sorted",
+    "loss_sorted_selection", "figure_history", "history_table", "run_overview", "consistency_table",
+    "architecture_figure", "architecture_table", "trace_model", "data_overview", "split_table",
+    "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
+    "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
+    "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
+]

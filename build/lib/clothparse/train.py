@@ -1,0 +1,265 @@
+"""Training with fastai — the paper's protocol (section 3.4) around any model of ``build_model``.
+
+Phase 1 trains with the encoder frozen, phase 2 with everything unfrozen, each a one-cycle
+schedule (``fit_one_cycle``) with Adam and decoupled weight decay. Batch augmentations run on the
+device on image and mask together; the loss derives class presence and boxes from the augmented
+mask. Every epoch writes a checkpoint with the model and optimizer, and every random source is reseeded
+from the schedule position, so a killed run resumes from its last complete epoch drawing the same
+shuffles, augmentations and dropout as an uninterrupted run. A complete run keeps
+``model.safetensors`` and drops that checkpoint (three times the model's size: Adam's two moments),
+unless the profile's ``train.keep_checkpoint`` is true.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from . import runs
+from .categories import CLASSES
+from .devices import resolve_device
+from .images import IMAGENET_STATS
+from .runs import RunDir
+
+if TYPE_CHECKING:
+    from .prepare import Prepared
+    from .profiles import Profile
+
+
+# --- data -----------------------------------------------------------------------------------
+class StoreSegmentation(torch.utils.data.Dataset):
+    """Rows of a :class:`clothparse.store.Store` as fastai ``(TensorImage, TensorMask)`` pairs (uint8 image)."""
+
+    def __init__(self, store, indices):
+        self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        from fastai.vision.all import TensorImage, TensorMask
+
+        j = int(self.indices[i])
+        image = torch.from_numpy(np.array(self.store.images[j])).permute(2, 0, 1)  # copy: the memmap is read-only
+        mask = torch.from_numpy(self.store.masks[j].astype(np.int64))
+        return TensorImage(image), TensorMask(mask)
+
+
+def augmentations(augment: bool = True) -> list:
+    """The paper's 'rather conservative' augmentation: horizontal flip, mild lighting, small rotation.
+
+    fastai's affine transforms treat ``TensorMask`` with nearest interpolation, so image and mask stay aligned.
+    """
+    from fastai.vision.all import aug_transforms
+
+    if not augment:
+        return []
+    return aug_transforms(do_flip=True, flip_vert=False, max_rotate=10.0, max_zoom=1.0, max_lighting=0.2,
+                          max_warp=0.0, p_affine=0.75, p_lighting=0.75, pad_mode="zeros")
+
+
+def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augment: bool = True,
+                     num_workers: int = 0, valid_batch_size: int | None = None, stats=IMAGENET_STATS):
+    """fastai ``DataLoaders`` over the store: train (shuffled, augmented) and valid splits, normalised with
+    ``stats`` = (mean, std), the encoder's (:func:`~clothparse.models.encoders.encoder_stats`)."""
+    from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
+
+    train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
+    if len(train_idx) < batch_size:
+        raise ValueError(f"train split has {len(train_idx)} images, fewer than one batch of {batch_size}")
+    if len(valid_idx) == 0:
+        raise ValueError("valid split is empty")
+    norm = Normalize.from_stats(*stats, cuda=False)
+    train_dl = TfmdDL(StoreSegmentation(prepared.store, train_idx), bs=batch_size, shuffle=True, drop_last=True,
+                      after_batch=[IntToFloatTensor(), *augmentations(augment), norm], device=device,
+                      num_workers=num_workers, split_idx=0)
+    valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
+                      shuffle=False,
+                      after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats, cuda=False)],
+                      device=device, num_workers=num_workers, split_idx=1)
+    return DataLoaders(train_dl, valid_dl, device=device)
+
+
+def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, fp16: bool = False,
+                  cbs: list | None = None):
+    """A fastai ``Learner``: Adam with decoupled weight decay (fastai's, on torch's multi-tensor kernels:
+    :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric."""
+    from fastai.learner import Learner
+
+    from .callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
+    from .models import splitter
+    from .optim import adam
+
+    callbacks = [FiniteLossGuard(), *(cbs or [])]
+    if fp16:
+        callbacks.append(TupleMixedPrecision())
+    return Learner(dls, model, loss_func=loss_func, opt_func=adam, lr=lr, wd=wd,
+                   splitter=splitter, metrics=[PooledIoU()], cbs=callbacks, path=run_dir or Path("."),
+                   model_dir="checkpoints")
+
+
+
+
+@dataclass
+class _Session:
+    """What one process's share of a training run works with."""
+
+    profile: Profile
+    run: RunDir
+    prepared: Prepared
+    device: str
+    fp16: bool
+    provenance: dict
+    learn: object = None
+    history: list[dict] = field(default_factory=list)
+    start: tuple[int, int] = (1, 0)     # (phase, epochs of that phase already done)
+    frozen: bool = False
+
+
+def train(profile: Profile | str, model: str, variant: str | None = None, force: bool = False, progress: bool = True,
+          prepared: Prepared | None = None, stop_after_epochs: int | None = None, seed: int | None = None) -> Path:
+    """Train one model of a profile; return its run folder. A completed run is reused unless ``force``.
+
+    The steps: open the run folder, build the learner, resume from a checkpoint if there is a whole one,
+    fit the two phases, finish (weights, valid metrics, COMPLETE). ``stop_after_epochs`` ends this process's
+    work after that many epochs (used to test resume). ``variant`` defaults to the data the profile's models
+    train on (``profile.main_variant``: refined where the profile refines, else base). ``seed`` (default: the
+    profile's ``train.seed``) trains that seed's run (one of ``train.seeds``, or any other).
+    """
+    from .prepare import prepare
+    from .profiles import load_profile
+
+    profile = load_profile(profile)
+    profile = profile if seed is None else profile.with_seed(seed)
+    variant = variant or profile.main_variant
+    prepared = prepared or prepare(profile, variant=variant, progress=progress)
+    run = RunDir.for_training(profile, model, variant, prepared.store.meta["key"])
+    if run.is_complete() and not force:
+        return run.path
+    session = _open_run(profile, model, variant, run, prepared, force)
+    _build(session, model, progress)
+    _resume(session)
+    t0 = time.perf_counter()
+    if not _fit_phases(session, stop_after_epochs):
+        return run.path
+    _finish(session, time.perf_counter() - t0)
+    return run.path
+
+
+def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared: Prepared, force: bool) -> _Session:
+    """Create (or reopen) the run folder; write its params and provenance."""
+    from fastai.torch_core import set_seed
+
+    from .models.encoders import encoder_stats
+
+    if force and run.path.exists():
+        shutil.rmtree(run.path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.failed_path.unlink(missing_ok=True)
+    device = resolve_device(profile.device)
+    set_seed(profile.train.seed, reproducible=True)
+    fp16 = profile.train.fp16 is True or (profile.train.fp16 == "auto" and device.startswith("cuda"))
+    runs.write_json(run.params_path, {
+        **runs.training_params(profile, model, variant), "profile": profile.name,
+        "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
+        "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size),
+        "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
+        "profile_full": profile.to_dict()})
+    prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else runs.provenance(
+        device, profile.train.seed)
+    prov.setdefault("resumes", [])
+    return _Session(profile, run, prepared, device, fp16, prov)
+
+
+def _build(s: _Session, model: str, progress: bool) -> None:
+    """The model, its data loaders and the fastai Learner."""
+    from .losses import CompoundLoss
+    from .models import build_model
+    from .models.encoders import encoder_stats
+
+    cfg = s.profile.train
+    net = build_model(model, input_size=s.profile.size, encoder_name=s.profile.encoder_name,
+                      encoder_weights=s.profile.encoder_weights)
+    dls = make_dataloaders(s.prepared, batch_size=cfg.batch_size, device=s.device, augment=cfg.augment,
+                           num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name))
+    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16)
+    if not progress:  # no bars, and no raw epoch lists printed by fastai's Recorder either
+        s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])
+        s.learn.logger = lambda *args, **kwargs: None
+
+
+def _resume(s: _Session) -> None:
+    """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over."""
+    from .callbacks import checkpoint_state, load_checkpoint, remove_checkpoint
+
+    state, why_not = checkpoint_state(s.run)
+    if state is None and why_not != "no checkpoint":
+        print(f"{s.run.path}: resume checkpoint incomplete ({why_not}); training from the start")
+        remove_checkpoint(s.run)
+    if state is not None:
+        s.start = (int(state["phase"]), int(state["epochs_done"]))
+    # Freeze/unfreeze *before* a checkpoint is loaded: both rebuild the optimizer's state, which the
+    # checkpoint then restores. Phase 1 (if any) runs frozen; phase 2 unfrozen.
+    s.frozen = s.profile.train.epochs_frozen > 0 and s.start[0] == 1
+    s.learn.freeze() if s.frozen else s.learn.unfreeze()
+    if state is not None:
+        load_checkpoint(s.learn, s.run)
+        s.history = list(state["history"])
+        s.provenance["resumes"].append({"at": runs.now(), "phase": s.start[0], "epochs_done": s.start[1]})
+    runs.write_json(s.run.provenance_path, s.provenance)
+
+
+def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
+    """Fit what is left of phase 1 (frozen) and phase 2 (unfrozen); False when this process stopped early."""
+    from .callbacks import PositionalSeed, RunRecorder, StopAtEpoch
+
+    cfg = s.profile.train
+    start_phase, start_epoch = s.start
+    done_now = 0
+    for phase, n_epochs in ((1, cfg.epochs_frozen), (2, cfg.epochs_unfrozen)):
+        first = start_epoch if phase == start_phase else 0
+        if phase < start_phase or first >= n_epochs:
+            continue
+        if phase == 2 and s.frozen:
+            s.learn.unfreeze()
+            s.frozen = False
+        fit_to = n_epochs
+        if stop_after_epochs is not None:
+            if stop_after_epochs - done_now <= 0:
+                return False
+            fit_to = min(n_epochs, first + stop_after_epochs - done_now)
+        # the one-cycle schedule spans the whole phase even when this process stops early
+        s.learn.fit_one_cycle(n_epochs, lr_max=cfg.lr_max, wd=cfg.wd, start_epoch=first,
+                              cbs=[RunRecorder(s.run, phase, s.history), PositionalSeed(cfg.seed, phase),
+                                   *([StopAtEpoch(fit_to)] if fit_to < n_epochs else [])])
+        done_now += fit_to - first
+        if fit_to < n_epochs:
+            return False
+    return True
+
+
+def _finish(s: _Session, seconds: float) -> None:
+    """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint."""
+    from safetensors.torch import save_file
+
+    from .callbacks import remove_checkpoint
+    from .evaluate import evaluate_split
+    from .models.encoders import encoder_stats
+
+    save_file({k: v.contiguous() for k, v in s.learn.model.state_dict().items()}, str(s.run.weights_path))
+    valid = evaluate_split(s.learn.model, s.prepared.store, s.prepared.indices("valid"), device=s.device,
+                           batch_size=s.profile.evaluate.batch_size, progress=False,
+                           stats=encoder_stats(s.profile.encoder_name))
+    runs.write_json(s.run.metrics_path, {"valid": valid["summary"], "train_seconds_this_process": seconds,
+                                         "epochs": len(s.history)})
+    s.provenance["finished"] = runs.now()
+    runs.write_json(s.run.provenance_path, s.provenance)
+    s.run.mark_complete(epochs=len(s.history))
+    if not s.profile.train.keep_checkpoint:
+        # complete runs are never resumed, and the checkpoint is ~3x the model (Adam's two moments)
+        remove_checkpoint(s.run)
