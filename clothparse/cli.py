@@ -6,7 +6,9 @@ that cannot be imported is an error naming it (``clothparse parse: error: cannot
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
 profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
 fetches the Clothing Co-Parsing dataset instead (:mod:`clothparse.download`) and prints how the ``ccp``
-profile finds it.
+profile finds it. ``parse --model`` takes a packaged model (a folder of ``export --package``, an ``.onnx`` file or
+a Hub repository id) instead of ``--run``. A command whose packages are not installed (training without
+``clothparse[train]``) says which extra brings them.
 
 Bad input — a profile with a wrong value or broken YAML, a damaged or missing run folder, a truncated
 ``model.safetensors``, a ``.pt`` holding pickled Python objects, an unreadable file — is one line on stderr,

@@ -12,7 +12,10 @@ Formats, chosen by the file suffix:
 - ``.pt`` / ``.ts`` — TorchScript (``torch.jit.trace``): runs with libtorch or ``torch.jit.load``, no clothparse;
 - ``.onnx`` — ONNX (opset 17 by default); needs the ``onnx`` package, and ``onnxruntime`` to verify.
 
-Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs.
+Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs; with
+it, ``Parser.from_pretrained("model.onnx")`` / ``clothparse parse --model model.onnx`` parse through onnxruntime
+(:mod:`clothparse.backends`). A folder to hand on — weights, config and model card in the Hugging Face Hub layout,
+optionally with the ONNX file — is :mod:`clothparse.package` (``clothparse export RUN --package DIR [--onnx]``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Use a trained model: parse photos into the 9 classes, box and colour-tag every garment, inject a prior.
 
-``parse(images, run=...)`` (or a reusable :class:`Parser`) returns one :class:`ParseResult` per image:
+``parse(images, run=...)`` (or a reusable :class:`Parser`; ``Parser.from_pretrained(DIR)`` for a packaged model,
+:mod:`clothparse.package`, or an ``.onnx`` export) returns one :class:`ParseResult` per image:
 
 - ``mask``: H×W uint8 (0..8) at the image's **original** resolution (after EXIF orientation). The network
   sees the image resized to the run's input size (as the store resized training images: PIL ``BOX`` when
