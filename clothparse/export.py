@@ -12,7 +12,10 @@ Formats, chosen by the file suffix:
 - ``.pt`` / ``.ts`` — TorchScript (``torch.jit.trace``): runs with libtorch or ``torch.jit.load``, no clothparse;
 - ``.onnx`` — ONNX (opset 17 by default); needs the ``onnx`` package, and ``onnxruntime`` to verify.
 
-Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs.
+Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs; with
+it, ``Parser.from_pretrained("model.onnx")`` / ``clothparse parse --model model.onnx`` parse through onnxruntime
+(:mod:`clothparse.backends`). A folder to hand on — weights, config and model card in the Hugging Face Hub layout,
+optionally with the ONNX file — is :mod:`clothparse.package` (``clothparse export RUN --package DIR [--onnx]``).
 """
 from __future__ import annotations
 
@@ -107,7 +110,7 @@ def export_onnx(run_dir, path, opset: int = 17) -> Path:
         import onnx  # noqa: F401
     except ImportError as err:
         raise RuntimeError("ONNX export needs the 'onnx' package (and 'onnxruntime' to verify); it is not "
-                           "installed — export TorchScript (.pt) instead") from err
+                           "installed — pip install 'clothparse[onnx]', or export TorchScript (.pt) instead") from err
     wrapped, params, size = _deployed(run_dir)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +141,8 @@ def load_export(path):
     try:
         import onnxruntime as ort
     except ImportError as err:
-        raise RuntimeError("verifying an ONNX export needs the 'onnxruntime' package") from err
+        raise RuntimeError("verifying an ONNX export needs the 'onnxruntime' package: "
+                           "pip install 'clothparse[onnx]'") from err
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: tuple(torch.from_numpy(o) for o in session.run(None, {"image": x.numpy()}))
 

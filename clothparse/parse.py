@@ -1,6 +1,7 @@
 """Use a trained model: parse photos into the 9 classes, box and colour-tag every garment, inject a prior.
 
-``parse(images, run=...)`` (or a reusable :class:`Parser`) returns one :class:`ParseResult` per image:
+``parse(images, run=...)`` (or a reusable :class:`Parser`; ``Parser.from_pretrained(DIR)`` for a packaged model,
+:mod:`clothparse.package`, or an ``.onnx`` export) returns one :class:`ParseResult` per image:
 
 - ``mask``: H×W uint8 (0..8) at the image's **original** resolution (after EXIF orientation). The network
   sees the image resized to the run's input size (as the store resized training images: PIL ``BOX`` when
@@ -297,39 +298,66 @@ def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
 
 
 class Parser:
-    """A loaded model ready to parse images (``run`` folder or an ``nn.Module`` with ``input_size``)."""
+    """A loaded model ready to parse images.
+
+    ``run``: a run folder — or anything :meth:`from_pretrained` takes (a package folder, an ``.onnx`` file, a Hub
+    repository id), so ``clothparse parse --model`` goes the same way; ``model``: an ``nn.Module`` with
+    ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
+    behind a backend (:mod:`clothparse.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
+    parse is the same for both."""
 
     def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
-                 amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE):
-        from .devices import resolve_device
-        from .models import deployable
-        from .runs import RunDir
+                 amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None):
+        from .backends import Network
+        from .package import load_network
 
         if (run is None) == (model is None):
             raise ValueError("give exactly one of run= (a run folder) or model= (an nn.Module)")
-        self.device = resolve_device(device)
         if run is not None:
-            model, params = RunDir(run).load_model("cpu")  # refuses another class scheme
-            size = tuple(int(v) for v in params.get("input_size", params["size"]))
-            if input_size is not None and tuple(input_size) != size:
-                raise ValueError(f"{run} was trained at {size[0]}×{size[1]}; input_size={tuple(input_size)} differs")
-            normalisation = params.get("normalisation", "imagenet")
-            self.run, self.model_name = str(Path(run)), params["model"]
+            network = load_network(run, input_size=input_size)  # refuses another class scheme
         else:
             size = tuple(input_size) if input_size is not None else getattr(model, "input_size", None)
             if size is None:
                 raise ValueError("model= needs input_size=(H, W) (the model has no .input_size)")
-            normalisation, self.run, self.model_name = "imagenet", None, type(model).__name__
+            network = Network(input_size=size, normalisation=normalisation or "imagenet",
+                              model_name=type(model).__name__, module=model)
+        self._setup(network, device=device, batch_size=batch_size, min_area=min_area, colours=colours,
+                    colour_options=colour_options, amp=amp, work_max_side=work_max_side)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, input_size: tuple[int, int] | None = None,
+                        revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | Path | None = None, local_files_only: bool = False, **options) -> Parser:
+        """A parser for a packaged model (:mod:`clothparse.package`): a package folder (read locally, no
+        network), an ``.onnx`` file with its sidecar (run by onnxruntime), or a Hugging Face Hub repository id
+        (``owner/name``; ``revision``, ``token``, ``cache_dir``, ``local_files_only`` go to the download).
+        ``input_size``, if given, must be the package's own; ``**options`` are :class:`Parser`'s (``device``,
+        ``batch_size``, ``min_area``, ``colours``, …)."""
+        from .package import load_network
+
+        hub = {"revision": revision, "token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
+        parser = cls.__new__(cls)
+        parser._setup(load_network(name_or_path, input_size=input_size, **hub), **options)
+        return parser
+
+    def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
+               colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
+               work_max_side: int = WORK_MAX_SIDE) -> None:
+        from .devices import resolve_device
         from .images import stats_of
 
-        self.stats = stats_of(normalisation)
-        self.input_size = tuple(int(v) for v in size)
-        self.model = deployable(model).to(self.device).eval()
+        self.device = resolve_device(device)
+        self.amp = self.device.startswith("cuda") if amp is None else amp
+        self.network = network.backend(self.device, self.amp)
+        #: the torch module (``None`` for an onnxruntime network)
+        self.model = getattr(self.network, "module", None)
+        self.run, self.model_name = network.source, network.model_name
+        self.stats = stats_of(network.normalisation)
+        self.input_size = tuple(int(v) for v in network.input_size)
         self.batch_size, self.min_area, self.colours = int(batch_size), float(min_area), colours
         self.colour_options = dict(colour_options or {})
-        self.amp = self.device.startswith("cuda") if amp is None else amp
         self.work_max_side = int(work_max_side)
         self._warned_soft = False
 
@@ -354,13 +382,10 @@ class Parser:
         if prior is not None:
             prior = prior.to(self.device)
             prior = prior.expand(len(loaded), -1) if prior.ndim == 1 else prior
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp and self.device.startswith("cuda")):
-            out = self.model(x, prior=prior) if prior is not None else self.model(x)
-        seg = out[0].float()
-        cls = out[1].float() if len(out) > 1 and out[1] is not None else None
-        if prior is not None and cls is None and not hard and not self._warned_soft:
-            warnings.warn(f"{self.model_name} has no ClassBranch: a prior changes its output only with hard=True",
-                          stacklevel=3)
+        seg, cls = self.network(x, prior=prior if self.network.takes_prior else None)
+        if prior is not None and not hard and not self._warned_soft and (cls is None or not self.network.takes_prior):
+            why = "has no ClassBranch" if cls is None else f"runs in {self.network.name}, which takes no prior"
+            warnings.warn(f"{self.model_name} {why}: a prior changes its output only with hard=True", stacklevel=3)
             self._warned_soft = True
         if hard:
             seg = apply_hard(seg, prior)

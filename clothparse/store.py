@@ -34,15 +34,17 @@ import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 from numpy.lib.format import open_memmap
 from PIL import Image
 
 from .datasets.base import check_sample, classes_present
 from .keyed import KeyedFolder
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["FORMAT_VERSION", "DEFAULT_SIZE", "store_key", "resize_image", "resize_mask", "build_store",
            "open_store", "Store", "StoreError"]
@@ -422,6 +424,8 @@ def _write_index_and_meta(folder: Path, kept: list[tuple], skipped: dict[str, li
                           size: tuple[int, int], source: str, refinement: str | None, ids: list[str],
                           workers: int, seconds: float) -> dict:
     """``index.csv`` (one row per stored image) and ``meta.json``; returns the meta."""
+    import pandas as pd
+
     index = pd.DataFrame({"i": np.arange(len(kept)), "image_id": [r[1] for r in kept],
                           "classes": [_classes_str(r[2]) for r in kept],
                           "classes_resized": [_classes_str(r[3]) for r in kept]})
@@ -487,6 +491,8 @@ class Store:
             self.meta: dict = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise StoreError(f"{self.path / 'meta.json'}: cannot read ({err})") from err
+        import pandas as pd  # on first use: the parser (core install, no pandas) needs only resize_image
+
         self.index = pd.read_csv(self.path / "index.csv", dtype={"image_id": str, "classes": str,
                                                                  "classes_resized": str},
                                  keep_default_na=False)
@@ -528,6 +534,8 @@ class Store:
 
     def skipped(self) -> pd.DataFrame:
         """Images left out, by the reader or by the store build: columns stage, image_id, reason."""
+        import pandas as pd
+
         rows = [(stage, a, b) for stage in ("reader", "store") for a, b in self.meta["skipped"][stage]]
         return pd.DataFrame(rows, columns=["stage", "image_id", "reason"])
 

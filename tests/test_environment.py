@@ -13,9 +13,28 @@ def _name(req: str) -> str:
 
 
 def _pyproject() -> dict[str, str]:
+    """The core and every extra: the conda environment is the developer's, with everything."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     return {_name(r): r.replace(" ", "") for r in reqs}
+
+
+def test_extras_repeat_the_same_ranges():
+    """A package named by several extras (book repeats train's) has one range everywhere."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    seen: dict[str, str] = {}
+    for req in project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]:
+        assert seen.setdefault(_name(req), req.replace(" ", "")) == req.replace(" ", ""), req
+
+
+def test_the_core_is_the_parser_only():
+    """`pip install clothparse` does not pull the trainer's or the book's packages (tests/test_package.py
+    proves the parser runs without them)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {_name(r) for r in project["dependencies"]}
+    assert not core & {"fastai", "pandas", "matplotlib", "seaborn", "jupyter-book", "papermill", "ipykernel",
+                       "scikit-learn", "onnx", "onnxruntime"}
+    assert set(project["optional-dependencies"]["train"]) <= set(project["optional-dependencies"]["book"])
 
 
 def _conda_pip() -> dict[str, str]:

@@ -58,15 +58,27 @@ Choices where the paper is silent (each one is ours; the book quotes this list):
     forward + backward of the sum of all outputs (segmentation and branches), batch 1, training mode
     (BatchNorm in eval mode, which the counter does not count anyway).
 """
+from __future__ import annotations
+
+import importlib
+
 from .base import SegOutput
 from .encoders import ENCODER_NAMES, encoder_stats, load_resnet_weights
-from .extended_unet import ExtendedUnet
 from .factory import MODEL_NAMES, build_model, deployable, splitter
-from .heads import BBBranch, ClassBranch, expand_planes
 from .smp_models import SmpModel
-from .summary import count_flops, count_params, model_summary
-from .unet import FastaiUnet, NearestUpsample
 
 __all__ = ["MODEL_NAMES", "ENCODER_NAMES", "encoder_stats", "SegOutput", "build_model", "splitter", "deployable",
            "model_summary", "count_flops", "count_params", "FastaiUnet", "ExtendedUnet", "SmpModel", "ClassBranch",
            "BBBranch", "NearestUpsample", "expand_planes", "load_resnet_weights"]
+
+# The fastai U-Net family and the cost counter (pandas) load on first use: parsing with an smp model needs
+# neither, so the core install (no fastai, no pandas) can import this package.
+_LAZY = {"ExtendedUnet": "extended_unet", "BBBranch": "heads", "ClassBranch": "heads", "expand_planes": "heads",
+         "FastaiUnet": "unet", "NearestUpsample": "unet", "count_flops": "summary", "count_params": "summary",
+         "model_summary": "summary"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """What every model returns, and the small helpers the model modules share."""
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import torch
@@ -34,7 +35,7 @@ def check_input_size(input_size) -> tuple[int, int]:
 def plain_tensor(x: torch.Tensor) -> torch.Tensor:
     """``x`` as a plain ``torch.Tensor``: fastai's ``TensorImage`` would otherwise propagate through every layer
     (per-op dispatch overhead) into the outputs, where it meets the loss's ``TensorMask``."""
-    # only fastai's subclasses are unwrapped: torch.export / FakeTensor inputs must pass through untouched
-    from fastai.torch_core import TensorBase
-
-    return x.as_subclass(torch.Tensor) if isinstance(x, TensorBase) else x
+    # only fastai's subclasses are unwrapped: torch.export / FakeTensor inputs must pass through untouched. A
+    # TensorBase exists only once fastai is imported, so the check needs no import (nor fastai installed).
+    fastai_tensors = sys.modules.get("fastai.torch_core")
+    return x.as_subclass(torch.Tensor) if fastai_tensors and isinstance(x, fastai_tensors.TensorBase) else x

@@ -1,13 +1,13 @@
 """Build every model of the paper by name; the fastai splitter (encoder / rest)."""
 from __future__ import annotations
 
+import sys
+
 from torch import nn
 
 from ..categories import NUM_CLASSES
 from .base import check_input_size
-from .extended_unet import ExtendedUnet
 from .smp_models import SMP_ARCHS, SmpModel
-from .unet import FastaiUnet
 
 #: ``build_model`` names → the branch/injection setting of :class:`ExtendedUnet` (``None``: plain U-Net).
 _UNET_VARIANTS: dict[str, dict | None] = {
@@ -35,12 +35,26 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, encoder_name: str = "
     input_size = check_input_size(input_size)
     if name in _UNET_VARIANTS:
         variant = _UNET_VARIANTS[name]
+        unet = _unet_module(name)
         if variant is None:
-            return FastaiUnet(encoder_name, encoder_weights, num_classes, input_size, **kw)
-        return ExtendedUnet(encoder_name, encoder_weights, num_classes, input_size, **variant, **kw)
+            return unet.FastaiUnet(encoder_name, encoder_weights, num_classes, input_size, **kw)
+        return unet.ExtendedUnet(encoder_name, encoder_weights, num_classes, input_size, **variant, **kw)
     if name in SMP_ARCHS:
         return SmpModel(name, encoder_name, encoder_weights, num_classes, **kw)
     raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+
+
+def _unet_module(name: str):
+    """:mod:`.extended_unet` (which holds both U-Net classes), or an ImportError that names the extra: the
+    U-Net family is built from fastai's layers, which the core install (smp models only) does not have."""
+    try:
+        from . import extended_unet
+    except ImportError as err:
+        if (err.name or "").split(".")[0] != "fastai":
+            raise
+        raise ImportError(f"model {name!r} is built from fastai's layers and fastai is not installed: "
+                          "pip install 'clothparse[train]'", name=err.name) from err
+    return extended_unet
 
 
 def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -52,6 +66,8 @@ def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 
 def deployable(model: nn.Module) -> nn.Module:
     """The model as used at inference: a ``branches`` model without its branches, any other model as is."""
-    if isinstance(model, ExtendedUnet) and model.injection == "none":
+    # an ExtendedUnet exists only where its module was imported (fastai installed): no import needed to check
+    unet = sys.modules.get(f"{__package__}.extended_unet")
+    if unet is not None and isinstance(model, unet.ExtendedUnet) and model.injection == "none":
         return model.drop_branches()
     return model
