@@ -118,23 +118,27 @@ def _parse_classes(text: str) -> tuple[int, ...]:
 _W: dict[str, Any] = {}
 
 
-def _init_worker(dataset, folder: str, n: int, size: tuple[int, int]) -> None:
+def _init_worker(dataset, folder: str, n: int, size: tuple[int, int], ids: list[str] | None = None) -> None:
     h, w = size
-    ids = getattr(dataset, "image_ids", None)
-    _W.update(dataset=dataset, size=size, ids=[str(i) for i in ids] if ids is not None else None,
+    if ids is None:
+        ids = getattr(dataset, "image_ids", None)
+        ids = [str(i) for i in ids] if ids is not None else None
+    _W.update(dataset=dataset, size=size, ids=ids,
               images=open_memmap(os.path.join(folder, "images.full.npy"), mode="r+"),
               masks=open_memmap(os.path.join(folder, "masks.full.npy"), mode="r+"))
     assert _W["images"].shape == (n, h, w, 3)
 
 
-def _process_chunk(indices: Sequence[int]) -> list[tuple]:
+def _process_chunk(indices: Sequence[int], part=None) -> list[tuple]:
     """Load, check, resize and write rows ``indices``; one result tuple per index:
-    ``(i, image_id, classes, classes_resized, None)`` or ``(i, image_id, None, None, reason)``."""
+    ``(i, image_id, classes, classes_resized, None)`` or ``(i, image_id, None, None, reason)``.
+    ``part``: the items of ``indices`` as a dataset of their own (``dataset.take(indices)``), or None to read
+    them from the whole dataset."""
     ds, size, ids, images, masks = _W["dataset"], _W["size"], _W["ids"], _W["images"], _W["masks"]
     out = []
-    for i in indices:
+    for j, i in enumerate(indices):
         try:
-            sample = ds[i]
+            sample = part[j] if part is not None else ds[i]
             image, mask = np.asarray(sample.image), np.asarray(sample.mask)
             check_sample(image, mask, source=f"image {sample.image_id!r}")
             if mask.dtype != np.uint8:
@@ -170,17 +174,18 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _worker_main(dataset, folder: str, n: int, size: tuple[int, int], tasks, done) -> None:
-    """A build worker process: chunks of indices from ``tasks``, one result list per chunk to ``done``."""
+def _worker_main(dataset, folder: str, n: int, size: tuple[int, int], ids: list[str], tasks, done) -> None:
+    """A build worker process: ``(chunk of indices, its part or None)`` from ``tasks`` (None: stop), one result
+    list per chunk to ``done``."""
     import signal
     import traceback
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     _keep_freed_memory()
     try:
-        _init_worker(dataset, folder, n, size)
-        while (chunk := tasks.get()) is not None:
-            done.put(("ok", _process_chunk(chunk)))
+        _init_worker(dataset, folder, n, size, ids)
+        while (task := tasks.get()) is not None:
+            done.put(("ok", _process_chunk(*task)))
     except BaseException as err:  # a reader bug, not a bad image: the build must fail, loudly
         done.put(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
 
@@ -203,12 +208,10 @@ def _run_workers(dataset, folder: str, n: int, size: tuple[int, int], chunks: li
         ctx.set_forkserver_preload(["clothparse.store", type(dataset).__module__])
     workers = max(1, min(workers, len(chunks)))
     tasks, done = ctx.Queue(), ctx.Queue()
-    for chunk in chunks:
-        tasks.put(chunk)
-    for _ in range(workers):
-        tasks.put(None)
-    procs = [ctx.Process(target=_worker_main, args=(dataset, folder, n, size, tasks, done), daemon=True)
-             for _ in range(workers)]
+    feed = _Feeder(dataset, chunks, tasks, workers)
+    ids = [str(i) for i in dataset.image_ids] if getattr(dataset, "image_ids", None) is not None else None
+    procs = [ctx.Process(target=_worker_main, args=(feed.worker_dataset, folder, n, size, ids, tasks, done),
+                         daemon=True) for _ in range(workers)]
     try:
         for p in procs:
             p.start()
@@ -225,6 +228,7 @@ def _run_workers(dataset, folder: str, n: int, size: tuple[int, int], chunks: li
                                            f"Try fewer workers, or workers=0 to see the error in-process")
             if status == "error":
                 raise RuntimeError(f"store worker failed: {payload}")
+            feed.put_next()
             yield payload
         for p in procs:
             p.join()
@@ -238,6 +242,33 @@ def _run_workers(dataset, folder: str, n: int, size: tuple[int, int], chunks: li
         tasks.cancel_join_thread()  # unconsumed chunks must not block our exit
         tasks.close()
         done.close()
+
+
+class _Feeder:
+    """Puts chunks on the workers' task queue a few at a time (two per worker ahead), then one stop per worker.
+
+    A dataset with ``take(indices)`` (a dataset of just those items, in that order) sends each chunk's items
+    with the chunk, and the workers start from ``take([])``: no worker holds the whole dataset, so their
+    memory does not grow with it (the iMaterialist reader's RLE strings are most of train.csv, hundreds of MB
+    at the full set's size, which every worker would otherwise unpickle). Feeding a few at a time keeps the
+    parts waiting in the queue few as well."""
+
+    def __init__(self, dataset, chunks: list[list[int]], tasks, workers: int):
+        self.take = getattr(dataset, "take", None)
+        self.worker_dataset = self.take([]) if self.take is not None else dataset
+        self.chunks, self.tasks, self.workers = iter(chunks), tasks, workers
+        self.stopped = False
+        for _ in range(2 * workers):
+            self.put_next()
+
+    def put_next(self) -> None:
+        chunk = next(self.chunks, None)
+        if chunk is not None:
+            self.tasks.put((chunk, self.take(chunk) if self.take is not None else None))
+        elif not self.stopped:
+            self.stopped = True
+            for _ in range(self.workers):
+                self.tasks.put(None)
 
 
 def _default_workers(n: int) -> int:
@@ -309,11 +340,14 @@ def build_store(dataset, root: str | Path, size: Sequence[int] = DEFAULT_SIZE, w
     """Resize every sample of ``dataset`` to ``size`` (H, W) into ``root/<key>/`` and open it.
 
     ``dataset``: ``len(ds)``, ``ds[i] -> Sample``, ``ds.image_ids``, optional ``ds.skipped`` (its
-    reader's :class:`~clothparse.datasets.base.SkipReport`, copied into ``meta.json``).
+    reader's :class:`~clothparse.datasets.base.SkipReport`, copied into ``meta.json``), optional
+    ``ds.take(indices)`` (the items ``indices`` as a dataset of their own: workers then get only their
+    chunks' items, see :class:`_Feeder`).
     ``source`` describes the data for the key (default: ``ds.source`` or the reader class and root);
     ``refinement`` names the cleaning applied. When ``root/<key>/`` is complete the store is just
     opened. ``workers``: processes (0 = in-process; default 0 below 64 images, else up to 8); the
-    dataset is pickled to each worker (so its class must be importable). ``mp_context``:
+    dataset (or, with ``take``, each chunk's part of it) is pickled to the workers (so its class must be
+    importable). ``mp_context``:
     multiprocessing start method (default ``"forkserver"``, else ``"spawn"``).
     """
     t0 = time.perf_counter()

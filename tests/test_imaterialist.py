@@ -191,6 +191,25 @@ def test_classes_of_csv_vs_exact(tiny):
     assert ds.classes == [ds.classes_of(i) for i in range(3)]
 
 
+def test_take_is_a_reader_of_just_those_images(tiny):
+    import pickle
+
+    ds = IMaterialist(tiny)
+    part = ds.take([2, 0])
+    assert part.image_ids == ["j.jpg", "a.jpg"] and len(part) == 2 and len(part.skipped) == 0
+    for j, i in enumerate([2, 0]):
+        a, b = part[j], ds[i]
+        assert a.image_id == b.image_id and a.classes == b.classes == part.classes_of(j)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    assert len(ds.take([])) == 0
+    # Pickled (what a store worker receives), a part carries only its own images' RLE strings.
+    one = pickle.loads(pickle.dumps(ds.take([1])))
+    assert one._rle.tolist() == [r for r, k in zip(ds._rle, range(len(ds._rle)))
+                                 if ds._offsets[1] <= k < ds._offsets[2]]
+    np.testing.assert_array_equal(one[0].mask, ds[1].mask)
+
+
 def test_index_errors(tiny):
     ds = IMaterialist(tiny)
     with pytest.raises(IndexError):

@@ -407,3 +407,49 @@ def test_a_replaced_photo_is_refined_again(tmp_path):
     os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     again = refine(src, out, PersonsCsvDetector(src), progress=False)
     assert not again.reused and again.key != first.key
+
+
+def _random_masks(rng: np.random.Generator, h: int, w: int) -> list[np.ndarray]:
+    """Masks with runs that cross column boundaries, whole columns, single pixels and nothing at all."""
+    masks = [rng.random((h, w)) < p for p in (0.05, 0.5, 0.95)]
+    full_columns = np.zeros((h, w), bool)
+    full_columns[:, 3:7] = True                     # one run over several whole columns
+    corner = np.zeros((h, w), bool)
+    corner[-1, 0] = corner[0, -1] = True
+    return masks + [full_columns, corner, np.zeros((h, w), bool)]
+
+
+def test_crops_and_spans_from_runs_equal_those_of_decoded_masks():
+    from clothparse.refine.crop import crop_runs, runs_span
+
+    rng = np.random.default_rng(0)
+    h, w = 7, 11
+    for mask in _random_masks(rng, h, w):
+        starts, lengths = rle.parse_runs(rle.encode(mask), h * w)
+        cols = np.flatnonzero(mask.any(axis=0))
+        assert runs_span([(starts, lengths)], h, w) == ((cols[0], cols[-1] + 1) if cols.size else (0, w))
+        for x0 in range(w):
+            for x1 in range(x0 + 1, w + 1):
+                assert crop_runs(starts, lengths, h, x0, x1) == rle.encode(mask[:, x0:x1]), (x0, x1)
+
+
+def test_crop_of_touching_runs_is_merged_like_encode():
+    """A train.csv may split one run in two touching ones; the crop's RLE is the canonical one."""
+    from clothparse.refine.crop import crop_runs
+
+    h = 4
+    starts, lengths = rle.parse_runs("3 2 5 4 20 1", 6 * h)      # 0-based [2, 4) + [4, 8) touch
+    mask = rle.decode("3 2 5 4 20 1", h, 6)
+    assert crop_runs(starts, lengths, h, 0, 6) == rle.encode(mask) == "3 6 20 1"
+    assert crop_runs(starts, lengths, h, 1, 5) == rle.encode(mask[:, 1:5])
+
+
+def test_span_of_several_instances_is_that_of_their_union():
+    from clothparse.refine.crop import runs_span
+
+    h, w = 5, 9
+    a, b = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    a[2, 4:6] = True
+    b[0, 1] = b[4, 2] = True
+    runs = [rle.parse_runs(rle.encode(m), h * w) for m in (a, b)]
+    assert runs_span(runs, h, w) == (1, 6)

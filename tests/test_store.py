@@ -156,6 +156,28 @@ def test_worker_processes_give_the_same_store(tmp_path):
     assert parallel.meta["skipped"]["store"] == [["img007.jpg", "ValueError: bad RLE"]]
 
 
+class TakeOnlyDataset(ListDataset):
+    """A dataset with ``take``, which refuses to be pickled whole: a build must send workers only parts."""
+
+    def take(self, indices):
+        return TakeOnlyDataset([self.samples[i] for i in indices], source=self.source)
+
+    def __getstate__(self):
+        if len(self.samples) > 16:  # more than one chunk: the whole dataset
+            raise pickle.PicklingError("the whole dataset must not travel to the workers")
+        return self.__dict__
+
+
+def test_workers_get_their_chunks_not_the_whole_dataset(tmp_path):
+    samples = make_samples(SHAPES * 8, seed=2)
+    serial = build_store(ListDataset(samples), tmp_path / "serial", size=SIZE, workers=0, progress=False)
+    parallel = build_store(TakeOnlyDataset(samples), tmp_path / "parallel", size=SIZE, workers=2, progress=False)
+    assert len(parallel) == len(samples) > 16
+    np.testing.assert_array_equal(parallel.images, serial.images)
+    np.testing.assert_array_equal(parallel.masks, serial.masks)
+    assert parallel.index.equals(serial.index)
+
+
 def test_store_pickles_by_path_and_refuses_incomplete_folders(tmp_path):
     store = build_store(ListDataset(make_samples(SHAPES)), tmp_path, size=SIZE, workers=0, progress=False)
     blob = pickle.dumps(store)

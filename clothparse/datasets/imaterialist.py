@@ -37,6 +37,7 @@ masks and is always equal (for a size-fixed image: up to a class the nearest-nei
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,6 +315,27 @@ class IMaterialist:
         self._repaired_ids.add(image_id)
         self.repaired.add(image_id, f"size-fixed: csv {csv_size[0]}×{csv_size[1]}, "
                                     f"image {file_size[0]}×{file_size[1]}; mask resized (nearest)")
+
+    def take(self, indices: Sequence[int]) -> "IMaterialist":
+        """The images ``indices`` (in that order) as a reader of their own, holding only their rows.
+
+        What a store worker needs (:func:`clothparse.store.build_store` sends each worker its chunks this way):
+        pickled, it is the size of its images' RLE strings, not of the whole CSV's. ``take(idx)[j]`` equals
+        ``self[idx[j]]``; its ``skipped`` and ``repaired`` reports start empty."""
+        idx = np.asarray([self._index(i) for i in indices], dtype=np.int64)
+        starts, stops = self._offsets[idx], self._offsets[idx + 1]
+        rows = (np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(idx)
+                else np.zeros(0, dtype=np.int64))
+        part = copy.copy(self)
+        part.image_ids = [self.image_ids[i] for i in idx]
+        part._sizes, part._file_sizes = self._sizes[idx].reshape(-1, 2), self._file_sizes[idx].reshape(-1, 2)
+        part._offsets = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
+        part._rle, part._cat, part._line = self._rle[rows], self._cat[rows], self._line[rows]
+        part._classes = [self._classes[i] for i in idx]
+        part._exact_classes = {j: self._exact_classes[i] for j, i in enumerate(idx.tolist())
+                               if i in self._exact_classes}
+        part.skipped, part.repaired, part._repaired_ids = SkipReport(), SkipReport(), set()
+        return part
 
     # --- access --------------------------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -17,7 +17,7 @@ import pandas as pd
 from ..datasets.base import SkipReport
 from .cache import DetectionCache
 from .common import Box, link_or_copy, load_image
-from .crop import crop_box, gt_masks, semantic, write_crop
+from .crop import crop_box, gt_span, instance_masks, semantic, write_crop
 from .detectors import Detections
 from .figures import contact_sheet
 from .inputs import Source
@@ -33,7 +33,7 @@ class Crowded:
     id: str
     img: np.ndarray
     stamp: list                    # source file's [size, mtime_ns]: ties cached detections to it
-    masks: list[np.ndarray]
+    masks: list[np.ndarray] | None  # fitted to the image when train.csv's size is wrong; else None (RLEs used)
     span: tuple[int, int]          # columns of the GT mask
     n_full: int                    # persons in the whole image
     full: Detections
@@ -96,7 +96,7 @@ class Refinement:
                                            n_persons=len(dets)))
                 continue
             try:
-                masks, span, note = gt_masks(self.source.groups.rows(image_id), image_id, img)
+                masks, span, note = gt_span(self.source.groups.rows(image_id), image_id, img)
             except ValueError as err:
                 self.failures.add(image_id, f"bad annotation: {err}")
                 self.records.append(record(image_id, "load_failed", n_persons=len(dets)))
@@ -130,7 +130,9 @@ class Refinement:
         """Still crowded after the last round: a contact sheet, a review row, and the decision."""
         sheet = f"review/{Path(c.id).stem}.png"
         h, w = c.img.shape[:2]
-        sem = semantic(self.source.groups.rows(c.id), c.masks, h, w, self.source.category_map)
+        rows = self.source.groups.rows(c.id)
+        masks = c.masks if c.masks is not None else instance_masks(rows)[0]   # decoded for the picture only
+        sem = semantic(rows, masks, h, w, self.source.category_map)
         contact_sheet(self.out / sheet, c.img, sem, c.full, c.box, c.dets,
                       title=f"{c.id}: {c.n_full} persons; crop x={margin_label(self.margins[-1])} % "
                             f"{c.box[0]}..{c.box[2]}: {len(c.dets)} persons")
