@@ -161,17 +161,25 @@ def _cache(step: Step, key: str) -> KeyedFolder:
     return KeyedFolder(OUT, key, marker=f"{step.output}.key")
 
 
-def execute(step: Step, profile: Profile, package: str, force: bool = False, log=print) -> Step:
-    """Execute one notebook into the book's folder, unless an execution with the same key is there."""
+def use_cached(step: Step, profile: Profile, package: str, log=print) -> bool:
+    """Whether the page of an execution with the step's key is there; if so the step is ``cached``."""
     out = OUT / f"{step.output}.ipynb"
     # Upstream state enters the key of notebooks that read runs.
-    base_key = _step_key(step, profile, package)
-    cache = _cache(step, base_key + _inputs_digest(profile, step)[:16])
-    if not force and out.is_file() and cache.is_complete():
-        # the page shows this execution: report its time, not the zero seconds the cache hit took
-        step.status, step.seconds = "cached", float(cache.record().get("seconds", 0.0))
-        log(f"  cached    {step.output}")
+    cache = _cache(step, _step_key(step, profile, package) + _inputs_digest(profile, step)[:16])
+    if not (out.is_file() and cache.is_complete()):
+        return False
+    # the page shows this execution: report its time, not the zero seconds the cache hit took
+    step.status, step.seconds = "cached", float(cache.record().get("seconds", 0.0))
+    log(f"  cached    {step.output}")
+    return True
+
+
+def execute(step: Step, profile: Profile, package: str, force: bool = False, log=print) -> Step:
+    """Execute one notebook into the book's folder, unless an execution with the same key is there."""
+    if not force and use_cached(step, profile, package, log=log):
         return step
+    out = OUT / f"{step.output}.ipynb"
+    base_key = _step_key(step, profile, package)
     out.parent.mkdir(parents=True, exist_ok=True)
     running = out.with_name(out.stem + ".running.ipynb")
     log(f"  executing {step.output} {step.parameters}")
@@ -339,15 +347,23 @@ def jupyter_book_build(toc: Path, log=print) -> tuple[bool, Path]:
     return index.is_file(), index
 
 
-def build_book(profile: str | Profile = "default", force: bool = False, build: bool = True, log=print) -> BookResult:
-    """Execute every notebook of ``profile`` (cached), write the summary page and build the book."""
+def build_book(profile: str | Profile = "default", force: bool = False, build: bool = True, log=print,
+               parallel: int = 1) -> BookResult:
+    """Execute every notebook of ``profile`` (cached), write the summary page and build the book.
+
+    ``parallel`` > 1 executes up to that many independent notebooks at once, one GPU each
+    (:mod:`clothparse.book_parallel`); the pages are those of a sequential build."""
     profile = load_profile(profile)
     result = BookResult(profile.name)
     package = _package_digest()
     t0 = time.perf_counter()
     log(f"clothparse book — profile {profile.name}")
-    for step in plan(profile):
-        result.steps.append(execute(step, profile, package, force=force, log=log))
+    if parallel > 1:
+        from .book_parallel import execute_parallel
+
+        result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
+    else:
+        result.steps = [execute(step, profile, package, force=force, log=log) for step in plan(profile)]
     total = time.perf_counter() - t0
     write_summary(profile, result.steps, total)
     runs.write_json(GENERATED / "steps.json", [s.__dict__ for s in result.steps])

@@ -27,13 +27,14 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Metric
 
 from .categories import NUM_CLASSES
+from .distributed import World, unwrap
 from .keyed import pickle_refusal, read_json, write_json
 from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
 from .runs import RunDir
 
 __all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
            "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint",
-           "checkpoint_state", "remove_checkpoint"]
+           "read_checkpoint", "apply_checkpoint", "checkpoint_state", "remove_checkpoint"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -101,12 +102,16 @@ class FiniteLossGuard(Callback):
 
 
 class RunRecorder(Callback):
-    """Per-epoch history (every loss term, valid pooled IoU) and a resumable checkpoint."""
+    """Per-epoch history (every loss term, valid pooled IoU) and a resumable checkpoint.
+
+    Over several processes (``world``) the train terms are summed over every rank's slice of the global
+    batches, and rank 0 alone (which alone validates) writes the history and the checkpoint."""
 
     order = 60  # after fastai's Recorder (50) has its epoch record
 
-    def __init__(self, run: RunDir, phase: int, history: list[dict]):
+    def __init__(self, run: RunDir, phase: int, history: list[dict], world: World | None = None):
         self.run, self.phase, self.history = run, phase, history
+        self.world = world or World()
 
     def before_epoch(self):
         self.sums = {"train": {}, "valid": {}}
@@ -121,8 +126,22 @@ class RunRecorder(Callback):
             self.sums[part][k] = self.sums[part].get(k, 0.0) + v.double() * n
         self.counts[part] += n
 
+    def after_train(self):
+        if not self.world.distributed:
+            return
+        # every rank trained the same number of batches, with the same loss terms in the same order
+        names = list(self.sums["train"])
+        device = self.learn.yb[0].device if self.learn.yb else "cpu"
+        mine = torch.stack([*(self.sums["train"][k] for k in names),
+                            torch.tensor(float(self.counts["train"]), dtype=torch.float64, device=device)])
+        total = self.world.sum(mine)
+        self.sums["train"] = dict(zip(names, total[:-1]))
+        self.counts["train"] = int(round(float(total[-1])))
+
     def after_epoch(self):
         if self.counts["train"] == 0:  # an epoch fastai's SkipToEpoch skipped on resume: nothing to record
+            return
+        if not self.world.is_main:  # it skipped validation: its epoch record has no valid columns
             return
         row = self._epoch_row()
         self.history.append(row)
@@ -152,15 +171,19 @@ class PositionalSeed(Callback):
 
     Shuffling, augmentation and dropout then depend only on the position in the schedule, not on what
     ran before in this process — so a run resumed from a checkpoint draws exactly what an uninterrupted
-    run draws (on a CPU, bit for bit)."""
+    run draws (on a CPU, bit for bit). Over several processes every rank draws the epoch's shuffle alike
+    (they split one permutation) and, from ``rank``, augmentations and dropout of its own; rank 0 draws
+    what a single process draws."""
 
     order = -20
 
-    def __init__(self, seed: int, phase: int):
-        self.seed, self.phase = int(seed), int(phase)
+    def __init__(self, seed: int, phase: int, rank: int = 0):
+        self.seed, self.phase, self.rank = int(seed), int(phase), int(rank)
 
-    def _reseed(self, batch: int) -> int:
+    def _reseed(self, batch: int, rank: int = 0) -> int:
         s = (self.seed * 1_000_003 + self.phase * 10_007 + self.epoch * 1_009 + batch + 1) % 2**31
+        if rank:
+            s = random.Random(f"{s}/rank{rank}").getrandbits(31)
         random.seed(s)
         np.random.seed(s)
         torch.manual_seed(s)
@@ -171,7 +194,7 @@ class PositionalSeed(Callback):
 
     def before_batch(self):
         if self.training:
-            self._reseed(self.iter)
+            self._reseed(self.iter, self.rank)
 
 
 class StopAtEpoch(Callback):
@@ -195,7 +218,7 @@ def save_checkpoint(learn, run: RunDir, phase: int, epochs_done: int, history: l
     path, state_path = run.checkpoint_path, run.checkpoint_state_path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": learn.model.state_dict(), "opt": learn.opt.state_dict()}, tmp)
+    torch.save({"model": unwrap(learn.model).state_dict(), "opt": learn.opt.state_dict()}, tmp)
     write_json(state_path.with_suffix(".json.tmp"), {"phase": phase, "epochs_done": epochs_done, "history": history})
     # the .pt is renamed first: a crash between the two renames leaves an older JSON, i.e. one epoch redone
     os.replace(tmp, path)
@@ -221,12 +244,21 @@ def checkpoint_state(run: RunDir) -> tuple[dict | None, str]:
 
 def load_checkpoint(learn, run: RunDir) -> None:
     """Restore model and optimizer state into ``learn`` (tensors only: ``weights_only=True``)."""
+    apply_checkpoint(learn, read_checkpoint(run))
+
+
+def read_checkpoint(run: RunDir) -> dict:
+    """The model and optimizer states of the resume checkpoint, read with ``weights_only=True``."""
     path = run.checkpoint_path
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(f"{pickle_refusal(path)}; delete it to train the run from the start") from err
-    learn.model.load_state_dict(blob["model"])
+
+
+def apply_checkpoint(learn, blob: dict) -> None:
+    """Put the states of :func:`read_checkpoint` into ``learn``'s model and optimizer."""
+    unwrap(learn.model).load_state_dict(blob["model"])
     if learn.opt is None:
         learn.create_opt()
     learn.opt.load_state_dict(blob["opt"])

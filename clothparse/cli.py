@@ -149,7 +149,8 @@ def _skips(prepared) -> tuple[int, int, Path]:
 def _cmd_train(args) -> int:
     profile = _profile(args)
     run_dir = _module("train").train(profile, args.model, variant=args.variant, force=args.force, seed=args.seed)
-    print(run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the run folder: say it once
+        print(run_dir)
     return 0
 
 
@@ -182,7 +183,9 @@ def _cmd_claims(args) -> int:
 
 def _cmd_book(args) -> int:
     profile = _profile(args)
-    result = _module("book").build_book(profile, force=args.force, build=not args.no_build)
+    if args.parallel < 1:
+        raise CommandError(f"--parallel takes a number of workers, at least 1; got {args.parallel}")
+    result = _module("book").build_book(profile, force=args.force, build=not args.no_build, parallel=args.parallel)
     return 0 if result.ok else 1
 
 
@@ -305,6 +308,8 @@ def _data_train_book(sub) -> None:
     _profile_args(b)
     b.add_argument("--force", action="store_true", help="re-execute every notebook")
     b.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    b.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="execute up to N independent notebooks at once, one GPU each (on CPUs: cores // N threads)")
     b.set_defaults(func=_cmd_book)
 
 

@@ -27,6 +27,7 @@ from .images import IMAGENET_STATS
 from .runs import RunDir
 
 if TYPE_CHECKING:
+    from .distributed import World
     from .prepare import Prepared
     from .profiles import Profile
 
@@ -60,12 +61,18 @@ def augmentations(augment: bool = True) -> list:
 
 def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augment: bool = True,
                      num_workers: int = 0, valid_batch_size: int | None = None, stats=IMAGENET_STATS,
-                     batch_tfms: list | None = None):
+                     batch_tfms: list | None = None, world: World | None = None):
     """fastai ``DataLoaders`` over the store: train (shuffled, augmented) and valid splits, normalised with
     ``stats`` = (mean, std), the encoder's (:func:`~clothparse.models.encoders.encoder_stats`).
-    ``batch_tfms``: the train split's augmentation instead of :func:`augmentations` (``augment`` then unused)."""
+    ``batch_tfms``: the train split's augmentation instead of :func:`augmentations` (``augment`` then unused).
+
+    ``batch_size`` is the global batch: over several processes (``world``) the train loader is this rank's
+    slice of it (:class:`~clothparse.distributed.RankShardDL`); the valid loader is the whole split."""
     from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
 
+    from .distributed import RankShardDL, World
+
+    world = world or World()
     train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
     if len(train_idx) < batch_size:
         raise ValueError(f"train split has {len(train_idx)} images, fewer than one batch of {batch_size}")
@@ -73,9 +80,14 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
         raise ValueError("valid split is empty")
     norm = Normalize.from_stats(*stats, cuda=False)
     augment_tfms = augmentations(augment) if batch_tfms is None else batch_tfms
-    train_dl = TfmdDL(StoreSegmentation(prepared.store, train_idx), bs=batch_size, shuffle=True, drop_last=True,
-                      after_batch=[IntToFloatTensor(), *augment_tfms, norm], device=device,
-                      num_workers=num_workers, split_idx=0)
+    train_ds = StoreSegmentation(prepared.store, train_idx)
+    train_tfms = dict(shuffle=True, drop_last=True, after_batch=[IntToFloatTensor(), *augment_tfms, norm],
+                      device=device, num_workers=num_workers, split_idx=0)
+    if world.distributed:
+        train_dl = RankShardDL(train_ds, rank=world.rank, world_size=world.size,
+                               bs=world.batch_per_process(batch_size), **train_tfms)
+    else:
+        train_dl = TfmdDL(train_ds, bs=batch_size, **train_tfms)
     valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
                       shuffle=False,
                       after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats, cuda=False)],
@@ -110,9 +122,10 @@ class _Session:
     profile: Profile
     run: RunDir
     prepared: Prepared
-    device: str
+    device: str                         # this process's: cuda:<local rank> over several GPUs
     fp16: bool
     provenance: dict
+    world: World
     learn: object = None
     history: list[dict] = field(default_factory=list)
     start: tuple[int, int] = (1, 0)     # (phase, epochs of that phase already done)
@@ -128,54 +141,71 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
     work after that many epochs (used to test resume). ``variant`` defaults to the data the profile's models
     train on (``profile.main_variant``: refined where the profile refines, else base). ``seed`` (default: the
     profile's ``train.seed``) trains that seed's run (one of ``train.seeds``, or any other).
+
+    Started by torchrun (``WORLD_SIZE`` > 1), the processes train the run together, data-parallel, with the
+    profile's batch as the global batch (:mod:`clothparse.distributed`); rank 0 writes the run folder.
     """
-    from .prepare import prepare
+    from .distributed import world
     from .profiles import load_profile
 
     profile = load_profile(profile)
     profile = profile if seed is None else profile.with_seed(seed)
     variant = variant or profile.main_variant
-    prepared = prepared or prepare(profile, variant=variant, progress=progress)
+    with world(resolve_device(profile.device)) as w:
+        w.batch_per_process(profile.train.batch_size)  # refuse a batch the processes cannot share before any work
+        return _train(profile, model, variant, force, progress, prepared, stop_after_epochs, w)
+
+
+def _train(profile: Profile, model: str, variant: str, force: bool, progress: bool, prepared: Prepared | None,
+           stop_after_epochs: int | None, world: World) -> Path:
+    from .prepare import prepare
+
+    prepared = prepared or world.in_turn(lambda: prepare(profile, variant=variant, progress=progress))
     run = RunDir.for_training(profile, model, variant, prepared.store.meta["key"])
-    if run.is_complete() and not force:
+    if world.from_main(lambda: run.is_complete() and not force):
         return run.path
-    session = _open_run(profile, model, variant, run, prepared, force)
+    session = _open_run(profile, model, variant, run, prepared, force, world)
     _build(session, model, progress)
     _resume(session)
     t0 = time.perf_counter()
-    if not _fit_phases(session, stop_after_epochs):
-        return run.path
-    _finish(session, time.perf_counter() - t0)
+    finished = _fit_phases(session, stop_after_epochs)
+    if finished and world.is_main:
+        _finish(session, time.perf_counter() - t0)
+    world.barrier()  # every process returns once rank 0 has written what it returns
     return run.path
 
 
-def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared: Prepared, force: bool) -> _Session:
-    """Create (or reopen) the run folder; write its params and provenance."""
+def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared: Prepared, force: bool,
+              world: World) -> _Session:
+    """Create (or reopen) the run folder; write its params and provenance (rank 0)."""
     from fastai.torch_core import set_seed
 
     from .models.encoders import encoder_stats
 
-    if force and run.path.exists():
-        shutil.rmtree(run.path)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.failed_path.unlink(missing_ok=True)
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
     fp16 = profile.train.fp16 is True or (profile.train.fp16 == "auto" and device.startswith("cuda"))
-    runs.write_json(run.params_path, {
-        **runs.training_params(profile, model, variant), "profile": profile.name,
-        "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
-        "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size),
-        "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
-        "profile_full": profile.to_dict()})
-    prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else runs.provenance(
-        device, profile.train.seed)
-    prov.setdefault("resumes", [])
-    return _Session(profile, run, prepared, device, fp16, prov)
+    prov = {}
+    if world.is_main:
+        if force and run.path.exists():
+            shutil.rmtree(run.path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.failed_path.unlink(missing_ok=True)
+        runs.write_json(run.params_path, {
+            **runs.training_params(profile, model, variant), "profile": profile.name,
+            "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
+            "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size),
+            "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
+            "profile_full": profile.to_dict()})
+        prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else {
+            **runs.provenance(device, profile.train.seed), "processes": world.describe(profile.train.batch_size)}
+        prov.setdefault("resumes", [])
+    return _Session(profile, run, prepared, world.device(device), fp16, prov, world)
 
 
 def _build(s: _Session, model: str, progress: bool) -> None:
-    """The model, its data loaders and the fastai Learner."""
+    """The model, its data loaders and the fastai Learner (and, over several processes, its DDP wrapper)."""
+    from .distributed import DataParallel, sync_batchnorm
     from .losses import CompoundLoss
     from .models import build_model
     from .models.encoders import encoder_stats
@@ -183,20 +213,25 @@ def _build(s: _Session, model: str, progress: bool) -> None:
     cfg = s.profile.train
     net = build_model(model, input_size=s.profile.size, encoder_name=s.profile.encoder_name,
                       encoder_weights=s.profile.encoder_weights)
+    net = sync_batchnorm(net, s.world, s.device)
     dls = make_dataloaders(s.prepared, batch_size=cfg.batch_size, device=s.device, augment=cfg.augment,
-                           num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name))
-    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16)
-    if not progress:  # no bars, and no raw epoch lists printed by fastai's Recorder either
+                           num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name), world=s.world)
+    cbs = [DataParallel(s.world)] if s.world.distributed else []
+    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16,
+                            cbs=cbs)
+    if not progress or not s.world.is_main:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])
         s.learn.logger = lambda *args, **kwargs: None
 
 
 def _resume(s: _Session) -> None:
-    """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over."""
-    from .callbacks import checkpoint_state, load_checkpoint, remove_checkpoint
+    """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over.
 
-    state, why_not = checkpoint_state(s.run)
-    if state is None and why_not != "no checkpoint":
+    Rank 0 reads the checkpoint; every process loads the same states from it."""
+    from .callbacks import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
+
+    state, why_not = s.world.from_main(lambda: checkpoint_state(s.run))
+    if state is None and why_not != "no checkpoint" and s.world.is_main:
         print(f"{s.run.path}: resume checkpoint incomplete ({why_not}); training from the start")
         remove_checkpoint(s.run)
     if state is not None:
@@ -206,10 +241,12 @@ def _resume(s: _Session) -> None:
     s.frozen = s.profile.train.epochs_frozen > 0 and s.start[0] == 1
     s.learn.freeze() if s.frozen else s.learn.unfreeze()
     if state is not None:
-        load_checkpoint(s.learn, s.run)
+        apply_checkpoint(s.learn, s.world.from_main(lambda: read_checkpoint(s.run)))
         s.history = list(state["history"])
-        s.provenance["resumes"].append({"at": runs.now(), "phase": s.start[0], "epochs_done": s.start[1]})
-    runs.write_json(s.run.provenance_path, s.provenance)
+        s.provenance.get("resumes", []).append({"at": runs.now(), "phase": s.start[0], "epochs_done": s.start[1],
+                                                "world_size": s.world.size})
+    if s.world.is_main:
+        runs.write_json(s.run.provenance_path, s.provenance)
 
 
 def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
@@ -233,7 +270,8 @@ def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
             fit_to = min(n_epochs, first + stop_after_epochs - done_now)
         # the one-cycle schedule spans the whole phase even when this process stops early
         s.learn.fit_one_cycle(n_epochs, lr_max=cfg.lr_max, wd=cfg.wd, start_epoch=first,
-                              cbs=[RunRecorder(s.run, phase, s.history), PositionalSeed(cfg.seed, phase),
+                              cbs=[RunRecorder(s.run, phase, s.history, s.world),
+                                   PositionalSeed(cfg.seed, phase, s.world.rank),
                                    *([StopAtEpoch(fit_to)] if fit_to < n_epochs else [])])
         done_now += fit_to - first
         if fit_to < n_epochs:
@@ -242,7 +280,7 @@ def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
 
 
 def _finish(s: _Session, seconds: float) -> None:
-    """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint."""
+    """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint (rank 0)."""
     from safetensors.torch import save_file
 
     from .callbacks import remove_checkpoint

@@ -283,3 +283,44 @@ def test_the_prose_carries_the_numbers_of_the_claims_table(smoke_book):
     table_verdicts = verdicts[-sum(int(c) for c in counts.groups()):]
     assert [table_verdicts.count(v) for v in ("agrees", "contradicts", "inconclusive")] == \
         [int(c) for c in counts.groups()]
+
+
+def _numbers(repo: Path) -> dict:
+    """Every run's scores, history (without seconds) and test-split metrics, keyed by run folder name."""
+    out = {}
+    for metrics in sorted((repo / "runs").rglob("metrics.json")):
+        data = json.loads(metrics.read_text())
+        for timing in ("train_seconds_this_process", "seconds", "evaluated", "finished"):
+            data.pop(timing, None)
+        out[str(metrics.relative_to(repo / "runs"))] = data
+    for history in sorted((repo / "runs").rglob("history.csv")):
+        lines = history.read_text().splitlines()
+        keep = [i for i, c in enumerate(lines[0].split(",")) if c != "seconds"]
+        out[str(history.relative_to(repo / "runs"))] = [[row.split(",")[i] for i in keep] for row in lines]
+    return out
+
+
+def test_a_parallel_build_gives_the_sequential_builds_numbers(smoke_book, tmp_path):
+    """``--parallel 2``: the three smoke trainings two at a time (each worker one thread, as conftest pins), every
+    run's scores and history and every evaluation identical to the sequential build's; the data is copied over
+    (same files, same mtimes: the same stores and run ids), the runs are made anew."""
+    sequential = smoke_book.parent.parent
+    copy = tmp_path / "repo"
+    for rel in _tracked_files():
+        dest = copy / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    shutil.copytree(sequential / "work", copy / "work", copy_function=shutil.copy2)
+    env = {**os.environ, "PYTHONPATH": str(copy), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "clothparse.cli", "book", "--profile", "smoke", "--parallel", "2",
+                           "--no-build"], cwd=copy, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    running = [line for line in proc.stdout.splitlines() if line.startswith("  running ")]
+    assert any(line.count("train/") == 2 for line in running), proc.stdout  # two trainings at once
+    ours, theirs = _numbers(copy), _numbers(sequential)
+    assert ours.keys() == theirs.keys() and len(ours) >= 6
+    assert ours == theirs
+    statuses = json.loads((copy / "book" / "generated" / "steps.json").read_text())
+    assert [s["output"] for s in statuses] == [s["output"] for s in json.loads(
+        (sequential / "book" / "generated" / "steps.json").read_text())]
+    assert {s["status"] for s in statuses} == {"executed"}

@@ -87,3 +87,40 @@ def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
     (profile.runs_path / "unet-bbb").mkdir()
     (profile.runs_path / "unet-bbb" / "COMPLETE").write_text('{"key": "b"}')  # another seed's run completes
     assert book._inputs_digest(profile, step) != first
+
+
+def test_parallel_steps_wait_for_what_they_read(tmp_path):
+    from clothparse.book_parallel import dependencies
+
+    steps = book.plan(load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]}))
+    deps = dependencies(steps)
+    named = {s.output: {steps[j].output for j in d} for s, d in zip(steps, deps)}
+    assert all(j < i for i, d in enumerate(deps) for j in d)  # the plan's order is a valid order
+    assert named["architecture"] == set() and named["data"] == set() and named["refinement"] == {"data"}
+    # trainings need only the data: every one of them may run at once
+    trains = [s.output for s in steps if s.notebook == "train"]
+    assert len(trains) == 6 and all(named[t] == {"data", "refinement"} for t in trains)
+    # a model's evaluation waits for every training of that model (they key its cache), not for other models'
+    assert named["evaluate/extended_unet-seed1"] == {"data", "refinement", "train/extended_unet-refined",
+                                                     "train/extended_unet-refined-seed1"}
+    assert {t for t in named["evaluate/unet-base"] if t.startswith("train/")} == {
+        "train/unet-refined", "train/unet-refined-seed1", "train/unet-base", "train/unet-base-seed1"}
+    # the focus model's pages also wait for its evaluations; results and claims for everything before them
+    assert {"evaluate/extended_unet", "evaluate/extended_unet-seed1"} <= named["injection"]
+    assert not any(o.startswith(("train/unet", "evaluate/unet")) for o in named["qualitative"])
+    assert named["results"] == {s.output for s in steps[:[s.output for s in steps].index("results")]}
+
+
+def test_parallel_workers_get_a_gpu_each_or_a_share_of_the_cores(monkeypatch):
+    from clothparse.book_parallel import worker_envs
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    envs = worker_envs(3)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
+    assert {e["OMP_NUM_THREADS"] for e in envs} == {"3"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    envs = worker_envs(4)
+    assert all("CUDA_VISIBLE_DEVICES" not in e and e["OMP_NUM_THREADS"] == "4" for e in envs)

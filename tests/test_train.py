@@ -232,3 +232,42 @@ def test_a_user_prior_is_evaluated_like_the_ground_truth_variants(profile, prepa
     assert user[:, CLASSES.index("dress")].sum() == 0 and user.sum() == np.load(out / "confusion_plain.npy").sum()
     with pytest.raises(ValueError, match="rows for"):
         evaluate(extended_run, split="test", prior=gt[:2], progress=False, prepared=prepared, force=True)
+
+
+def test_two_processes_train_the_single_process_run(profile, prepared, extended_run, tiny_root):
+    """torchrun, 2 processes on gloo, the global batch of 8 split 4 + 4: the run folder of a single-process run
+    (same id, same files), the same schedule, and close scores. Not equal: each rank's BatchNorm normalises its 4
+    images with their own statistics (torch has no CPU SyncBatchNorm), rank 1 draws its own augmentations and
+    dropout, and the weighted seg and box losses are normalised per rank before DDP averages the gradients."""
+    ddp = profile.replace({"runs_dir": str(tiny_root / "runs_ddp")})
+    path = write_profile(ddp.to_dict(), tiny_root / "ddp.yaml")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           *_cli(path, "extended_unet")[1:]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    run_dir = next(Path(ddp.runs_dir).glob("*/extended_unet-*"))
+    assert run_dir.name == extended_run.name and done.stdout.count(str(run_dir)) == 1  # said once, by rank 0
+    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+    assert files == sorted(str(p.relative_to(extended_run)) for p in extended_run.rglob("*"))
+    ours_params, plain_params = runs.read_json(run_dir / "params.json"), runs.read_json(extended_run / "params.json")
+    for params in (ours_params, plain_params):
+        params["profile_full"].pop("runs_dir")  # the one difference: this test's runs go elsewhere
+    assert ours_params == plain_params
+    assert runs.read_json(run_dir / "provenance.json")["processes"] == {"world_size": 2, "backend": "gloo",
+                                                                       "batch_per_process": 4}
+    history, plain = pd.read_csv(run_dir / "history.csv"), pd.read_csv(extended_run / "history.csv")
+    assert list(history.columns) == list(plain.columns)
+    # the paper's schedule: as many optimizer steps an epoch as one process makes, so the same one-cycle lr
+    pd.testing.assert_frame_equal(history[["phase", "epoch", "global_epoch", "lr"]],
+                                  plain[["phase", "epoch", "global_epoch", "lr"]], check_exact=True)
+    # close, by as much as a change of seed moves a run this short: each epoch's total loss within 10 % (train:
+    # the mean over both ranks' slices), every term within 15 % of that total, the valid scores within 3 points
+    for part in ("train", "valid"):
+        total = plain[f"{part}_total"]
+        np.testing.assert_allclose(history[f"{part}_total"], total, rtol=0.10, err_msg=part)
+        for col in [c for c in plain.columns if c.startswith(f"{part}_")]:
+            assert ((history[col] - plain[col]).abs() <= 0.15 * total).all(), (col, history[col], plain[col])
+    ours = runs.read_json(run_dir / "metrics.json")["valid"]
+    theirs = runs.read_json(extended_run / "metrics.json")["valid"]
+    for key in ("pooled_overall", "mean_overall", "pooled_excl_bg", "mask"):
+        assert abs(ours[key] - theirs[key]) < 3.0, (key, ours[key], theirs[key])
