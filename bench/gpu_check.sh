@@ -43,7 +43,7 @@ timeout 120 $PY bench/run.py $QUICK --only inference --device $DEVICE --json "$O
 if [ -f clothparse/distributed.py ]; then
   echo "== 6. data-parallel training through torchrun (nccl on a GPU, gloo on a CPU), one process"
   timeout 150 $PY -m torch.distributed.run --standalone --nproc_per_node 1 -m clothparse.cli train --profile smoke \
-    --model unet --device $DEVICE --set data.root="$OUT/ddp_data" --set runs_root="$OUT/ddp_runs" > "$OUT/ddp.log" 2>&1
+    --model unet --device $DEVICE --force > "$OUT/ddp.log" 2>&1
   echo "rc $? — $(tail -1 "$OUT/ddp.log")"
 fi
 
