@@ -34,10 +34,14 @@ if TYPE_CHECKING:
 
 # --- data -----------------------------------------------------------------------------------
 class StoreSegmentation(torch.utils.data.Dataset):
-    """Rows of a :class:`clothparse.store.Store` as fastai ``(TensorImage, TensorMask)`` pairs (uint8 image)."""
+    """Rows of a :class:`clothparse.store.Store` as fastai ``(TensorImage, TensorMask)`` pairs (uint8 image).
 
-    def __init__(self, store, indices):
+    ``split_idx`` (0 train, 1 valid) is what a ``TfmdDL`` hands its transform pipelines at every epoch: fastai's
+    random transforms (``split_idx = 0``) run only where it is 0, so without it no augmentation would run."""
+
+    def __init__(self, store, indices, split_idx: int | None = None):
         self.store, self.indices = store, np.asarray(indices, dtype=np.int64)
+        self.split_idx = split_idx
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -80,18 +84,18 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
         raise ValueError("valid split is empty")
     norm = Normalize.from_stats(*stats, cuda=False)
     augment_tfms = augmentations(augment) if batch_tfms is None else batch_tfms
-    train_ds = StoreSegmentation(prepared.store, train_idx)
+    train_ds = StoreSegmentation(prepared.store, train_idx, split_idx=0)
     train_tfms = dict(shuffle=True, drop_last=True, after_batch=[IntToFloatTensor(), *augment_tfms, norm],
-                      device=device, num_workers=num_workers, split_idx=0)
+                      device=device, num_workers=num_workers)
     if world.distributed:
         train_dl = RankShardDL(train_ds, rank=world.rank, world_size=world.size,
                                bs=world.batch_per_process(batch_size), **train_tfms)
     else:
         train_dl = TfmdDL(train_ds, bs=batch_size, **train_tfms)
-    valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx), bs=valid_batch_size or 2 * batch_size,
+    valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx, split_idx=1), bs=valid_batch_size or 2 * batch_size,
                       shuffle=False,
                       after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats, cuda=False)],
-                      device=device, num_workers=num_workers, split_idx=1)
+                      device=device, num_workers=num_workers)
     return DataLoaders(train_dl, valid_dl, device=device)
 
 

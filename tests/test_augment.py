@@ -65,3 +65,35 @@ def test_draws_follow_the_paper_probabilities_and_ranges():
     assert abs((d["brightness"] != 0.5).float().mean() - 0.75) < 0.02
     assert d["brightness"].min() >= 0.4 and d["brightness"].max() <= 0.6
     assert d["contrast"].min() >= 0.8 - 1e-6 and d["contrast"].max() <= 1.25 + 1e-6
+
+
+class _Rows:
+    """What ``make_dataloaders`` reads of a :class:`~clothparse.prepare.Prepared`: a store and split rows."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def indices(self, split: str):
+        return list(range(8)) if split == "train" else list(range(8, len(self.store)))
+
+
+def test_training_batches_of_the_real_dataloaders_are_augmented_and_validation_ones_are_not(tmp_path):
+    """Through ``make_dataloaders`` over a real store: fastai runs a random transform only where the loader's
+    dataset says ``split_idx == 0``; a dataset without it would silently train unaugmented."""
+    from fastai.torch_core import set_seed
+
+    from clothparse.datasets.imaterialist import IMaterialist
+    from clothparse.datasets.synthetic import generate
+    from clothparse.store import build_store
+    from clothparse.train import make_dataloaders
+
+    root = generate(tmp_path / "synthetic", n_images=12, height=48, width=32, seed=5, progress=False)
+    store = build_store(IMaterialist(root), tmp_path / "store", size=(48, 32), workers=0, progress=False)
+    batches = {}
+    for augment in (True, False):
+        set_seed(0)
+        dls = make_dataloaders(_Rows(store), batch_size=8, augment=augment)
+        batches[augment] = [b.as_subclass(torch.Tensor) for b in (*dls.train.one_batch(), *dls.valid.one_batch())]
+    (ax, ay, avx, avy), (px, py, pvx, pvy) = batches[True], batches[False]
+    assert not torch.allclose(ax, px) and not torch.equal(ay, py)  # same images, same order: augmented
+    assert torch.equal(avx, pvx) and torch.equal(avy, pvy)

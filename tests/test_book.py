@@ -286,24 +286,27 @@ def test_the_prose_carries_the_numbers_of_the_claims_table(smoke_book):
 
 
 def _numbers(repo: Path) -> dict:
-    """Every run's scores, history (without seconds) and test-split metrics, keyed by run folder name."""
+    """Every run's scores, history (without seconds) and test-split metrics, keyed by profile, model, variant and
+    file: not by run folder, whose hash covers the store key and so the data's absolute path."""
     out = {}
-    for metrics in sorted((repo / "runs").rglob("metrics.json")):
-        data = json.loads(metrics.read_text())
-        for timing in ("train_seconds_this_process", "seconds", "evaluated", "finished"):
-            data.pop(timing, None)
-        out[str(metrics.relative_to(repo / "runs"))] = data
-    for history in sorted((repo / "runs").rglob("history.csv")):
-        lines = history.read_text().splitlines()
+    for params_file in sorted((repo / "runs").rglob("params.json")):
+        run, params = params_file.parent, json.loads(params_file.read_text())
+        name = f"{run.parent.name}/{params['model']}/{params['variant']}"
+        for metrics in sorted(run.rglob("metrics.json")):
+            data = json.loads(metrics.read_text())
+            for volatile in ("train_seconds_this_process", "seconds", "evaluated", "finished", "store_key"):
+                data.pop(volatile, None)
+            out[f"{name}/{metrics.relative_to(run)}"] = data
+        lines = (run / "history.csv").read_text().splitlines()
         keep = [i for i, c in enumerate(lines[0].split(",")) if c != "seconds"]
-        out[str(history.relative_to(repo / "runs"))] = [[row.split(",")[i] for i in keep] for row in lines]
+        out[f"{name}/history.csv"] = [[row.split(",")[i] for i in keep] for row in lines]
     return out
 
 
 def test_a_parallel_build_gives_the_sequential_builds_numbers(smoke_book, tmp_path):
     """``--parallel 2``: the three smoke trainings two at a time (each worker one thread, as conftest pins), every
     run's scores and history and every evaluation identical to the sequential build's; the data is copied over
-    (same files, same mtimes: the same stores and run ids), the runs are made anew."""
+    (same files, same mtimes; the stores are rebuilt under keys of the copy's path), the runs are made anew."""
     sequential = smoke_book.parent.parent
     copy = tmp_path / "repo"
     for rel in _tracked_files():
