@@ -2,8 +2,9 @@
 
 The network alone (``eval()``, ``torch.inference_mode``, batch 8, random weights — the speed does not depend
 on them), on the CPU and, where available, on CUDA (fp16 autocast, as ``clothparse.parse`` runs it).
-Also the whole :class:`clothparse.parse.Parser` on 825×550 photos (CCP's size), on each device: images from
-memory, resizing, the network, the mask back at full size, boxes and colours (the last two on the CPU).
+Also the whole :class:`clothparse.parse.Parser` on 825×550 JPEG files (CCP's size), on each device: decoding,
+resizing, the network, the mask back at full size, boxes and colours (the last two on the CPU) — one image after
+the other and with the parser's thread pool, side by side.
 
 ``onnx_inference``: the shipped parser's network (smp U-Net, EfficientNet-Lite0, 192×128, random weights) on the
 CPU through torch and through onnxruntime (its ``clothparse export`` ONNX file), side by side in one run, at the
@@ -56,17 +57,34 @@ def _photos(n: int) -> list[np.ndarray]:
 
 
 def _parser_rows(device: str, quick: bool) -> list[Row]:
-    from clothparse.parse import Parser
+    """The whole parser on 825×550 JPEG files (decoding included), one image after the other (``workers=0``)
+    and with its default thread pool (reading the next batch and finishing results beside the network)."""
+    import tempfile
+
+    from PIL import Image
+
+    from clothparse.parse import Parser, default_workers
 
     model = build_model("extended_unet", input_size=SIZE).eval()
-    parser = Parser(model=model, device=device, batch_size=BATCH)
-    n = 2 if quick else BATCH
-    photos = _photos(n)
-    if device.startswith("cuda"):
-        parser(photos)  # warm-up
-    seconds = best_time(lambda: parser(photos), repeat=1 if quick else 2, min_seconds=0.1 if quick else 1.0)
-    return [Row(f"parse() 825×550 photos, {device}", n / seconds, "images/s",
-                "extended_unet; resize, network, full-size mask, boxes, colours")]
+    n = 2 * BATCH if not quick else BATCH
+    rows, rates = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for k, photo in enumerate(_photos(n)):
+            files.append(f"{tmp}/photo{k:02d}.jpg")
+            Image.fromarray(photo).save(files[-1], quality=90)
+        for workers in (0, default_workers()):
+            parser = Parser(model=model, device=device, batch_size=BATCH, workers=workers)
+            if device.startswith("cuda"):
+                parser(files[:BATCH])  # warm-up
+            seconds = best_time(lambda p=parser: p(files), repeat=1 if quick else 2,
+                                min_seconds=0.1 if quick else 1.0)
+            rates[workers] = n / seconds
+            rows.append(Row(f"parse() 825×550 JPEGs, {device}, workers={workers}", rates[workers], "images/s",
+                            "extended_unet; decode, resize, network, full-size mask, boxes, colours"))
+    rows.append(Row(f"parse() threads / one after the other, {device}", rates[default_workers()] / rates[0], "ratio",
+                    f"{default_workers()} threads, {torch.get_num_threads()} torch threads"))
+    return rows
 
 
 @bench("inference", "images/s through unet and extended_unet at 288×192 (CPU, and CUDA when available)")

@@ -208,11 +208,22 @@ def _cmd_parse(args) -> int:
     done = _module("parse").parse_files(
         args.paths, args.run or args.model, args.out, prior=args.prior, present=args.present, absent=args.absent,
         hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-        classes=args.classes, cutouts=args.cutouts, masks=args.masks)
+        classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers)
     empty = len(done.empty_folders)
     skipped = f", {empty} empty folder{'s' if empty > 1 else ''} skipped" if empty else ""
     print(f"parsed {done.written} of {len(done.files)} images ({done.failed} failed{skipped}) → {done.out_dir}")
     return 0 if done.ok else 1
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _batch_size(text: str) -> int:
@@ -336,6 +347,9 @@ def _run_commands(sub) -> None:
     p.add_argument("--hard", action="store_true", help="forbid the prior's absent classes in the output")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … (default auto: cuda when available)")
     p.add_argument("--batch-size", type=_batch_size, default=8, help="images per forward pass (≥ 1)")
+    p.add_argument("--workers", type=_workers, default=None,
+                   help="threads reading photos and finishing results beside the network (default: the cores, "
+                        "at most 8; 0: one image after the other)")
     p.add_argument("--classes", default=None, metavar="CLASSES",
                    help="limit every output to these clothing classes: pants,skirt")
     p.add_argument("--cutouts", action="store_true",

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import glob
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch"]
+           "load_batches", "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
@@ -141,6 +142,39 @@ def load_image(image, max_side: int = WORK_MAX_SIDE, source: str | None = None) 
     if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageLoadError(source or "<array>", f"empty image {rgb.shape}")
     return LoadedImage(source or "<array>", _reduce(rgb, max_side), rgb.shape[:2])
+
+
+def _label(item, index: int) -> str:
+    return str(item) if isinstance(item, (str, Path)) else f"<image {index}>"
+
+
+def _try_load(item, index: int, max_side: int) -> LoadedImage | ImageLoadError:
+    try:
+        return load_image(item, max_side, source=_label(item, index))
+    except ImageLoadError as err:
+        return err
+
+
+def load_batches(items: list, batch_size: int, max_side: int = WORK_MAX_SIDE,
+                 pool: Executor | None = None) -> Iterator[list[LoadedImage | ImageLoadError]]:
+    """``items`` loaded batch by batch, in order: each slot a :class:`LoadedImage` or the
+    :class:`ImageLoadError` that reading it raised (the caller decides whether to raise or report it).
+
+    With ``pool`` (a thread pool: PIL decodes without holding the GIL) the next batch is read while the
+    caller works on this one; without it, one image after the other."""
+    def submit(start: int):
+        chunk = items[start:start + batch_size]
+        if pool is None:
+            return [_try_load(item, start + k, max_side) for k, item in enumerate(chunk)]
+        return [pool.submit(_try_load, item, start + k, max_side) for k, item in enumerate(chunk)]
+
+    starts = range(0, len(items), batch_size)
+    ahead = submit(0) if starts else []
+    for i, _ in enumerate(starts):
+        current = ahead
+        if i + 1 < len(starts):
+            ahead = submit(starts[i + 1])
+        yield current if pool is None else [f.result() for f in current]
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[str]:

@@ -47,8 +47,11 @@ from here too.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,6 +69,7 @@ from .images import (
     ImageLoadError,
     LoadedImage,
     expand_inputs,
+    load_batches,
     load_image,
     to_rgb_array,
 )
@@ -297,6 +301,20 @@ def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
                      f"({n}×{NUM_CLOTHING}), got shape {tuple(p.shape)}")
 
 
+def default_workers() -> int:
+    """Threads that read photos and finish results beside the network: the cores, at most 8."""
+    return min(8, os.cpu_count() or 1)
+
+
+@contextmanager
+def _thread_pool(workers: int):
+    if workers == 0:
+        yield None
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clothparse-parse") as pool:
+        yield pool
+
+
 class Parser:
     """A loaded model ready to parse images.
 
@@ -309,7 +327,8 @@ class Parser:
     def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
-                 amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None):
+                 amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None,
+                 workers: int | None = None):
         from .backends import Network
         from .package import load_network
 
@@ -324,7 +343,7 @@ class Parser:
             network = Network(input_size=size, normalisation=normalisation or "imagenet",
                               model_name=type(model).__name__, module=model)
         self._setup(network, device=device, batch_size=batch_size, min_area=min_area, colours=colours,
-                    colour_options=colour_options, amp=amp, work_max_side=work_max_side)
+                    colour_options=colour_options, amp=amp, work_max_side=work_max_side, workers=workers)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, input_size: tuple[int, int] | None = None,
@@ -344,7 +363,7 @@ class Parser:
 
     def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
                colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
-               work_max_side: int = WORK_MAX_SIDE) -> None:
+               work_max_side: int = WORK_MAX_SIDE, workers: int | None = None) -> None:
         from .devices import resolve_device
         from .images import stats_of
 
@@ -359,6 +378,9 @@ class Parser:
         self.batch_size, self.min_area, self.colours = int(batch_size), float(min_area), colours
         self.colour_options = dict(colour_options or {})
         self.work_max_side = int(work_max_side)
+        self.workers = default_workers() if workers is None else int(workers)
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 (one image after the other) or more, got {workers!r}")
         self._warned_soft = False
 
     @property
@@ -429,26 +451,35 @@ class Parser:
         prior_t = _prior_rows(prior, len(images))
         if hard and prior_t is None:
             raise ValueError("hard=True needs a prior (which classes are absent)")
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
-            slots: list[LoadedImage | ParseFailure] = []
-            for k, item in enumerate(chunk):
-                label = str(item) if isinstance(item, (str, Path)) else f"<image {start + k}>"
-                try:
-                    slots.append(load_image(item, self.work_max_side, source=label))
-                except ImageLoadError as err:
-                    if errors == "raise":
-                        raise
-                    slots.append(ParseFailure(label, err.reason))
-            idx = [k for k, s in enumerate(slots) if isinstance(s, LoadedImage)]
-            if idx:
-                rows = prior_t if prior_t is None or prior_t.ndim == 1 else prior_t[[start + k for k in idx]]
-                seg, cls = self._forward([slots[k] for k in idx], rows, hard)
-                for j, k in enumerate(idx):
-                    row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
-                    slots[k] = self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard,
-                                            original=chunk[k])
-            yield from slots
+        with _thread_pool(self.workers) as pool:
+            batches = load_batches(images, self.batch_size, self.work_max_side, pool=pool)
+            for start, slots in zip(range(0, len(images), self.batch_size), batches):
+                yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
+
+    def _parse_batch(self, images: list, start: int, slots: list, prior_t, hard: bool, errors: str, pool):
+        """One batch's results (or failures) in order: the network on the readable images, then each image's
+        mask, boxes and colours — side by side in ``pool`` (upsampling and colour statistics are torch and numpy
+        work that runs without the GIL)."""
+        for slot in slots:
+            if isinstance(slot, ImageLoadError) and errors == "raise":
+                raise slot
+        slots = [ParseFailure(s.source, s.reason) if isinstance(s, ImageLoadError) else s for s in slots]
+        idx = [k for k, s in enumerate(slots) if isinstance(s, LoadedImage)]
+        if not idx:
+            return slots
+        rows = prior_t if prior_t is None or prior_t.ndim == 1 else prior_t[[start + k for k in idx]]
+        seg, cls = self._forward([slots[k] for k in idx], rows, hard)
+
+        def result(j: int) -> ParseResult:
+            k = idx[j]
+            row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
+            return self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard,
+                                original=images[start + k])
+
+        done = pool.map(result, range(len(idx))) if pool is not None else map(result, range(len(idx)))
+        for k, res in zip(idx, list(done)):
+            slots[k] = res
+        return slots
 
     def __call__(self, images, prior=None, hard: bool = False) -> list[ParseResult]:
         return list(self.iter_parse(_as_list(images), prior=prior, hard=hard, errors="raise"))

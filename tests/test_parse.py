@@ -276,6 +276,29 @@ def test_api_errors_name_the_file_and_the_scheme(tmp_path, run_dir, parser):
         Parser(run=other)
 
 
+def test_threads_read_ahead_and_finish_results_as_one_image_after_the_other_does(tmp_path, random_parser):
+    """``workers``: photos are read a batch ahead and each result finished in a thread pool; the results are those
+    of ``workers=0``, in input order, a broken file reported in its place (or raised, naming it)."""
+    files = write_inputs(tmp_path / "in")
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    inputs = [tmp_path / "in" / name for name in sorted(files)]
+    inputs.insert(3, tmp_path / "in" / "broken.jpg")
+    serial = Parser(run=random_parser.run, device="cpu", batch_size=3, workers=0)
+    threaded = Parser(run=random_parser.run, device="cpu", batch_size=3, workers=3)
+    assert threaded.workers == 3 and Parser(run=random_parser.run, device="cpu").workers >= 1
+    one, many = (list(p.iter_parse(inputs, errors="report")) for p in (serial, threaded))
+    assert [r.source for r in many] == [str(p) for p in inputs] == [r.source for r in one]
+    assert [r.ok for r in many] == [name != "broken.jpg" for name in (p.name for p in inputs)]
+    for a, b in zip(one, many):
+        if a.ok:
+            assert np.array_equal(np.asarray(a.mask), np.asarray(b.mask)) and a.boxes == b.boxes
+            assert a.colours == b.colours and a.classes == b.classes
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        threaded(inputs)
+    with pytest.raises(ValueError, match="workers must be 0"):
+        Parser(run=random_parser.run, device="cpu", workers=-1)
+
+
 # --- tables and figures -------------------------------------------------------------------------------
 def test_summary_table_and_figure(parser):
     import matplotlib
