@@ -148,15 +148,16 @@ def _collect(dl, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 # --- the two training loops -----------------------------------------------------------------
-def _clothparse_side(model_name: str, size, dls, fp16: bool):
-    """A Learner exactly as clothparse.train.train builds it (progress bar and logger off, as with progress=False)."""
+def _clothparse_side(model_name: str, size, dls, fp16: bool, **levers):
+    """A Learner exactly as clothparse.train.train builds it (progress bar and logger off, as with progress=False);
+    ``levers``: ``amp_dtype`` / ``channels_last`` as the profile's ``train`` keys set them."""
     from clothparse.losses import CompoundLoss
     from clothparse.models import build_model
     from clothparse.train import build_learner
 
     torch.manual_seed(SEED)
     net = build_model(model_name, input_size=size)
-    learn = build_learner(net, dls, CompoundLoss(), lr=LR, wd=WD, fp16=fp16)
+    learn = build_learner(net, dls, CompoundLoss(), lr=LR, wd=WD, fp16=fp16, **levers)
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
     learn.logger = lambda *args, **kwargs: None
     return learn
@@ -391,6 +392,21 @@ def loader_rate(quick: bool) -> list[Row]:
                 "median of per-round ratios; ≫ 1: the loader is not the bottleneck")]
 
 
+def _levers_row(model: str, size, batch: int, k: int, device: torch.device, store, bare_rate: float,
+                what: str) -> Row:
+    """clothparse with the profile's GPU levers on (``train.amp_dtype: bf16``, ``train.channels_last: true``)."""
+    levers = {"amp_dtype": "bf16", "channels_last": True}
+    dls = _dataloaders(store, batch, k + 1, device)
+    learn = _clothparse_side(model, size, dls, True, **levers)
+    _clothparse_rate(learn, 0, batch, device)  # warm-up
+    rates = [_clothparse_rate(learn, k, batch, device)[0] for _ in range(ROUNDS)]
+    del learn
+    gc.collect()
+    rate = statistics.median(rates)
+    return Row(f"{what}: clothparse, train.amp_dtype=bf16 + channels_last", rate, "images/s",
+               f"{_rounds(rates)}; {rate / bare_rate:.3g}× the bare fp16 loop")
+
+
 @bench("gpu_train", "unet & extended_unet with AMP: clothparse (fastai, fp16) vs a bare AMP loop, epoch estimate")
 def gpu_train(quick: bool) -> list[Row]:
     device = _device()
@@ -426,6 +442,8 @@ def gpu_train(quick: bool) -> list[Row]:
                          Row(f"{what}: epoch of {EPOCH_IMAGES:,} images, clothparse",
                              EPOCH_IMAGES / r["clothparse"] / 60, "min",
                              f"bare: {EPOCH_IMAGES / r['bare'] / 60:.3g} min")]
+                if not cpu and first:
+                    rows.append(_levers_row(model, size, batch, k, device, store, r["bare"], what))
                 if r["opt_ms"]:
                     rows.append(Row(f"{model}: optimizer step alone, clothparse.optim.adam", r["opt_ms"][0], "ms",
                                     f"torch AdamW default {r['opt_ms'][1]:.3g} ms, fused=True {r['opt_ms'][2]:.3g} ms"))

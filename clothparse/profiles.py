@@ -69,6 +69,12 @@ class TrainConfig:
     # tables show their mean and spread. () = the one run of `seed`. Not part of a run's id.
     seeds: tuple[int, ...] = ()
     fp16: Union[Literal["auto"], bool] = "auto"
+    # Mixed precision's half type where fp16 is on: "fp16" (with a loss scaler), "bf16" (fp32's range, no scaler;
+    # GPUs from Ampere on), "auto" (bf16 where the GPU has it). And the channels-last memory format for the model
+    # (tensor-core convolutions prefer it). Both are speed levers for a GPU; `make bench` (gpu_levers, gpu_train)
+    # measures them, and the defaults stay the measured-safe ones until a GPU run shows they pay.
+    amp_dtype: Literal["fp16", "bf16", "auto"] = "fp16"
+    channels_last: bool = False
     num_workers: int = 0
     augment: bool = True
     # The per-epoch resume checkpoint (model + Adam's moments, ~3x model.safetensors) is deleted once the

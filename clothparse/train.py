@@ -100,23 +100,35 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
 
 
 def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, fp16: bool = False,
-                  cbs: list | None = None):
+                  cbs: list | None = None, amp_dtype: str = "fp16", channels_last: bool = False):
     """A fastai ``Learner``: Adam with decoupled weight decay (fastai's, on torch's multi-tensor kernels:
-    :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric."""
+    :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric. ``fp16``: mixed precision of
+    ``amp_dtype`` ("fp16" with fastai's loss scaler, "bf16" without); ``channels_last``: fastai's
+    ``ChannelsLast`` (the model in channels-last memory format)."""
+    from fastai.callback.channelslast import ChannelsLast
     from fastai.learner import Learner
 
     from .callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
     from .models import splitter
     from .optim import adam
 
+    if amp_dtype not in ("fp16", "bf16"):
+        raise ValueError(f"amp_dtype must be 'fp16' or 'bf16', got {amp_dtype!r}")
     callbacks = [FiniteLossGuard(), *(cbs or [])]
     if fp16:
-        callbacks.append(TupleMixedPrecision())
+        callbacks.append(TupleMixedPrecision(amp_mode=amp_dtype))
+    if channels_last:
+        callbacks.append(ChannelsLast())
     return Learner(dls, model, loss_func=loss_func, opt_func=adam, lr=lr, wd=wd,
                    splitter=splitter, metrics=[PooledIoU()], cbs=callbacks, path=run_dir or Path("."),
                    model_dir="checkpoints")
 
 
+def resolve_amp_dtype(amp_dtype: str, device: str) -> str:
+    """A profile's ``train.amp_dtype`` on ``device``: "auto" is bf16 where the GPU has it, else fp16."""
+    if amp_dtype != "auto":
+        return amp_dtype
+    return "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp16"
 
 
 @dataclass
@@ -128,6 +140,7 @@ class _Session:
     prepared: Prepared
     device: str                         # this process's: cuda:<local rank> over several GPUs
     fp16: bool
+    amp_dtype: str
     provenance: dict
     world: World
     learn: object = None
@@ -189,6 +202,7 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
     fp16 = profile.train.fp16 is True or (profile.train.fp16 == "auto" and device.startswith("cuda"))
+    amp_dtype = resolve_amp_dtype(profile.train.amp_dtype, device)
     prov = {}
     if world.is_main:
         if force and run.path.exists():
@@ -198,13 +212,14 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
         runs.write_json(run.params_path, {
             **runs.training_params(profile, model, variant), "profile": profile.name,
             "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
-            "fp16": fp16, "classes": list(CLASSES), "input_size": list(profile.size),
+            "fp16": fp16, "amp_dtype": amp_dtype if fp16 else None, "classes": list(CLASSES),
+            "input_size": list(profile.size),
             "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
             "profile_full": profile.to_dict()})
         prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else {
             **runs.provenance(device, profile.train.seed), "processes": world.describe(profile.train.batch_size)}
         prov.setdefault("resumes", [])
-    return _Session(profile, run, prepared, world.device(device), fp16, prov, world)
+    return _Session(profile, run, prepared, world.device(device), fp16, amp_dtype, prov, world)
 
 
 def _build(s: _Session, model: str, progress: bool) -> None:
@@ -222,7 +237,7 @@ def _build(s: _Session, model: str, progress: bool) -> None:
                            num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name), world=s.world)
     cbs = [DataParallel(s.world)] if s.world.distributed else []
     s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16,
-                            cbs=cbs)
+                            cbs=cbs, amp_dtype=s.amp_dtype, channels_last=cfg.channels_last)
     if not progress or not s.world.is_main:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])
         s.learn.logger = lambda *args, **kwargs: None

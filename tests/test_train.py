@@ -273,3 +273,34 @@ def test_two_processes_train_the_single_process_run(profile, prepared, extended_
     theirs = runs.read_json(extended_run / "metrics.json")["valid"]
     for key in ("pooled_overall", "mean_overall", "pooled_excl_bg", "mask"):
         assert abs(ours[key] - theirs[key]) < 3.0, (key, ours[key], theirs[key])
+
+
+def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepared, tiny_root):
+    """``train.channels_last`` trains the same model up to the convolutions' summation order (a CPU has no
+    mixed precision: ``amp_dtype`` is checked by what it puts in the Learner, and its GPU speed by the bench)."""
+    from fastai.callback.fp16 import AMPMode
+
+    from clothparse.callbacks import TupleMixedPrecision
+    from clothparse.profiles import ProfileError
+    from clothparse.train import build_learner, resolve_amp_dtype
+
+    short = {"train.epochs_frozen": 0, "train.epochs_unfrozen": 1}
+    plain = train(profile.replace({**short, "runs_dir": str(tiny_root / "runs_cl")}), "unet", prepared=prepared,
+                  progress=False)
+    cl = train(profile.replace({**short, "train.channels_last": True, "runs_dir": str(tiny_root / "runs_cl")}),
+               "unet", prepared=prepared, progress=False)
+    assert cl != plain and runs.read_json(cl / "params.json")["train"]["channels_last"] is True
+    a, b = pd.read_csv(plain / "history.csv"), pd.read_csv(cl / "history.csv")
+    assert np.allclose(a["train_total"], b["train_total"], rtol=1e-3)
+    assert np.allclose(a["valid_total"], b["valid_total"], rtol=1e-3)
+    assert resolve_amp_dtype("auto", "cpu") == "fp16" and resolve_amp_dtype("bf16", "cpu") == "bf16"
+    from clothparse.train import make_dataloaders
+
+    dls, loss = make_dataloaders(prepared, batch_size=8), torch.nn.CrossEntropyLoss()
+    learn = build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, fp16=True, amp_dtype="bf16")
+    amp = [cb for cb in learn.cbs if isinstance(cb, TupleMixedPrecision)]
+    assert len(amp) == 1 and amp[0].amp_mode == AMPMode.BF16
+    with pytest.raises(ValueError, match="amp_dtype must be"):
+        build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, fp16=True, amp_dtype="half")
+    with pytest.raises(ProfileError, match="train.amp_dtype"):
+        profile.replace({"train.amp_dtype": "half"})
