@@ -215,26 +215,17 @@ def _cmd_parse(args) -> int:
     return 0 if done.ok else 1
 
 
-def _workers(text: str) -> int:
-    """``--workers``: a whole number ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _batch_size(text: str) -> int:
-    """``--batch-size``: a whole number ≥ 1 (argparse reports anything else as a usage error, exit code 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse ``type``: a whole number ≥ ``minimum`` (anything else is a usage error, exit code 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text}")
+        return value
+    return parse
 
 
 def _cmd_export(args) -> int:
@@ -346,8 +337,8 @@ def _run_commands(sub) -> None:
     p.add_argument("--absent", default=None, metavar="CLASSES", help="clothing classes known to be absent: dress")
     p.add_argument("--hard", action="store_true", help="forbid the prior's absent classes in the output")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … (default auto: cuda when available)")
-    p.add_argument("--batch-size", type=_batch_size, default=8, help="images per forward pass (≥ 1)")
-    p.add_argument("--workers", type=_workers, default=None,
+    p.add_argument("--batch-size", type=_whole_number(1), default=8, help="images per forward pass (≥ 1)")
+    p.add_argument("--workers", type=_whole_number(0), default=None,
                    help="threads reading photos and finishing results beside the network (default: the cores, "
                         "at most 8; 0: one image after the other)")
     p.add_argument("--classes", default=None, metavar="CLASSES",
