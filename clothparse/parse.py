@@ -322,7 +322,8 @@ class Parser:
     repository id), so ``clothparse parse --model`` goes the same way; ``model``: an ``nn.Module`` with
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
     behind a backend (:mod:`clothparse.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
-    parse is the same for both."""
+    parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
+    mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other)."""
 
     def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
