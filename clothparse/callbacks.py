@@ -42,7 +42,20 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class TupleMixedPrecision(MixedPrecision):
-    """fastai's AMP, for models whose output tuple may hold ``None`` (a missing branch)."""
+    """fastai's AMP, for models whose output tuple may hold ``None`` (a missing branch), and on a CPU too.
+
+    fastai's callback always enters CUDA autocast, which leaves a CPU model in fp32 without a word; here a
+    model on any other device autocasts on its own device. Only bf16 there: CPU fp16 kernels are emulated."""
+
+    def before_fit(self):
+        super().before_fit()
+        device = next(self.learn.model.parameters()).device
+        if device.type == "cuda":
+            return
+        if self.autocast.fast_dtype != torch.bfloat16:
+            raise ValueError(f"mixed precision on {device.type} is bf16 only (amp_mode='bf16'): its fp16 kernels "
+                             "are emulated and slower than fp32")
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16)
 
     def after_pred(self):
         self.learn.pred = type(self.pred)(*(p.float() if p is not None and p.is_floating_point() else p

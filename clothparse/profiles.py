@@ -68,6 +68,7 @@ class TrainConfig:
     # Several training seeds (`seeds: [0, 1, 2]`): each is a run of its own (train.seed set to it) and the
     # tables show their mean and spread. () = the one run of `seed`. Not part of a run's id.
     seeds: tuple[int, ...] = ()
+    # auto: on a GPU only; true on a CPU autocasts in bf16 (see train.resolve_amp_dtype)
     fp16: Union[Literal["auto"], bool] = "auto"
     # Mixed precision's half type where fp16 is on: "fp16" (with a loss scaler), "bf16" (fp32's range, no scaler;
     # GPUs from Ampere on), "auto" (bf16 where the GPU has it). And the channels-last memory format for the model

@@ -125,10 +125,16 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
 
 
 def resolve_amp_dtype(amp_dtype: str, device: str) -> str:
-    """A profile's ``train.amp_dtype`` on ``device``: "auto" is bf16 where the GPU has it, else fp16."""
+    """A profile's ``train.amp_dtype`` on ``device``: "auto" is bf16 where the GPU has it, else fp16; on a CPU
+    always bf16 (the only half type a CPU computes natively)."""
+    if not device.startswith("cuda"):
+        if amp_dtype == "fp16":
+            raise ValueError("train.fp16 on a CPU needs train.amp_dtype: bf16 (or auto): CPU fp16 kernels are "
+                             "emulated and slower than fp32")
+        return "bf16"
     if amp_dtype != "auto":
         return amp_dtype
-    return "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 @dataclass
@@ -202,7 +208,7 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
     fp16 = profile.train.fp16 is True or (profile.train.fp16 == "auto" and device.startswith("cuda"))
-    amp_dtype = resolve_amp_dtype(profile.train.amp_dtype, device)
+    amp_dtype = resolve_amp_dtype(profile.train.amp_dtype, device) if fp16 else profile.train.amp_dtype
     prov = {}
     if world.is_main:
         if force and run.path.exists():

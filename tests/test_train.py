@@ -293,10 +293,23 @@ def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepar
     a, b = pd.read_csv(plain / "history.csv"), pd.read_csv(cl / "history.csv")
     assert np.allclose(a["train_total"], b["train_total"], rtol=1e-3)
     assert np.allclose(a["valid_total"], b["valid_total"], rtol=1e-3)
-    assert resolve_amp_dtype("auto", "cpu") == "fp16" and resolve_amp_dtype("bf16", "cpu") == "bf16"
+    assert resolve_amp_dtype("auto", "cpu") == "bf16" and resolve_amp_dtype("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="amp_dtype: bf16"):
+        resolve_amp_dtype("fp16", "cpu")
     from clothparse.train import make_dataloaders
 
     dls, loss = make_dataloaders(prepared, batch_size=8), torch.nn.CrossEntropyLoss()
+    # on a CPU, mixed precision computes the convolutions in bf16 (fastai's own callback stays in fp32 there)
+    from clothparse.losses import CompoundLoss
+    from clothparse.models import build_model
+
+    net = build_model("unet", encoder_name=profile.encoder_name, input_size=tuple(profile.size))
+    seen = []
+    net.head.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, fp16=True, amp_dtype="bf16").fit(1)
+    assert seen and set(seen) == {torch.bfloat16}
+    with pytest.raises(ValueError, match="bf16 only"):
+        build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, fp16=True, amp_dtype="fp16").fit(1)
     learn = build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, fp16=True, amp_dtype="bf16")
     amp = [cb for cb in learn.cbs if isinstance(cb, TupleMixedPrecision)]
     assert len(amp) == 1 and amp[0].amp_mode == AMPMode.BF16
