@@ -11,18 +11,21 @@ colours, the hard prior — is the parser's and the same for both.
   where onnxruntime has its provider). The export has no prior input: a prior acts only with ``hard=True``.
   Its input size is fixed by the export (the run's); it uses as many threads as torch does, so the two
   backends are compared on equal terms.
+- :class:`MirrorAveraged`: either of them run on the batch and on its mirror image, the two answers averaged
+  (test-time augmentation: ``Parser(tta=True)``, ``clothparse parse --tta``; twice the network's time).
 
 :class:`Network` is what was loaded (:func:`clothparse.package.load_network`) before a device is chosen.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["Network", "TorchBackend", "OnnxBackend"]
+__all__ = ["Network", "TorchBackend", "OnnxBackend", "MirrorAveraged", "mirror_average"]
 
 
 class TorchBackend:
@@ -93,6 +96,32 @@ class OnnxBackend:
         seg = torch.from_numpy(outs[0]).to(x.device)
         cls = torch.from_numpy(outs[1]).to(x.device) if self.with_classes else None
         return seg, cls
+
+
+def mirror_average(seg: torch.Tensor, seg_of_mirror: torch.Tensor) -> torch.Tensor:
+    """Log of the mean class probabilities of a batch's logits and of its mirror image's (flipped back): logits
+    again, so argmax, softmax and the hard prior treat them like the network's own."""
+    both = torch.stack([seg.float().log_softmax(1), seg_of_mirror.float().flip(-1).log_softmax(1)])
+    return torch.logsumexp(both, dim=0) - math.log(2)
+
+
+class MirrorAveraged:
+    """A backend answered twice, on the batch and on its left-right mirror image; the segmentations are averaged
+    as probabilities (:func:`mirror_average`), the ClassBranch logits as logits (what is in a photo does not
+    change with a mirror)."""
+
+    def __init__(self, backend):
+        self.inner = backend
+        self.name, self.takes_prior = f"{backend.name} + mirror", backend.takes_prior
+
+    @property
+    def module(self):
+        return getattr(self.inner, "module", None)
+
+    def __call__(self, x: torch.Tensor, prior: torch.Tensor | None = None):
+        seg, cls = self.inner(x, prior=prior)
+        seg_m, cls_m = self.inner(x.flip(-1), prior=prior)
+        return mirror_average(seg, seg_m), None if cls is None else (cls + cls_m) / 2
 
 
 @dataclass

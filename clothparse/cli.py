@@ -156,7 +156,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     out = _module("evaluate").evaluate(args.run_dir, split=args.split, prior=args.prior, hard=args.hard,
-                                       force=args.force)
+                                       force=args.force, tta=args.tta)
     print(out)
     return 0
 
@@ -208,7 +208,7 @@ def _cmd_parse(args) -> int:
     done = _module("parse").parse_files(
         args.paths, args.run or args.model, args.out, prior=args.prior, present=args.present, absent=args.absent,
         hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-        classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers)
+        classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers, tta=args.tta)
     empty = len(done.empty_folders)
     skipped = f", {empty} empty folder{'s' if empty > 1 else ''} skipped" if empty else ""
     print(f"parsed {done.written} of {len(done.files)} images ({done.failed} failed{skipped}) → {done.out_dir}")
@@ -322,6 +322,8 @@ def _run_commands(sub) -> None:
     e.add_argument("--prior", default=None, help=PRIOR_HELP)
     e.add_argument("--hard", action="store_true", help="forbid absent classes in the output")
     e.add_argument("--force", action="store_true")
+    e.add_argument("--tta", action="store_true",
+                   help="mirror-averaged, as parse --tta; written to evaluation/<split>-tta/ beside the plain one")
     e.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("parse", help="parse photos with a trained run or packaged model: masks, overlays, boxes, "
@@ -341,6 +343,8 @@ def _run_commands(sub) -> None:
     p.add_argument("--workers", type=_whole_number(0), default=None,
                    help="threads reading photos and finishing results beside the network (default: the cores, "
                         "at most 8; 0: one image after the other)")
+    p.add_argument("--tta", action="store_true",
+                   help="also run the network on each photo's mirror image and average the two (twice its time)")
     p.add_argument("--classes", default=None, metavar="CLASSES",
                    help="limit every output to these clothing classes: pants,skirt")
     p.add_argument("--cutouts", action="store_true",

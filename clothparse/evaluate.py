@@ -53,7 +53,7 @@ def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
 def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int = 64,
                    variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
                    progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False,
-                   stats=IMAGENET_STATS) -> dict:
+                   stats=IMAGENET_STATS, tta: bool = False) -> dict:
     """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix, its summary and
     one confusion matrix per image (N×K×K int32, in ``indices`` order; ``result[variant]``), plus for
     ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain summary.
@@ -61,7 +61,10 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
 
     The variant ``"user"`` injects ``user_prior`` — an 8-vector for every image, or one row per entry of
     ``indices`` — and, with ``user_hard``, forbids the classes it marks absent. ``stats`` = (mean, std): the
-    normalisation the model was trained with."""
+    normalisation the model was trained with. ``tta``: the segmentation is the mirror average of the batch and its
+    mirror image (:func:`clothparse.backends.mirror_average`, what ``Parser(tta=True)`` does); class logits, boxes
+    and the loss stay the batch's own."""
+    from .backends import mirror_average
     from .boxes import boxes_from_masks
     from .injection import apply_hard
     from .losses import CompoundLoss
@@ -105,6 +108,10 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 out = model(x, prior=prior) if prior is not None else model(x)
             seg = out[0].float()
+            if tta:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                    mirrored = model(x.flip(-1), prior=prior) if prior is not None else model(x.flip(-1))
+                seg = mirror_average(seg, mirrored[0])
             if variant in hard_variants:
                 seg = apply_hard(seg, prior)
             pred = seg.argmax(1)
@@ -141,19 +148,22 @@ def _prior_key(prior) -> str | None:
 
 
 def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = False, force: bool = False,
-             progress: bool = True, prepared=None, device: str = "auto") -> Path:
+             progress: bool = True, prepared=None, device: str = "auto", tta: bool = False) -> Path:
     """Evaluate a run on a split; write ``<run>/evaluation/<split>/`` and return that folder.
 
     ``prior`` (one row of 8 per image of the split, in split order, or an 8-vector / "skirt,-dress" string
     for every image) adds the injection variant ``user``, soft or ``hard``; the ground-truth variants of the
     module docstring are always written. ``device`` follows :func:`clothparse.devices.resolve_device`.
+    ``tta``: the parser's mirror averaging (:func:`evaluate_split`), written to ``evaluation/<split>-tta/`` beside
+    the plain evaluation, which the book's tables read.
     """
     from .prepare import prepare
 
     run = RunDir(run_dir)
     profile = run.profile_of(run.require_complete())  # before any data work: a wrong path fails at once
-    ev = run.evaluation(split)
-    folder = ev.folder({"split": split, "prior": _prior_key(prior), "hard": hard, "format": EVALUATION_FORMAT})
+    ev = run.evaluation(split, tta=tta)
+    key = {"split": split, "prior": _prior_key(prior), "hard": hard, "format": EVALUATION_FORMAT}
+    folder = ev.folder({**key, "tta": True} if tta else key)
     if folder.is_complete() and not force:
         return ev.path
     device = resolve_device(device)
@@ -170,9 +180,9 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     res = evaluate_split(model, prepared.store, idx, device=device, batch_size=profile.evaluate.batch_size,
                          variants=VARIANTS + (("user",) if user_prior is not None else ()), keep=keep,
                          progress=progress, user_prior=user_prior, user_hard=hard,
-                         stats=stats_of(params.get("normalisation", "imagenet")))
-    _write_evaluation(ev, res, prepared.store, idx, keep, split, device, user_prior, hard)
-    folder.mark_complete(split=split, prior=_prior_key(prior), hard=hard)
+                         stats=stats_of(params.get("normalisation", "imagenet")), tta=tta)
+    _write_evaluation(ev, res, prepared.store, idx, keep, split, device, user_prior, hard, tta)
+    folder.mark_complete(split=split, prior=_prior_key(prior), hard=hard, tta=tta)
     return ev.path
 
 
@@ -184,13 +194,14 @@ def _user_prior(prior) -> torch.Tensor | None:
     return torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
 
 
-def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, user_prior, hard: bool) -> None:
+def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, user_prior, hard: bool,
+                      tta: bool = False) -> None:
     """Confusion matrices (pooled and per image), metrics.json, per_image.csv, predictions.npz (and class
     logits) of one pass."""
     from .metrics import multilabel_scores
 
     metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "device": device,
-                     "variants": {}}
+                     "tta": tta, "variants": {}}
     for v in VARIANTS:
         np.save(ev.confusion_path(v), res[v]["confusion"])
         metrics["variants"][v] = res[v]["summary"]

@@ -323,13 +323,15 @@ class Parser:
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
     behind a backend (:mod:`clothparse.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
     parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
-    mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other)."""
+    mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other).
+    ``tta``: run the network on each photo and on its mirror image and average the two
+    (:class:`~clothparse.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
 
     def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
                  amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None,
-                 workers: int | None = None):
+                 workers: int | None = None, tta: bool = False):
         from .backends import Network
         from .package import load_network
 
@@ -344,7 +346,7 @@ class Parser:
             network = Network(input_size=size, normalisation=normalisation or "imagenet",
                               model_name=type(model).__name__, module=model)
         self._setup(network, device=device, batch_size=batch_size, min_area=min_area, colours=colours,
-                    colour_options=colour_options, amp=amp, work_max_side=work_max_side, workers=workers)
+                    colour_options=colour_options, amp=amp, work_max_side=work_max_side, workers=workers, tta=tta)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, input_size: tuple[int, int] | None = None,
@@ -364,13 +366,17 @@ class Parser:
 
     def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
                colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
-               work_max_side: int = WORK_MAX_SIDE, workers: int | None = None) -> None:
+               work_max_side: int = WORK_MAX_SIDE, workers: int | None = None, tta: bool = False) -> None:
+        from .backends import MirrorAveraged
         from .devices import resolve_device
         from .images import stats_of
 
         self.device = resolve_device(device)
         self.amp = self.device.startswith("cuda") if amp is None else amp
         self.network = network.backend(self.device, self.amp)
+        self.tta = bool(tta)
+        if self.tta:
+            self.network = MirrorAveraged(self.network)
         #: the torch module (``None`` for an onnxruntime network)
         self.model = getattr(self.network, "module", None)
         self.run, self.model_name = network.source, network.model_name

@@ -237,11 +237,12 @@ def parse_files(paths: Iterable[str | Path], run: str | Path, out: str | Path, *
                 present: str | None = None, absent: str | None = None, hard: bool = False,
                 device: str | None = None, batch_size: int = 8, progress: bool = True,
                 classes: str | Iterable[str] | None = None, cutouts: bool = False,
-                masks: bool = False, workers: int | None = None) -> ParsedFiles:
+                masks: bool = False, workers: int | None = None, tta: bool = False) -> ParsedFiles:
     """Parse files, folders (their images) and globs with the run folder ``run``; write each image's mask,
     overlay and JSON (with ``cutouts`` / ``masks`` each garment's cut-out / mask too), and ``summary.csv``,
     into ``out``; ``classes`` ("pants,skirt") limits every output to those garments; ``workers``: the
-    :class:`~clothparse.parse.Parser`'s threads that read photos and finish results beside the network. An
+    :class:`~clothparse.parse.Parser`'s threads that read photos and finish results beside the network; ``tta``: its
+    mirror averaging. An
     unreadable input is reported on stderr, listed as failed in the CSV, and the others go on; so is a folder
     with no image, when other inputs have some. No image at all is a ``FileNotFoundError``; an unknown class,
     a batch size below 1 or an ``out`` that is a file a ``ValueError`` / ``OSError`` before anything runs."""
@@ -258,7 +259,7 @@ def parse_files(paths: Iterable[str | Path], run: str | Path, out: str | Path, *
     out_dir = _output_folder(out)
     for folder in empty:
         print(f"clothparse parse: warning: no images in the folder {folder}", file=sys.stderr)
-    parser = Parser(run=run, device=device, batch_size=batch_size, workers=workers)
+    parser = Parser(run=run, device=device, batch_size=batch_size, workers=workers, tta=tta)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, failed, written = [], 0, 0
     with tqdm(total=len(files), unit="img", desc="parse", disable=not progress or None) as bar:

@@ -100,8 +100,9 @@ class RunDir:
     def folder(self) -> KeyedFolder:
         return KeyedFolder(self.path, self.id, COMPLETE)
 
-    def evaluation(self, split: str = "test") -> EvalDir:
-        return EvalDir(self.path / "evaluation" / split, run=self, split=split)
+    def evaluation(self, split: str = "test", tta: bool = False) -> EvalDir:
+        """``evaluation/<split>/``; the mirror-averaged evaluation (``tta``) beside it in ``<split>-tta/``."""
+        return EvalDir(self.path / "evaluation" / (f"{split}-tta" if tta else split), run=self, split=split)
 
     # --- state ----------------------------------------------------------------------------------
     def exists(self) -> bool:

@@ -295,6 +295,22 @@ def test_parse_every_image_ok_exits_0_and_no_image_is_an_error(tmp_path, random_
     assert_message(code, err, "parse", "no images in")
 
 
+def test_parse_tta_writes_the_mirror_averaged_masks(tmp_path, random_run, capsys):
+    from clothparse.parse import Parser
+
+    photo = np.random.default_rng(0).integers(0, 255, (50, 40, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "one.png")
+    for flag, out in (([], "plain"), (["--tta"], "tta")):
+        code, _, _ = run_cli(capsys, "parse", tmp_path / "one.png", "--run", random_run, "--out", tmp_path / out,
+                             "--no-progress", "--workers", "0", *flag)
+        assert code == 0
+    written = {out: np.asarray(Image.open(tmp_path / out / "one_mask.png")) for out in ("plain", "tta")}
+    want = {out: np.asarray(Parser(run=random_run, device="cpu", tta=out == "tta")(photo)[0].mask)
+            for out in ("plain", "tta")}
+    assert all(np.array_equal(written[k], want[k]) for k in written)
+    assert not np.array_equal(written["plain"], written["tta"])
+
+
 def test_an_output_folder_that_cannot_be_made_is_a_message(tmp_path, random_run, capsys):
     Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(tmp_path / "one.png")
     (tmp_path / "a_file").write_text("")

@@ -299,6 +299,53 @@ def test_threads_read_ahead_and_finish_results_as_one_image_after_the_other_does
         Parser(run=random_parser.run, device="cpu", workers=-1)
 
 
+def test_mirror_averaging_averages_the_probabilities_of_a_photo_and_its_mirror(random_parser):
+    """``tta``: the network's answer on the batch and on its mirror image (flipped back), averaged as
+    probabilities — in the parser and in the evaluation alike; a photo that is its own mirror image gets a
+    mirror-symmetric mask."""
+    from types import SimpleNamespace
+
+    from clothparse.backends import MirrorAveraged, mirror_average
+    from clothparse.evaluate import evaluate_split
+    from clothparse.metrics import ConfusionMatrix
+
+    a, b = torch.randn(2, 9, 6, 5), torch.randn(2, 9, 6, 5)
+    assert torch.allclose(mirror_average(a, b).softmax(1), (a.softmax(1) + b.flip(-1).softmax(1)) / 2, atol=1e-6)
+    assert torch.allclose(mirror_average(a, a.flip(-1)), a.log_softmax(1), atol=1e-6)
+
+    tta = Parser(run=random_parser.run, device="cpu", batch_size=2, tta=True)
+    assert isinstance(tta.network, MirrorAveraged) and tta.model is not None
+    x = torch.randn(2, 3, *tta.input_size)
+    seg, cls = tta.network(x)
+    seg_plain, cls_plain = random_parser.network(x)
+    seg_mirror, cls_mirror = random_parser.network(x.flip(-1))
+    assert not torch.allclose(seg_plain, seg_mirror.flip(-1), atol=1e-3)  # the network is not symmetric
+    assert torch.allclose(seg, mirror_average(seg_plain, seg_mirror), atol=1e-5)
+    assert torch.allclose(cls, (cls_plain + cls_mirror) / 2, atol=1e-5)
+
+    h, w = tta.input_size
+    half = np.random.default_rng(0).integers(0, 255, (h, w // 2, 3), dtype=np.uint8)
+    mask = np.asarray(tta(np.concatenate([half, half[:, ::-1]], axis=1))[0].mask)
+    assert (mask != mask[:, ::-1]).mean() < 0.01
+
+    # evaluate_split(tta=True) scores the parser's mirror-averaged argmax
+    images = np.random.default_rng(1).integers(0, 255, (3, h, w, 3), dtype=np.uint8)
+    masks = np.random.default_rng(2).integers(0, 9, (3, h, w), dtype=np.uint8)
+    store = SimpleNamespace(images=images, masks=masks)
+    got = evaluate_split(random_parser.model, store, np.arange(3), progress=False, tta=True, stats=tta.stats)
+    want = ConfusionMatrix()
+    want.update(tta.network(normalise(images, tta.stats))[0].argmax(1), torch.from_numpy(masks.astype(np.int64)))
+    assert np.array_equal(got["plain"]["confusion"], want.matrix)
+    plain = evaluate_split(random_parser.model, store, np.arange(3), progress=False, stats=tta.stats)
+    assert not np.array_equal(plain["plain"]["confusion"], want.matrix)
+
+
+def normalise(images: np.ndarray, stats) -> torch.Tensor:
+    from clothparse.images import normalise_batch
+
+    return normalise_batch(torch.from_numpy(images), stats)
+
+
 # --- tables and figures -------------------------------------------------------------------------------
 def test_summary_table_and_figure(parser):
     import matplotlib

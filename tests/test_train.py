@@ -214,6 +214,27 @@ def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_
     assert "classbranch" in metrics and 0 <= metrics["classbranch"]["exact_match"] <= 100
 
 
+def test_a_mirror_averaged_evaluation_goes_beside_the_plain_one(profile, prepared, extended_run):
+    """``evaluate(tta=True)`` scores the parser's mirror average in ``evaluation/<split>-tta/`` and leaves the
+    plain evaluation (what the book reads) as it was."""
+    from clothparse.backends import mirror_average
+    from clothparse.images import normalise_batch, stats_of
+
+    plain = evaluate(extended_run, split="test", progress=False, prepared=prepared)
+    before = np.load(plain / "confusion_plain.npy")
+    tta = evaluate(extended_run, split="test", progress=False, prepared=prepared, tta=True)
+    assert tta == plain.parent / "test-tta" and json.loads((tta / "metrics.json").read_text())["tta"] is True
+    assert np.array_equal(np.load(plain / "confusion_plain.npy"), before)
+    model, params = RunDir(extended_run).load_model("cpu")
+    rows = prepared.indices("test")
+    x = normalise_batch(torch.from_numpy(prepared.store.images[rows]), stats_of(params["normalisation"]))
+    with torch.no_grad():
+        seg = mirror_average(model(x)[0], model(x.flip(-1))[0])
+    want = ConfusionMatrix().update(seg.argmax(1), torch.from_numpy(prepared.store.masks[rows].astype(np.int64)))
+    assert np.array_equal(np.load(tta / "confusion_plain.npy"), want.matrix)
+    assert not np.array_equal(want.matrix, before)
+
+
 def test_a_user_prior_is_evaluated_like_the_ground_truth_variants(profile, prepared, extended_run):
     plain = evaluate(extended_run, split="test", progress=False, prepared=prepared)
     per_image = pd.read_csv(plain / "per_image.csv")
