@@ -105,13 +105,10 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
                           else user_prior[start:start + len(rows)]).to(device)
         for variant in variants:
             prior = user_batch if variant == "user" else variant_prior(variant, present)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                out = model(x, prior=prior) if prior is not None else model(x)
+            out = _forward(model, x, prior, amp)
             seg = out[0].float()
             if tta:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    mirrored = model(x.flip(-1), prior=prior) if prior is not None else model(x.flip(-1))
-                seg = mirror_average(seg, mirrored[0])
+                seg = mirror_average(seg, _forward(model, x.flip(-1), prior, amp)[0])
             if variant in hard_variants:
                 seg = apply_hard(seg, prior)
             pred = seg.argmax(1)
@@ -136,6 +133,12 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     result["class_logits"] = torch.cat(class_logits).numpy() if class_logits else None
     result["kept"] = kept
     return result
+
+
+def _forward(model, x: torch.Tensor, prior: torch.Tensor | None, amp: bool):
+    """The model on a batch (fp16 autocast on a GPU); a model without a prior argument is called without one."""
+    with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+        return model(x, prior=prior) if prior is not None else model(x)
 
 
 def _prior_key(prior) -> str | None:
