@@ -1,8 +1,8 @@
 """Inference throughput: images per second through the plain U-Net and "Our model" at the paper's 288×192.
 
 The network alone (``eval()``, ``torch.inference_mode``, batch 8, random weights — the speed does not depend
-on them), on the CPU and, where available, on CUDA (fp16 autocast, as ``clothparse.parse`` runs it).
-Also the whole :class:`clothparse.parse.Parser` on 825×550 JPEG files (CCP's size), on each device: decoding,
+on them), on the CPU and, where available, on CUDA (fp16 autocast, as ``clothparse.parser.parse`` runs it).
+Also the whole :class:`clothparse.parser.parse.Parser` on 825×550 JPEG files (CCP's size), on each device: decoding,
 resizing, the network, the mask back at full size, boxes and colours (the last two on the CPU) — one image after
 the other and with the parser's thread pool, side by side.
 
@@ -63,7 +63,7 @@ def _parser_rows(device: str, quick: bool) -> list[Row]:
 
     from PIL import Image
 
-    from clothparse.parse import Parser, default_workers
+    from clothparse.parser.parse import Parser, default_workers
 
     model = build_model("extended_unet", input_size=SIZE).eval()
     n = 2 * BATCH if not quick else BATCH
@@ -124,8 +124,8 @@ def _parser_run(folder) -> RunDir:
 def onnx_inference(quick: bool) -> list[Row]:
     import tempfile
 
-    from clothparse.export import export_onnx
-    from clothparse.parse import Parser
+    from clothparse.parser.export import export_onnx
+    from clothparse.parser.parse import Parser
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

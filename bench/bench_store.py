@@ -1,4 +1,4 @@
-"""Store building (clothparse.store): images/s from JPEG files + RLE masks to the 288×192 arrays.
+"""Store building (clothparse.datasets.store): images/s from JPEG files + RLE masks to the 288×192 arrays.
 
 A generated set of photo-sized JPEGs (825×550, the CCP/iMaterialist portrait size) with RLE garment
 masks is read by a small reader that does what the iMaterialist reader does per image (decode the
@@ -15,7 +15,7 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.datasets.base import Sample, classes_present
-from clothparse.store import build_store, resize_image, resize_mask
+from clothparse.datasets.store import build_store, resize_image, resize_mask
 
 from benchlib import Row, bench
 

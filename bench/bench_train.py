@@ -1,9 +1,10 @@
 """Training throughput: clothparse's fastai training step vs a bare PyTorch loop, and the loader vs the model.
 
 train
-    clothparse's step — a fastai ``Learner`` from :func:`clothparse.train.build_learner` (Adam with decoupled
-    weight decay, splitter, its callbacks), :class:`clothparse.losses.CompoundLoss`, ``fit_one_cycle`` as
-    :func:`clothparse.train.train` calls it, fed by :func:`clothparse.train.make_dataloaders` over a real store
+    clothparse's step — a fastai ``Learner`` from :func:`clothparse.training.train.build_learner` (Adam with decoupled
+    weight decay, splitter, its callbacks), :class:`clothparse.models.losses.CompoundLoss`, ``fit_one_cycle`` as
+    :func:`clothparse.training.train.train` calls it, fed by :func:`clothparse.training.train.make_dataloaders`
+    over a real store
     (synthetic iMaterialist-layout JPEGs → :class:`IMaterialist` → :func:`build_store`, in a temp folder) with its
     batch augmentations on the device — against a bare PyTorch loop: the same architecture built fresh with the
     same seed, ``torch.optim.AdamW`` with fastai's hyper-parameters (betas (0.9, 0.99), eps 1e-5, same lr, weight
@@ -24,9 +25,11 @@ loader
     not the bottleneck (``num_workers=0``, as ``make_dataloaders`` defaults).
 train_epoch
     Whole training epochs with each side's *own* loader and augmentation: clothparse's ``fit_one_cycle`` (fastai
-    ``TfmdDL`` over the store, :class:`clothparse.augment.FlipRotateLighting` on the device, callbacks, optimizer)
+    ``TfmdDL`` over the store, :class:`clothparse.training.augment.FlipRotateLighting` on the device, callbacks,
+    optimizer)
     against a bare loop with a ``torch.utils.data.DataLoader`` over the same store rows and
-    :func:`clothparse.augment.augment_batch` on plain tensors, so the ratio includes what loading and augmenting
+    :func:`clothparse.training.augment.augment_batch` on plain tensors, so the ratio includes what loading and
+    augmenting
     cost each side (``train``'s bare side skips both); and a third side, clothparse with fastai's own
     ``aug_transforms`` (the same draws, ``tests/test_augment.py``), to show what the plain-tensor augmentation
     saves. Batches 1..k of an epoch, each side first in turn; goal ≥ 0.95.
@@ -103,7 +106,8 @@ def _sync(device: torch.device) -> None:
 
 # --- data -----------------------------------------------------------------------------------
 class _BenchData:
-    """The part of :class:`clothparse.prepare.Prepared` that ``make_dataloaders`` reads: ``store`` and ``indices``.
+    """The part of :class:`clothparse.datasets.prepare.Prepared` that ``make_dataloaders`` reads: ``store`` and
+    ``indices``.
 
     Valid = the store's last ``VALID`` rows; train = its other rows, repeated in order up to ``n_train`` rows."""
 
@@ -121,8 +125,8 @@ class _BenchData:
 def _store(tmp: Path, size: tuple[int, int]):
     """A real store at ``size`` built from synthetic JPEGs + RLE annotations written at that size."""
     from clothparse.datasets.imaterialist import IMaterialist
+    from clothparse.datasets.store import build_store
     from clothparse.datasets.synthetic import generate
-    from clothparse.store import build_store
 
     h, w = size
     root = generate(tmp / f"synthetic-{h}x{w}", n_images=STORE_IMAGES, height=h, width=w, seed=SEED, progress=False)
@@ -131,7 +135,7 @@ def _store(tmp: Path, size: tuple[int, int]):
 
 def _dataloaders(store, batch: int, n_batches: int, device: torch.device):
     """clothparse's fastai DataLoaders (augmented train split) with at least ``n_batches`` train batches."""
-    from clothparse.train import make_dataloaders
+    from clothparse.training.train import make_dataloaders
 
     return make_dataloaders(_BenchData(store, n_batches * batch), batch_size=batch, device=str(device),
                             augment=True, num_workers=0)
@@ -149,11 +153,12 @@ def _collect(dl, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 # --- the two training loops -----------------------------------------------------------------
 def _clothparse_side(model_name: str, size, dls, fp16: bool, **levers):
-    """A Learner exactly as clothparse.train.train builds it (progress bar and logger off, as with progress=False);
+    """A Learner exactly as clothparse.training.train.train builds it (progress bar and logger off, as with
+    progress=False);
     ``levers``: ``amp_dtype`` / ``channels_last`` as the profile's ``train`` keys set them."""
-    from clothparse.losses import CompoundLoss
     from clothparse.models import build_model
-    from clothparse.train import build_learner
+    from clothparse.models.losses import CompoundLoss
+    from clothparse.training.train import build_learner
 
     torch.manual_seed(SEED)
     net = build_model(model_name, input_size=size)
@@ -192,7 +197,8 @@ def _timer(n: int, device: torch.device):
 
 
 def _clothparse_rate(learn, n: int, batch: int, device: torch.device) -> tuple[float, float, int]:
-    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.train runs; n=0: warm-up): per
+    """images/s of batches 1..n of one ``fit_one_cycle`` epoch (the loop clothparse.training.train runs; n=0:
+    warm-up): per
     wall-clock second and per second of this process's CPU time; and how many of those n optimizer steps fp16's
     GradScaler skipped (fastai starts a new scaler every fit)."""
     timer = _timer(n, device)
@@ -222,8 +228,8 @@ class _BareLoop:
     """Plain PyTorch: the same architecture and seed, AdamW with fastai's hyper-parameters, optional AMP."""
 
     def __init__(self, model_name: str, size, device: torch.device, amp: bool):
-        from clothparse.losses import CompoundLoss
         from clothparse.models import build_model
+        from clothparse.models.losses import CompoundLoss
 
         torch.manual_seed(SEED)
         self.model = build_model(model_name, input_size=size).to(device).train()
@@ -291,7 +297,7 @@ def _compare(model_name: str, size, batch: int, k: int, device: torch.device, st
              rounds: int | None = None, opt_steps: int = 0) -> dict:
     """clothparse vs bare, alternately: ``rounds`` × (clothparse k batches, bare k batches) after a warm-up of both.
 
-    ``opt_steps`` > 0: afterwards also time each side's optimizer step alone (clothparse.optim.adam —
+    ``opt_steps`` > 0: afterwards also time each side's optimizer step alone (clothparse.training.optim.adam —
     fastai's Adam on torch's
     multi-tensor kernels — vs torch's AdamW), the usual suspect when clothparse / bare is low at small batches."""
     dls = _dataloaders(store, batch, k + 1, device)
@@ -445,7 +451,8 @@ def gpu_train(quick: bool) -> list[Row]:
                 if not cpu and first:
                     rows.append(_levers_row(model, size, batch, k, device, store, r["bare"], what))
                 if r["opt_ms"]:
-                    rows.append(Row(f"{model}: optimizer step alone, clothparse.optim.adam", r["opt_ms"][0], "ms",
+                    rows.append(Row(f"{model}: optimizer step alone, clothparse.training.optim.adam", r["opt_ms"][0],
+                                    "ms",
                                     f"torch AdamW default {r['opt_ms'][1]:.3g} ms, fused=True {r['opt_ms'][2]:.3g} ms"))
     return rows
 
@@ -481,7 +488,7 @@ class _BareEpoch(_BareLoop):
 
     def epoch_rate(self, n: int) -> tuple[float, float]:
         """images/s (wall clock, CPU time) of batches 1..n of a fresh epoch, loading and augmenting included."""
-        from clothparse.augment import augment_batch  # plain tensors in and out, no fastai
+        from clothparse.training.augment import augment_batch  # plain tensors in and out, no fastai
 
         stamps = []
         for i, (x, y) in enumerate(self.loader):
@@ -503,8 +510,8 @@ class _BareEpoch(_BareLoop):
 @bench("train_epoch", "training epochs, each side with its own loader and the same augmentation: clothparse "
        "(fastai Learner) vs a bare PyTorch loop; and clothparse with fastai's own aug_transforms")
 def train_epoch(quick: bool) -> list[Row]:
-    from clothparse.augment import fastai_transforms
-    from clothparse.train import make_dataloaders
+    from clothparse.training.augment import fastai_transforms
+    from clothparse.training.train import make_dataloaders
 
     device = _device()
     model, size, batch, _ = _train_setup(quick, device)

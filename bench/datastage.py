@@ -2,7 +2,7 @@
 
 ``python bench/datastage.py --fraction 0.05 0.2`` writes :mod:`imat_synth` data for 5 % and 20 % of the real
 set's 45,622 images under ``--root`` (default ``$TMPDIR/clothparse-datastage``), runs each stage of
-``clothparse data --profile paper`` (``clothparse.prepare.prepare``) on it in a fresh process, and prints per
+``clothparse data --profile paper`` (``clothparse.datasets.prepare.prepare``) on it in a fresh process, and prints per
 stage and size: wall seconds, CPU seconds, ms per image, the peak memory of the stage's process tree, and the
 full set's cost projected from the per-image cost of the larger size on 2 and on 16 cores. ``--json`` keeps
 the numbers; the data is deleted afterwards unless ``--keep``.
@@ -54,7 +54,7 @@ def _reader(root: Path):
 
 
 def _store(root: Path, work: Path, name: str, workers: int | None) -> dict:
-    from clothparse.store import build_store
+    from clothparse.datasets.store import build_store
 
     t0 = time.perf_counter()
     ds = _reader(root)
@@ -74,8 +74,8 @@ def run_stage(stage: str, src: Path, work: Path, workers: int | None) -> dict:
     elif stage in ("store_base", "store_refined"):
         return _store(src if stage == "store_base" else refined, work, stage, workers)
     elif stage == "split":
-        from clothparse.split import load_or_create_split
-        from clothparse.store import Store
+        from clothparse.datasets.split import load_or_create_split
+        from clothparse.datasets.store import Store
 
         (path,) = [p for p in (work / "store_base").iterdir() if (p / "COMPLETE").is_file()]
         store = Store(path)

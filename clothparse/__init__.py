@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import importlib
 
-from .categories import CLASSES, CLOTHING, NUM_CLASSES
+from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __version__ = "0.1.0"
 __all__ = ["CLASSES", "CLOTHING", "NUM_CLASSES", "build_model", "load_profile"]
 
 # Functions named like their module (train, evaluate, parse) are imported from the module,
-# e.g. ``from clothparse.parse import parse``: a lazy attribute would be shadowed by the submodule.
+# e.g. ``from clothparse.parser.parse import parse``: a lazy attribute would be shadowed by the submodule.
 _LAZY = {
     "build_model": ("clothparse.models", "build_model"),
     "load_profile": ("clothparse.profiles", "load_profile"),

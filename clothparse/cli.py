@@ -1,11 +1,11 @@
 """``clothparse`` command line: data, train, evaluate, book, bench, parse, export.
 
 Every command and its arguments are defined here; a handler imports its module when it runs, so a module
-that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parse:
+that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parser.parse:
 …``, exit code 2), never a command that silently vanishes. The commands that take a ``--profile`` (data,
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
 profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
-fetches the Clothing Co-Parsing dataset instead (:mod:`clothparse.download`) and prints how the ``ccp``
+fetches the Clothing Co-Parsing dataset instead (:mod:`clothparse.datasets.download`) and prints how the ``ccp``
 profile finds it. ``parse --model`` takes a packaged model (a folder of ``export --package``, an ``.onnx`` file or
 a Hub repository id) instead of ``--run``. A command whose packages are not installed (training without
 ``clothparse[train]``) says which extra brings them.
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from types import ModuleType, TracebackType
 
-from .keyed import pickle_refusal
+from clothparse.keyed import pickle_refusal
 
 PRIOR_HELP = ('known classes, e.g. --prior="skirt,-dress" (skirt present, no dress; write "=" before a value '
               'that starts with "-")')
@@ -190,7 +190,7 @@ def _cmd_book(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .profiles import REPO_ROOT
+    from clothparse.profiles import REPO_ROOT
 
     script = REPO_ROOT / "bench" / "run.py"
     if not script.is_file():

@@ -333,8 +333,8 @@ def _check(p: Profile, source: str) -> None:
         raise ProfileError(f"{source}: a profile needs a name")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ProfileError(f"{source}: device: unknown value {p.device!r}; expected auto, cpu, cuda or cuda:N")
-    from .models.encoders import ENCODER_NAMES
-    from .models.factory import MODEL_NAMES
+    from clothparse.models.encoders import ENCODER_NAMES
+    from clothparse.models.factory import MODEL_NAMES
 
     if p.encoder_name not in ENCODER_NAMES:
         raise ProfileError(f"{source}: encoder_name: unknown encoder {p.encoder_name!r}; known: "

@@ -24,13 +24,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .keyed import KeyedFolder, now, read_json, stable_hash, write_json
+from clothparse.keyed import KeyedFolder, now, read_json, stable_hash, write_json
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from .profiles import Profile
+    from clothparse.profiles import Profile
 
 __all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "find_runs", "select_run", "select_runs",
            "provenance", "git_commit", "package_versions", "device_description", "stable_hash", "now",
@@ -116,7 +116,7 @@ class RunDir:
         return self.folder.record().get("finished", "") if self.is_complete() else ""
 
     def profile_of(self, params: dict) -> Profile:
-        from .profiles import load_profile
+        from clothparse.profiles import load_profile
 
         return load_profile(params["profile_full"])
 
@@ -162,8 +162,8 @@ class RunDir:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from .categories import CLASSES
-        from .models import build_model
+        from clothparse.categories import CLASSES
+        from clothparse.models import build_model
 
         params = self.params()
         if not self.weights_path.is_file():
@@ -183,7 +183,7 @@ class RunDir:
 
     def load_store(self, split: str = "test"):
         """The store the run was evaluated on, opened read-only."""
-        from .store import Store
+        from clothparse.datasets.store import Store
 
         key = self.evaluation(split).metrics()["store_key"]
         path = self.profile().work_path / "stores" / key

@@ -11,12 +11,12 @@ import torch
 from clothparse import runs
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.datasets.base import Sample, classes_present
-from clothparse.losses import CompoundLoss
-from clothparse.metrics import ConfusionMatrix, iou_summary, multilabel_scores, per_image_confusion
-from clothparse.prepare import Prepared
+from clothparse.datasets.prepare import Prepared
+from clothparse.datasets.store import build_store
+from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary, multilabel_scores, per_image_confusion
+from clothparse.models.losses import CompoundLoss
 from clothparse.profiles import load_profile
 from clothparse.runs import RunDir
-from clothparse.store import build_store
 
 H = W = 32
 DRESS = CLASSES.index("dress")

@@ -4,7 +4,7 @@ import torch
 from fastai.vision.all import Brightness, Contrast, Flip, Pipeline, Rotate, TensorImage, TensorMask
 from fastai.vision.augment import setup_aug_tfms
 
-from clothparse.augment import FlipRotateLighting, augment_batch, augment_draws, fastai_transforms
+from clothparse.training.augment import FlipRotateLighting, augment_batch, augment_draws, fastai_transforms
 
 DRAWS = {"flip": torch.tensor([True, False, True, False]), "degrees": torch.tensor([7.0, -9.5, 0.0, 3.0]),
          "brightness": torch.tensor([0.42, 0.5, 0.58, 0.47]), "contrast": torch.tensor([1.2, 0.85, 1.0, 1.1])}
@@ -68,7 +68,7 @@ def test_draws_follow_the_paper_probabilities_and_ranges():
 
 
 class _Rows:
-    """What ``make_dataloaders`` reads of a :class:`~clothparse.prepare.Prepared`: a store and split rows."""
+    """What ``make_dataloaders`` reads of a :class:`~clothparse.datasets.prepare.Prepared`: a store and split rows."""
 
     def __init__(self, store):
         self.store = store
@@ -83,9 +83,9 @@ def test_training_batches_of_the_real_dataloaders_are_augmented_and_validation_o
     from fastai.torch_core import set_seed
 
     from clothparse.datasets.imaterialist import IMaterialist
+    from clothparse.datasets.store import build_store
     from clothparse.datasets.synthetic import generate
-    from clothparse.store import build_store
-    from clothparse.train import make_dataloaders
+    from clothparse.training.train import make_dataloaders
 
     root = generate(tmp_path / "synthetic", n_images=12, height=48, width=32, seed=5, progress=False)
     store = build_store(IMaterialist(root), tmp_path / "store", size=(48, 32), workers=0, progress=False)

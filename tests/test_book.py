@@ -229,11 +229,13 @@ def test_citations_link_to_the_references_and_the_build_has_no_doc_warnings(smok
         links = _parse(smoke_book / f"{page}.html").links
         assert sum("references.html#" in link for link in links) >= 2, f"{page}: no citation links"
     api = (smoke_book / "book" / "api.html").read_text(encoding="utf-8")
-    for name in ("clothparse.profiles.load_profile", "clothparse.models.build_model", "clothparse.train.train",
-                 "clothparse.evaluate.evaluate", "clothparse.parse.Parser", "clothparse.parse.ParseResult",
-                 "clothparse.injection.parse_prior", "clothparse.report.table2", "clothparse.rle.encode",
-                 "clothparse.runs.RunDir", "clothparse.metrics.pooled_iou", "clothparse.claims.claims_table",
-                 "clothparse.bootstrap.image_bootstrap", "clothparse.categories.colorize"):
+    for name in ("clothparse.profiles.load_profile", "clothparse.models.build_model", "clothparse.training.train.train",
+                 "clothparse.evaluation.evaluate.evaluate", "clothparse.parser.parse.Parser",
+                 "clothparse.parser.parse.ParseResult",
+                 "clothparse.models.injection.parse_prior", "clothparse.report.table2", "clothparse.rle.encode",
+                 "clothparse.runs.RunDir", "clothparse.evaluation.metrics.pooled_iou",
+                 "clothparse.evaluation.claims.claims_table",
+                 "clothparse.evaluation.bootstrap.image_bootstrap", "clothparse.categories.colorize"):
         assert f'id="{name}"' in api, f"API reference: {name} not documented"
 
 

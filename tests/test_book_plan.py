@@ -4,7 +4,7 @@ declares, titles name the seed, and the model pages' input digest covers the run
 import nbformat
 import pytest
 
-from clothparse import book
+from clothparse.book import build as book
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile
@@ -90,7 +90,7 @@ def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
 
 
 def test_parallel_steps_wait_for_what_they_read(tmp_path):
-    from clothparse.book_parallel import dependencies
+    from clothparse.book.parallel import dependencies
 
     steps = book.plan(load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]}))
     deps = dependencies(steps)
@@ -112,7 +112,7 @@ def test_parallel_steps_wait_for_what_they_read(tmp_path):
 
 
 def test_parallel_workers_get_a_gpu_each_or_a_share_of_the_cores(monkeypatch):
-    from clothparse.book_parallel import worker_envs
+    from clothparse.book.parallel import worker_envs
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")

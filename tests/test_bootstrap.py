@@ -1,4 +1,4 @@
-"""clothparse.bootstrap and the claims' statistics: known answers, paired differences equal to the
+"""clothparse.evaluation.bootstrap and the claims' statistics: known answers, paired differences equal to the
 difference of pooled IoUs of the summed matrices, the verdict rule, and the intervals' own jitter."""
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from clothparse.bootstrap import Interval, image_bootstrap, interval_jitter, stack
-from clothparse.claims import confusion_excess, label_counts, macro_f1, pooled_excl_bg, seed_interval, verdict
-from clothparse.metrics import per_image_confusion, pooled_iou
+from clothparse.evaluation.bootstrap import Interval, image_bootstrap, interval_jitter, stack
+from clothparse.evaluation.claims import (
+    confusion_excess,
+    label_counts,
+    macro_f1,
+    pooled_excl_bg,
+    seed_interval,
+    verdict,
+)
+from clothparse.evaluation.metrics import per_image_confusion, pooled_iou
 
 
 def _mean(summed):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from clothparse.boxes import boxes_from_masks
+from clothparse.models.boxes import boxes_from_masks
 
 
 def test_hand_made_masks_give_exact_boxes():

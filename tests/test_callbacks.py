@@ -5,7 +5,7 @@ from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from torch.utils.data import TensorDataset
 
-from clothparse.callbacks import FiniteLossGuard, NonFiniteLossError
+from clothparse.training.callbacks import FiniteLossGuard, NonFiniteLossError
 
 
 class _NanAt:

@@ -15,9 +15,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fake_runs import make_fake_runs  # noqa: E402
 
-from clothparse import claims, report  # noqa: E402
+from clothparse import report
 from clothparse.categories import CLASSES  # noqa: E402
-from clothparse.metrics import pooled_iou  # noqa: E402
+from clothparse.evaluation import claims  # noqa: E402
+from clothparse.evaluation.metrics import pooled_iou  # noqa: E402
 from clothparse.runs import RunDir  # noqa: E402
 
 

@@ -73,10 +73,10 @@ def test_every_command_is_defined_in_the_cli(capsys):
     assert set(sub.choices) == COMMANDS
     for name in ("data", "train", "book", "claims"):
         assert "--set" in sub.choices[name].format_help()
-    import clothparse.export
-    import clothparse.parse
+    import clothparse.parser.export
+    import clothparse.parser.parse
 
-    assert not hasattr(clothparse.parse, "add_parser") and not hasattr(clothparse.export, "add_parser")
+    assert not hasattr(clothparse.parser.parse, "add_parser") and not hasattr(clothparse.parser.export, "add_parser")
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--help"])
     usage = capsys.readouterr().out
@@ -84,12 +84,12 @@ def test_every_command_is_defined_in_the_cli(capsys):
 
 
 @pytest.mark.parametrize("argv, module", [
-    (["data", "--profile", "{yaml}"], "clothparse.prepare"),
-    (["train", "--profile", "{yaml}", "--model", "unet"], "clothparse.train"),
-    (["evaluate", "{tmp}/run"], "clothparse.evaluate"),
-    (["book", "--profile", "{yaml}", "--no-build"], "clothparse.book"),
-    (["parse", "{tmp}/photo.jpg", "--run", "{tmp}/run", "--out", "{tmp}/out"], "clothparse.parse"),
-    (["export", "{tmp}/run", "--out", "{tmp}/model.pt"], "clothparse.export"),
+    (["data", "--profile", "{yaml}"], "clothparse.datasets.prepare"),
+    (["train", "--profile", "{yaml}", "--model", "unet"], "clothparse.training.train"),
+    (["evaluate", "{tmp}/run"], "clothparse.evaluation.evaluate"),
+    (["book", "--profile", "{yaml}", "--no-build"], "clothparse.book.build"),
+    (["parse", "{tmp}/photo.jpg", "--run", "{tmp}/run", "--out", "{tmp}/out"], "clothparse.parser.parse"),
+    (["export", "{tmp}/run", "--out", "{tmp}/model.pt"], "clothparse.parser.export"),
 ])
 def test_a_module_that_cannot_be_imported_is_an_error_naming_it(argv, module, tmp_path, profile_yaml, capsys,
                                                                  monkeypatch):
@@ -99,10 +99,10 @@ def test_a_module_that_cannot_be_imported_is_an_error_naming_it(argv, module, tm
 
 
 def test_a_broken_import_inside_the_module_names_both(tmp_path, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "clothparse.parse")
-    monkeypatch.setitem(sys.modules, "clothparse.parse_outputs", None)
+    monkeypatch.delitem(sys.modules, "clothparse.parser.parse")
+    monkeypatch.setitem(sys.modules, "clothparse.parser.outputs", None)
     code, _, err = run_cli(capsys, "parse", tmp_path / "a.jpg", "--run", tmp_path, "--out", tmp_path / "out")
-    assert_message(code, err, "parse", "cannot import clothparse.parse: ", "clothparse.parse_outputs")
+    assert_message(code, err, "parse", "cannot import clothparse.parser.parse: ", "clothparse.parser.outputs")
 
 
 # --- profiles and --set ------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_parse_every_image_ok_exits_0_and_no_image_is_an_error(tmp_path, random_
 
 
 def test_parse_tta_writes_the_mirror_averaged_masks(tmp_path, random_run, capsys):
-    from clothparse.parse import Parser
+    from clothparse.parser.parse import Parser
 
     photo = np.random.default_rng(0).integers(0, 255, (50, 40, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "one.png")
@@ -421,7 +421,7 @@ def data_profile(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", ["base", "refined"])
 def test_data_says_how_many_source_images_were_skipped(variant, data_profile, capsys):
-    from clothparse.prepare import prepare
+    from clothparse.datasets.prepare import prepare
 
     code, stdout, _ = run_cli(capsys, "data", "--profile", data_profile, "--variant", variant)
     assert code == 0
@@ -446,7 +446,7 @@ def test_data_says_how_many_source_images_were_skipped(variant, data_profile, ca
 
 def test_train_refuses_pickled_files(data_profile, tmp_path, capsys):
     """Encoder weights and a resume checkpoint holding pickled objects: refused, named, nothing run."""
-    from clothparse.prepare import prepare
+    from clothparse.datasets.prepare import prepare
 
     marker = tmp_path / "executed"
     evil = write_pickle_payload(tmp_path / "encoder.pt", marker)

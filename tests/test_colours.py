@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from clothparse.categories import CLASSES
-from clothparse.colours import (
+from clothparse.parser.colours import (
     NAMED_COLOURS,
     delta_e_ciede2000,
     dominant_colours,
@@ -66,7 +66,7 @@ def test_two_coloured_garment_keeps_both_colours():
 
 
 def test_erosion_is_by_the_documented_3x3_square():
-    from clothparse.colours import _erode
+    from clothparse.parser.colours import _erode
 
     mask = np.zeros((7, 7), bool)
     mask[1:6, 1:6] = True

@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from clothparse.callbacks import PositionalSeed
-from clothparse.distributed import RankShardDL, World
+from clothparse.training.callbacks import PositionalSeed
+from clothparse.training.distributed import RankShardDL, World
 
 
 class _Items(torch.utils.data.Dataset):

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from test_ccp import write_ccp
 
-from clothparse import cli, download
+from clothparse import cli
+from clothparse.datasets import download
 from clothparse.datasets.ccp import CCP, input_stamps
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from clothparse.categories import CLASSES, CLOTHING
-from clothparse.export import ExportMismatchError, export, export_onnx, load_export, verify_export
 from clothparse.models import build_model
+from clothparse.parser.export import ExportMismatchError, export, export_onnx, load_export, verify_export
 from clothparse.runs import RunDir, write_json
 
 

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from clothparse.categories import CLOTHING
-from clothparse.injection import PRIOR_LOGIT, apply_hard, forbidden_logit, inject_prior, parse_prior, prior_from_classes
+from clothparse.models.injection import (
+    PRIOR_LOGIT,
+    apply_hard,
+    forbidden_logit,
+    inject_prior,
+    parse_prior,
+    prior_from_classes,
+)
 
 NAN = float("nan")
 DRESS, SKIRT = CLOTHING.index("dress"), CLOTHING.index("skirt")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clothparse.losses import CompoundLoss
+from clothparse.models.losses import CompoundLoss
 
 
 class Out(NamedTuple):      # same shape as clothparse.models.SegOutput

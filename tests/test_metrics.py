@@ -5,9 +5,8 @@ import pytest
 import torch
 from sklearn.metrics import confusion_matrix, f1_score, fbeta_score, jaccard_score
 
-from clothparse.callbacks import MaskIoU, MeanIoU, PooledIoU
 from clothparse.categories import CLASSES, CLOTHING
-from clothparse.metrics import (
+from clothparse.evaluation.metrics import (
     ConfusionMatrix,
     column_percent,
     iou_summary,
@@ -18,6 +17,7 @@ from clothparse.metrics import (
     pooled_iou,
     row_percent,
 )
+from clothparse.training.callbacks import MaskIoU, MeanIoU, PooledIoU
 
 
 def _random_labels(seed, n=2000, k=9):
@@ -151,7 +151,7 @@ def test_inside_a_fastai_learner():
     from torch import nn
     from torch.utils.data import TensorDataset
 
-    from clothparse.losses import CompoundLoss
+    from clothparse.models.losses import CompoundLoss
 
     class Tiny(nn.Module):
         def __init__(self):
@@ -184,8 +184,8 @@ def test_inside_a_fastai_learner():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_cuda_same_as_cpu():
     """Boxes, loss (fp16 autocast → fp32 loss) and confusion counts on the GPU equal the CPU results."""
-    from clothparse.boxes import boxes_from_masks
-    from clothparse.losses import CompoundLoss
+    from clothparse.models.boxes import boxes_from_masks
+    from clothparse.models.losses import CompoundLoss
 
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 9, (4, 32, 24), generator=g)

@@ -3,7 +3,6 @@ import torch
 import torch.nn.functional as F
 
 from clothparse.categories import CLOTHING
-from clothparse.injection import PRIOR_LOGIT
 from clothparse.models import (
     MODEL_NAMES,
     ExtendedUnet,
@@ -17,6 +16,7 @@ from clothparse.models import (
     splitter,
     summary,
 )
+from clothparse.models.injection import PRIOR_LOGIT
 
 SIZE = (64, 64)
 BRANCHES = {"extended_unet": (True, True), "classbranch_only": (True, False), "branches": (True, True)}

@@ -5,8 +5,8 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from clothparse import book
-from clothparse.book import NOTEBOOKS
+from clothparse.book import build as book
+from clothparse.book.build import NOTEBOOKS
 
 #: the notebooks that follow the convention so far (train, evaluate, results follow it when their owners do)
 TAGGED = ["architecture", "data", "refinement", "injection", "qualitative", "parser"]

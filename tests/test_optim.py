@@ -1,11 +1,11 @@
-"""clothparse.optim.adam follows fastai's Adam (decoupled wd, no wd on norm/bias) step for step."""
+"""clothparse.training.optim.adam follows fastai's Adam (decoupled wd, no wd on norm/bias) step for step."""
 from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
-from clothparse.optim import adam
+from clothparse.training.optim import adam
 
 
 def _model() -> nn.Module:

@@ -18,12 +18,12 @@ from safetensors.torch import load_file, save_file
 
 from clothparse import cli
 from clothparse.categories import CLASSES
+from clothparse.datasets.store import resize_image
 from clothparse.images import load_image, normalise_batch
 from clothparse.models import build_model
-from clothparse.package import PackageError, ParserPackage, export_package, verify_package
-from clothparse.parse import Parser
+from clothparse.parser.package import PackageError, ParserPackage, export_package, verify_package
+from clothparse.parser.parse import Parser
 from clothparse.runs import RunDir, write_json
-from clothparse.store import resize_image
 
 from conftest import ROOT, SHARED
 
@@ -267,7 +267,7 @@ import json, sys
 for name in {blocked!r}:
     sys.modules[name] = None  # import fails, as where the package is not installed
 from clothparse.cli import main
-from clothparse.parse import Parser
+from clothparse.parser.parse import Parser
 result = Parser.from_pretrained(sys.argv[1], device="cpu")(sys.argv[2])[0]
 code = main(["parse", sys.argv[2], "--model", sys.argv[1], "--out", sys.argv[3], "--no-progress"])
 try:

@@ -1,10 +1,10 @@
-"""clothparse.paper: the transcribed numbers, and Table 3 ⇒ Table 2 (the paper's own consistency)."""
+"""clothparse.evaluation.paper: the transcribed numbers, and Table 3 ⇒ Table 2 (the paper's own consistency)."""
 import numpy as np
 import pytest
 
 from clothparse.categories import CLASSES
-from clothparse.metrics import column_percent, iou_summary, row_percent
-from clothparse.paper import (
+from clothparse.evaluation.metrics import column_percent, iou_summary, row_percent
+from clothparse.evaluation.paper import (
     confusion_from_table3,
     table2_from_table3,
     table2_row,

@@ -12,9 +12,9 @@ from PIL import Image
 
 from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
-from clothparse.garments import ClassMask, on_checkerboard
 from clothparse.models import build_model
-from clothparse.parse import (
+from clothparse.parser.garments import ClassMask, on_checkerboard
+from clothparse.parser.parse import (
     ImageLoadError,
     Parser,
     class_counts,
@@ -34,8 +34,8 @@ TOP, PANTS, SHOE, DRESS = (CLASSES.index(c) for c in ("top", "pants", "shoe", "d
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_root):
-    from clothparse.prepare import prepare
-    from clothparse.train import train
+    from clothparse.datasets.prepare import prepare
+    from clothparse.training.train import train
 
     profile = load_profile({**tiny_profile(tiny_root, epochs_frozen=0, epochs_unfrozen=1), "models": ["extended_unet"]})
     return train(profile, "extended_unet", prepared=prepare(profile, progress=False), progress=False)
@@ -305,9 +305,9 @@ def test_mirror_averaging_averages_the_probabilities_of_a_photo_and_its_mirror(r
     mirror-symmetric mask."""
     from types import SimpleNamespace
 
-    from clothparse.backends import MirrorAveraged, mirror_average
-    from clothparse.evaluate import evaluate_split
-    from clothparse.metrics import ConfusionMatrix
+    from clothparse.evaluation.evaluate import evaluate_split
+    from clothparse.evaluation.metrics import ConfusionMatrix
+    from clothparse.parser.backends import MirrorAveraged, mirror_average
 
     a, b = torch.randn(2, 9, 6, 5), torch.randn(2, 9, 6, 5)
     assert torch.allclose(mirror_average(a, b).softmax(1), (a.softmax(1) + b.flip(-1).softmax(1)) / 2, atol=1e-6)
@@ -378,11 +378,11 @@ def test_cutout_figure_and_checkerboard(random_parser):
 
 
 def test_one_overlay_for_book_and_parser(parser):
-    import clothparse.parse
+    import clothparse.parser.parse
 
     image = np.random.default_rng(6).integers(0, 256, (90, 60, 3), dtype=np.uint8)
     res = parser(image)[0]
-    assert clothparse.parse.overlay is categories.overlay
+    assert clothparse.parser.parse.overlay is categories.overlay
     assert np.array_equal(res.overlay(), categories.overlay(res.image, res.mask, categories.OVERLAY_ALPHA))
     tinted = res.mask > 0
     assert np.array_equal(res.overlay()[~tinted], image[~tinted])  # background untouched

@@ -11,9 +11,9 @@ from test_imaterialist import make_dataset
 from clothparse import rle
 from clothparse.datasets.ccp import input_stamps as ccp_stamps
 from clothparse.datasets.imaterialist import input_stamps as imaterialist_stamps
-from clothparse.prepare import prepare
+from clothparse.datasets.prepare import prepare
+from clothparse.datasets.store import resize_image
 from clothparse.profiles import load_profile
-from clothparse.store import resize_image
 
 H, W = 48, 32
 SIZE = (32, 32)
@@ -151,8 +151,8 @@ def test_bad_sources_give_errors_naming_the_file(tmp_path, im_source):
 def test_maskrcnn_detector_gets_the_resolved_device(tmp_path, monkeypatch):
     import torch
 
-    from clothparse import prepare as prep
     from clothparse import refine
+    from clothparse.datasets import prepare as prep
 
     seen = []
     monkeypatch.setattr(refine, "MaskRCNNDetector", lambda device: seen.append(device))  # no model is built

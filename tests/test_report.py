@@ -20,15 +20,15 @@ from fake_runs import DRESS, N_IMAGES, H, TinyDataset, W, make_fake_runs, write_
 
 from clothparse import report, runs  # noqa: E402
 from clothparse.categories import CLASSES, CLOTHING  # noqa: E402
-from clothparse.metrics import (  # noqa: E402
+from clothparse.datasets.prepare import Prepared  # noqa: E402
+from clothparse.datasets.store import build_store  # noqa: E402
+from clothparse.evaluation.metrics import (  # noqa: E402
     column_percent,
     row_percent,
 )
-from clothparse.paper import table2_row, tables  # noqa: E402
-from clothparse.prepare import Prepared  # noqa: E402
+from clothparse.evaluation.paper import table2_row, tables  # noqa: E402
 from clothparse.profiles import load_profile  # noqa: E402
 from clothparse.report.confusion_matrices import _heatmap, _matrix_frame  # noqa: E402
-from clothparse.store import build_store  # noqa: E402
 
 
 @pytest.fixture(scope="module")

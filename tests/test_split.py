@@ -3,7 +3,13 @@ import pandas as pd
 import pytest
 
 from clothparse.categories import CLOTHING
-from clothparse.split import load_or_create_split, make_split, presence_matrix, split_counts, split_distribution
+from clothparse.datasets.split import (
+    load_or_create_split,
+    make_split,
+    presence_matrix,
+    split_counts,
+    split_distribution,
+)
 
 
 def _random_classes(n, seed=0):

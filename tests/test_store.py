@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from clothparse.datasets.base import Sample, SkipReport, classes_present
-from clothparse.store import Store, StoreError, build_store, open_store, store_key
+from clothparse.datasets.store import Store, StoreError, build_store, open_store, store_key
 
 SIZE = (16, 12)  # H × W, tiny to keep the test fast
 

@@ -15,12 +15,12 @@ import torch
 
 from clothparse import runs
 from clothparse.categories import CLASSES
-from clothparse.evaluate import evaluate
-from clothparse.metrics import ConfusionMatrix, iou_summary
-from clothparse.prepare import prepare
+from clothparse.datasets.prepare import prepare
+from clothparse.evaluation.evaluate import evaluate
+from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary
 from clothparse.profiles import load_profile
 from clothparse.runs import RunDir
-from clothparse.train import train
+from clothparse.training.train import train
 
 from conftest import tiny_profile, write_profile
 
@@ -217,8 +217,8 @@ def test_evaluation_outputs_match_saved_predictions(profile, prepared, extended_
 def test_a_mirror_averaged_evaluation_goes_beside_the_plain_one(profile, prepared, extended_run):
     """``evaluate(tta=True)`` scores the parser's mirror average in ``evaluation/<split>-tta/`` and leaves the
     plain evaluation (what the book reads) as it was."""
-    from clothparse.backends import mirror_average
     from clothparse.images import normalise_batch, stats_of
+    from clothparse.parser.backends import mirror_average
 
     plain = evaluate(extended_run, split="test", progress=False, prepared=prepared)
     before = np.load(plain / "confusion_plain.npy")
@@ -301,9 +301,9 @@ def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepar
     mixed precision: ``amp_dtype`` is checked by what it puts in the Learner, and its GPU speed by the bench)."""
     from fastai.callback.fp16 import AMPMode
 
-    from clothparse.callbacks import TupleMixedPrecision
     from clothparse.profiles import ProfileError
-    from clothparse.train import build_learner, resolve_amp_dtype
+    from clothparse.training.callbacks import TupleMixedPrecision
+    from clothparse.training.train import build_learner, resolve_amp_dtype
 
     short = {"train.epochs_frozen": 0, "train.epochs_unfrozen": 1}
     plain = train(profile.replace({**short, "runs_dir": str(tiny_root / "runs_cl")}), "unet", prepared=prepared,
@@ -317,12 +317,12 @@ def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepar
     assert resolve_amp_dtype("auto", "cpu") == "bf16" and resolve_amp_dtype("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="amp_dtype: bf16"):
         resolve_amp_dtype("fp16", "cpu")
-    from clothparse.train import make_dataloaders
+    from clothparse.training.train import make_dataloaders
 
     dls, loss = make_dataloaders(prepared, batch_size=8), torch.nn.CrossEntropyLoss()
     # on a CPU, mixed precision computes the convolutions in bf16 (fastai's own callback stays in fp32 there)
-    from clothparse.losses import CompoundLoss
     from clothparse.models import build_model
+    from clothparse.models.losses import CompoundLoss
 
     net = build_model("unet", encoder_name=profile.encoder_name, input_size=tuple(profile.size))
     seen = []

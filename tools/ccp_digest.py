@@ -3,7 +3,7 @@
 Usage: ``python tools/ccp_digest.py GIT_DIR COMMIT`` with a clone or bare mirror of
 ``bearpaw/clothing-co-parsing``. It unpacks the commit's tree with ``git archive`` (the same tree GitHub zips
 for ``codeload.github.com/bearpaw/clothing-co-parsing/zip/<commit>``) into a temporary folder and runs
-:func:`clothparse.download.content_digest` on it, so the pinned value and the check after a download are the
+:func:`clothparse.datasets.download.content_digest` on it, so the pinned value and the check after a download are the
 same computation. Prints the constants to paste.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clothparse.download import content_digest  # noqa: E402
+from clothparse.datasets.download import content_digest  # noqa: E402
 
 
 def digest_of_commit(git_dir: str, commit: str) -> tuple[str, str, int]:

@@ -1,5 +1,5 @@
 """Dataset readers: each yields :class:`Sample` items (image, 9-class mask, id, classes present)."""
-from .base import Sample, SkipReport, classes_present
+from clothparse.datasets.base import Sample, SkipReport, classes_present
 
 __all__ = ["Sample", "SkipReport", "classes_present", "open_dataset"]
 
@@ -8,11 +8,11 @@ def open_dataset(kind: str, root, **kw):
     """Open a dataset reader by name: ``"imaterialist"`` (also the synthetic and refined layouts) or ``"ccp"``."""
     kind = kind.lower()
     if kind in ("imaterialist", "synthetic", "refined"):
-        from .imaterialist import IMaterialist
+        from clothparse.datasets.imaterialist import IMaterialist
 
         return IMaterialist(root, **kw)
     if kind == "ccp":
-        from .ccp import CCP
+        from clothparse.datasets.ccp import CCP
 
         return CCP(root, **kw)
     raise ValueError(f"unknown dataset kind {kind!r}; use 'imaterialist', 'synthetic', 'refined' or 'ccp'")

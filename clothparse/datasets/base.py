@@ -9,7 +9,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from ..categories import CLASSES, NUM_CLASSES
+from clothparse.categories import CLASSES, NUM_CLASSES
 
 
 class Sample(NamedTuple):

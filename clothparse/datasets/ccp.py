@@ -28,8 +28,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from ..categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, CLASSES
-from .base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
+from clothparse.categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, CLASSES
+from clothparse.datasets.base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
 
 __all__ = ["CCP", "read_label_names", "ccp_lookup", "input_stamps", "SUIT_POLICIES"]
 

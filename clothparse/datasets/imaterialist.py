@@ -47,9 +47,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import rle
-from ..categories import CategoryMap, imaterialist_category_map
-from .base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
+from clothparse import rle
+from clothparse.categories import CategoryMap, imaterialist_category_map
+from clothparse.datasets.base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
 
 __all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "input_stamps", "REQUIRED_COLUMNS"]
 
@@ -319,7 +319,7 @@ class IMaterialist:
     def take(self, indices: Sequence[int]) -> "IMaterialist":
         """The images ``indices`` (in that order) as a reader of their own, holding only their rows.
 
-        What a store worker needs (:func:`clothparse.store.build_store` sends each worker its chunks this way):
+        What a store worker needs (:func:`clothparse.datasets.store.build_store` sends each worker its chunks this way):
         pickled, it is the size of its images' RLE strings, not of the whole CSV's. ``take(idx)[j]`` equals
         ``self[idx[j]]``; its ``skipped`` and ``repaired`` reports start empty."""
         idx = np.asarray([self._index(i) for i in indices], dtype=np.int64)

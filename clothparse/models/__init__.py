@@ -62,10 +62,10 @@ from __future__ import annotations
 
 import importlib
 
-from .base import SegOutput
-from .encoders import ENCODER_NAMES, encoder_stats, load_resnet_weights
-from .factory import MODEL_NAMES, build_model, deployable, splitter
-from .smp_models import SmpModel
+from clothparse.models.base import SegOutput
+from clothparse.models.encoders import ENCODER_NAMES, encoder_stats, load_resnet_weights
+from clothparse.models.factory import MODEL_NAMES, build_model, deployable, splitter
+from clothparse.models.smp_models import SmpModel
 
 __all__ = ["MODEL_NAMES", "ENCODER_NAMES", "encoder_stats", "SegOutput", "build_model", "splitter", "deployable",
            "model_summary", "count_flops", "count_params", "FastaiUnet", "ExtendedUnet", "SmpModel", "ClassBranch",

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..images import IMAGENET_STATS
-from ..keyed import pickle_refusal
-from .lite import LITE_ENCODERS, LITE_STATS, lite_body
+from clothparse.images import IMAGENET_STATS
+from clothparse.keyed import pickle_refusal
+from clothparse.models.lite import LITE_ENCODERS, LITE_STATS, lite_body
 
 #: torchvision ResNets usable as the fastai U-Net body (and, by file, as smp encoders).
 TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")

@@ -14,7 +14,7 @@
   returns the plain U-Net underneath (same segmentation output, plain U-Net cost).
 
 ``prior`` (B×8, 1 present / 0 absent / NaN unknown) replaces the known ClassBranch logits by
-±``prior_logit`` before injection (see :mod:`clothparse.injection`).
+±``prior_logit`` before injection (see :mod:`clothparse.models.injection`).
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..categories import NUM_CLASSES
-from ..injection import PRIOR_LOGIT, inject_prior
-from .base import SegOutput, plain_tensor
-from .heads import BBBranch, ClassBranch, expand_planes
-from .unet import FastaiUnet
+from clothparse.categories import NUM_CLASSES
+from clothparse.models.base import SegOutput, plain_tensor
+from clothparse.models.heads import BBBranch, ClassBranch, expand_planes
+from clothparse.models.injection import PRIOR_LOGIT, inject_prior
+from clothparse.models.unet import FastaiUnet
 
 INJECTIONS: tuple[str, ...] = ("concat", "multiply", "none")
 

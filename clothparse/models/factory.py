@@ -5,9 +5,9 @@ import sys
 
 from torch import nn
 
-from ..categories import NUM_CLASSES
-from .base import check_input_size
-from .smp_models import SMP_ARCHS, SmpModel
+from clothparse.categories import NUM_CLASSES
+from clothparse.models.base import check_input_size
+from clothparse.models.smp_models import SMP_ARCHS, SmpModel
 
 #: ``build_model`` names → the branch/injection setting of :class:`ExtendedUnet` (``None``: plain U-Net).
 _UNET_VARIANTS: dict[str, dict | None] = {
@@ -48,7 +48,7 @@ def _unet_module(name: str):
     """:mod:`.extended_unet` (which holds both U-Net classes), or an ImportError that names the extra: the
     U-Net family is built from fastai's layers, which the core install (smp models only) does not have."""
     try:
-        from . import extended_unet
+        from clothparse.models import extended_unet
     except ImportError as err:
         if (err.name or "").split(".")[0] != "fastai":
             raise

@@ -5,7 +5,7 @@ import torch
 from fastai.layers import AdaptiveConcatPool2d
 from torch import nn
 
-from ..categories import NUM_CLOTHING
+from clothparse.categories import NUM_CLOTHING
 
 
 class ClassBranch(nn.Sequential):

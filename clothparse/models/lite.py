@@ -107,7 +107,7 @@ def read_lite_weights(encoder_name: str, encoder_weights) -> dict[str, torch.Ten
 
     The result is in the reference implementation's names or timm's; :func:`lite_model` tells them apart.
     """
-    from .encoders import read_state_dict, weights_path
+    from clothparse.models.encoders import read_state_dict, weights_path
 
     if encoder_weights is None:
         return None

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torchvision.models import ResNet
 
-from ..categories import NUM_CLASSES
-from .base import SegOutput, plain_tensor
-from .encoders import check_encoder_name, is_lite, load_resnet_weights, weights_path
-from .lite import load_into_smp_encoder
+from clothparse.categories import NUM_CLASSES
+from clothparse.models.base import SegOutput, plain_tensor
+from clothparse.models.encoders import check_encoder_name, is_lite, load_resnet_weights, weights_path
+from clothparse.models.lite import load_into_smp_encoder
 
 #: our name → smp architecture class name.
 SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus",

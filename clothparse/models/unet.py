@@ -23,9 +23,9 @@ from fastai.vision.models.unet import UnetBlock
 from fastai.vision.models.unet import _get_sz_change_idxs as size_change_idxs
 from torch import nn
 
-from ..categories import NUM_CLASSES
-from .base import SegOutput, check_input_size, plain_tensor
-from .encoders import unet_body
+from clothparse.categories import NUM_CLASSES
+from clothparse.models.base import SegOutput, check_input_size, plain_tensor
+from clothparse.models.encoders import unet_body
 
 
 class NearestUpsample(nn.Sequential):

@@ -45,9 +45,9 @@ runs), :mod:`.crop` (crop boxes, masks, writing a crop), :mod:`.decide` (the dec
 """
 from __future__ import annotations
 
-from .common import DEFAULT_MARGINS
-from .crop import crop_box
-from .detectors import (
+from clothparse.refine.common import DEFAULT_MARGINS
+from clothparse.refine.crop import crop_box
+from clothparse.refine.detectors import (
     DEFAULT_MIN_VISIBLE,
     DEFAULT_SCORE_THRESHOLD,
     Detections,
@@ -55,9 +55,9 @@ from .detectors import (
     PersonDetector,
     PersonsCsvDetector,
 )
-from .figures import figure_examples
-from .pipeline import refine
-from .report import RefineReport, load_report, stage_table
+from clothparse.refine.figures import figure_examples
+from clothparse.refine.pipeline import refine
+from clothparse.refine.report import RefineReport, load_report, stage_table
 
 __all__ = [
     "Detections", "PersonDetector", "MaskRCNNDetector", "PersonsCsvDetector", "RefineReport",

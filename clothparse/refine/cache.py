@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import REFINE_VERSION, Box, hash_json
-from .detectors import Detections
+from clothparse.refine.common import REFINE_VERSION, Box, hash_json
+from clothparse.refine.detectors import Detections
 
 CACHE_FILE = "detections.jsonl"
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..keyed import stable_hash
+from clothparse.keyed import stable_hash
 
 #: Bumped whenever the algorithm or the output layout changes (part of every cache key).
 REFINE_VERSION = 1

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import rle
-from .common import JPEG_QUALITY, Box
+from clothparse import rle
+from clothparse.refine.common import JPEG_QUALITY, Box
 
 
 def crop_box(x_min: int, x_max: int, width: int, height: int, margin: float) -> Box:
@@ -106,7 +106,7 @@ def gt_span(rows: pd.DataFrame, image_id: str, image: np.ndarray
         return None, runs_span(_instance_runs(rows, h, w), h, w), None
     # Two real Kaggle images carry a wrong size in train.csv; like the reader, fit the
     # masks to the image (nearest neighbour); the crop's rows then state the true size.
-    from ..datasets.imaterialist import resize_nearest
+    from clothparse.datasets.imaterialist import resize_nearest
 
     masks, h, w = instance_masks(rows)
     note = f"{image_id}: csv {h}×{w}, image {image.shape[0]}×{image.shape[1]}"
@@ -129,7 +129,7 @@ def semantic(rows: pd.DataFrame, masks: list[np.ndarray], h: int, w: int, catego
         for m in masks:
             out[m] = 1
         return out
-    from ..datasets.imaterialist import semantic_mask
+    from clothparse.datasets.imaterialist import semantic_mask
 
     instances = []
     for c, m in zip(rows["ClassId"], masks):

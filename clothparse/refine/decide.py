@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..datasets.base import SkipReport
-from .cache import DetectionCache
-from .common import Box, link_or_copy, load_image
-from .crop import crop_box, gt_span, instance_masks, semantic, write_crop
-from .detectors import Detections
-from .figures import contact_sheet
-from .inputs import Source
-from .report import REVIEW_STATUS, margin_label, record
+from clothparse.datasets.base import SkipReport
+from clothparse.refine.cache import DetectionCache
+from clothparse.refine.common import Box, link_or_copy, load_image
+from clothparse.refine.crop import crop_box, gt_span, instance_masks, semantic, write_crop
+from clothparse.refine.detectors import Detections
+from clothparse.refine.figures import contact_sheet
+from clothparse.refine.inputs import Source
+from clothparse.refine.report import REVIEW_STATUS, margin_label, record
 
 REVIEW_COLUMNS = ["ImageId", "n_persons", "n_persons_crop", "x_min", "y_min", "x_max", "y_max", "sheet", "decision"]
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from .common import PERSONS_COLUMNS, Box, Grouped, sha256_file
+from clothparse.refine.common import PERSONS_COLUMNS, Box, Grouped, sha256_file
 
 #: Score from which a Mask R-CNN detection counts as a person (our choice; the paper gives none).
 DEFAULT_SCORE_THRESHOLD = 0.7
@@ -88,7 +88,7 @@ class MaskRCNNDetector:
                  **model_kwargs):
         import torch
 
-        from ..devices import resolve_device
+        from clothparse.devices import resolve_device
 
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")

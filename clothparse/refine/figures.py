@@ -10,12 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..categories import overlay
-from .cache import CACHE_FILE, DetectionCache, detector_key
-from .common import Box, load_image, read_train_csv
-from .crop import instance_masks, semantic
-from .detectors import Detections
-from .report import RefineReport
+from clothparse.categories import overlay
+from clothparse.refine.cache import CACHE_FILE, DetectionCache, detector_key
+from clothparse.refine.common import Box, load_image, read_train_csv
+from clothparse.refine.crop import instance_masks, semantic
+from clothparse.refine.detectors import Detections
+from clothparse.refine.report import RefineReport
 
 
 def contact_sheet(path: Path, image: np.ndarray, semantic_mask: np.ndarray, full_dets: Detections,
@@ -67,7 +67,7 @@ def figure_examples(report: RefineReport | str | os.PathLike, n: int = 3, *, ima
         raise ValueError(f"{out}: refine kept no cropped image to show")
     category_map = None
     if (src / "label_descriptions.json").is_file():
-        from ..categories import imaterialist_category_map
+        from clothparse.categories import imaterialist_category_map
 
         category_map = imaterialist_category_map(src / "label_descriptions.json")
     detections = {}

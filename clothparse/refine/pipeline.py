@@ -15,13 +15,13 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..keyed import KeyedFolder
-from .cache import CACHE_FILE, DetectionCache, detector_key
-from .common import DEFAULT_MARGINS, REFINE_VERSION
-from .decide import Refinement
-from .detectors import PersonDetector, detector_identity
-from .inputs import Source, check_arguments, read_decisions, read_source, refine_key
-from .report import RECORD_COLUMNS, RefineReport, stage_counts
+from clothparse.keyed import KeyedFolder
+from clothparse.refine.cache import CACHE_FILE, DetectionCache, detector_key
+from clothparse.refine.common import DEFAULT_MARGINS, REFINE_VERSION
+from clothparse.refine.decide import Refinement
+from clothparse.refine.detectors import PersonDetector, detector_identity
+from clothparse.refine.inputs import Source, check_arguments, read_decisions, read_source, refine_key
+from clothparse.refine.report import RECORD_COLUMNS, RefineReport, stage_counts
 
 MARKER = "REFINE.json"
 #: What a run rewrites; anything else in out_root (decisions files, the detection cache) stays.

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..datasets.base import SkipReport
-from .common import REFINE_VERSION, Box
+from clothparse.datasets.base import SkipReport
+from clothparse.refine.common import REFINE_VERSION, Box
 
 RECORD_COLUMNS = ["image_id", "status", "n_persons", "margin", "x_min", "x_max", "n_persons_last",
                   "instances_dropped", "sheet", "decision"]
@@ -135,7 +135,7 @@ def load_report(out_root: str | os.PathLike) -> RefineReport:
 
 def stage_table(report: RefineReport | str | os.PathLike) -> pd.DataFrame:
     """The stage counts of a run beside the paper's numbers (section 4.1), one row per stage."""
-    from ..paper import tables
+    from clothparse.evaluation.paper import tables
 
     if not isinstance(report, RefineReport):
         report = RefineReport.load(report)

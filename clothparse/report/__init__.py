@@ -25,13 +25,12 @@ read through :class:`clothparse.runs.RunDir`; a ``run_dir`` argument is a path o
 """
 from __future__ import annotations
 
-from ..categories import overlay
-from ..runs import find_runs, select_run, select_runs
-from .architecture import architecture_figure, architecture_table, trace_model
+from clothparse.categories import overlay
+from clothparse.report.architecture import architecture_figure, architecture_table, trace_model
 
 # DIFF, MIOU, OURS, PAPER, TABLE3_LABELS: not in __all__, but kept importable for code that picks rows by name
-from .common import DIFF as DIFF
-from .common import (
+from clothparse.report.common import DIFF as DIFF
+from clothparse.report.common import (
     IOU_COLUMNS,
     MISSING,
     SEED_SD,
@@ -44,11 +43,11 @@ from .common import (
     rounded,
     run_store,
 )
-from .common import MIOU as MIOU
-from .common import OURS as OURS
-from .common import PAPER as PAPER
-from .common import TABLE3_LABELS as TABLE3_LABELS
-from .confusion_matrices import (
+from clothparse.report.common import MIOU as MIOU
+from clothparse.report.common import OURS as OURS
+from clothparse.report.common import PAPER as PAPER
+from clothparse.report.common import TABLE3_LABELS as TABLE3_LABELS
+from clothparse.report.confusion_matrices import (
     confusion,
     figure_confusion,
     figure_paper_confusion,
@@ -57,7 +56,7 @@ from .confusion_matrices import (
     table3_diagonal,
     table3_top_confusions,
 )
-from .data import (
+from clothparse.report.data import (
     class_distribution,
     data_overview,
     figure_class_distribution,
@@ -66,7 +65,7 @@ from .data import (
     refine_stages,
     split_table,
 )
-from .evidence import (
+from clothparse.report.evidence import (
     claims_display,
     figure_claims,
     figure_class_intervals,
@@ -75,10 +74,20 @@ from .evidence import (
     intervals_table,
     model_intervals,
 )
-from .history import figure_history, history_table, run_overview
-from .predictions import figure_loss_sorted, figure_no_dress, loss_sorted_selection
-from .provenance import consistency_table, provenance_table
-from .tables import has_classbranch, selected_runs, table1, table2, table2_run, table4, table4_averages, table5
+from clothparse.report.history import figure_history, history_table, run_overview
+from clothparse.report.predictions import figure_loss_sorted, figure_no_dress, loss_sorted_selection
+from clothparse.report.provenance import consistency_table, provenance_table
+from clothparse.report.tables import (
+    has_classbranch,
+    selected_runs,
+    table1,
+    table2,
+    table2_run,
+    table4,
+    table4_averages,
+    table5,
+)
+from clothparse.runs import find_runs, select_run, select_runs
 
 __all__ = [
     "MISSING", "SOURCES", "SEED_SD", "IOU_COLUMNS", "rounded", "main_variant", "model_label", "find_runs",

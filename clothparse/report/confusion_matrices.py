@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..categories import NUM_CLASSES
-from ..paper import table3_matrices
-from ..runs import RunDir
-from .common import DIFF, OURS, PAPER, TABLE3_LABELS, _model_name, _no_nan
+from clothparse.categories import NUM_CLASSES
+from clothparse.evaluation.paper import table3_matrices
+from clothparse.report.common import DIFF, OURS, PAPER, TABLE3_LABELS, _model_name, _no_nan
+from clothparse.runs import RunDir
 
 
 def confusion(run_dir, split: str = "test", variant: str = "plain") -> np.ndarray:
@@ -28,7 +28,10 @@ def confusion(run_dir, split: str = "test", variant: str = "plain") -> np.ndarra
 
 def _percents(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row % and column % of a count matrix (NaN for a class with no pixels)."""
-    from ..metrics import column_percent, row_percent  # fastai comes with it: imported when a table needs it
+    from clothparse.evaluation.metrics import (  # fastai comes with it: imported when a table needs it
+        column_percent,
+        row_percent,
+    )
 
     return row_percent(cm), column_percent(cm)
 

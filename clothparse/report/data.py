@@ -2,7 +2,7 @@
 class distribution per split (table and seaborn bar plot), the category merge, the refinement's stage
 counts, and example images with their masks.
 
-Every function takes a :class:`clothparse.prepare.Prepared` (``figure_examples``: a store).
+Every function takes a :class:`clothparse.datasets.prepare.Prepared` (``figure_examples``: a store).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..categories import CLASSES, CLOTHING, overlay
-from .common import _cell_size, _clean, _legend, _no_nan, _present
+from clothparse.categories import CLASSES, CLOTHING, overlay
+from clothparse.report.common import _cell_size, _clean, _legend, _no_nan, _present
 
 SPLITS = ("train", "valid", "test")
 
@@ -38,7 +38,7 @@ def data_overview(prepared) -> pd.DataFrame:
 
 def split_table(prepared) -> pd.DataFrame:
     """Split sizes, ours beside the paper's 30,429 / 3,913 / 9,128."""
-    from ..paper import tables
+    from clothparse.evaluation.paper import tables
 
     paper = tables()["dataset"]["split"]
     counts = prepared.splits.value_counts()
@@ -52,7 +52,7 @@ def split_table(prepared) -> pd.DataFrame:
 def _distribution(prepared) -> pd.DataFrame:
     """Per split (and ``all``), % of images containing each clothing class (and none), and the count; NaN
     for an empty split."""
-    from ..split import split_distribution
+    from clothparse.datasets.split import split_distribution
 
     df = split_distribution(list(prepared.store.classes), prepared.splits.to_numpy())
     cols = [c for c in df.columns if c != "count"]
@@ -90,7 +90,7 @@ def figure_class_distribution(prepared):
 def merge_table(prepared) -> pd.DataFrame:
     """How the source's categories map to the 9 classes: the iMaterialist table (from the dataset's
     ``label_descriptions.json``) or, for CCP, the label groups of ``categories.CCP_MERGE``."""
-    from ..categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, imaterialist_category_map
+    from clothparse.categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, imaterialist_category_map
 
     ld = Path(prepared.source_root) / "label_descriptions.json"
     if ld.is_file():
@@ -104,7 +104,7 @@ def merge_table(prepared) -> pd.DataFrame:
 
 def refine_stages(prepared) -> pd.DataFrame:
     """The refinement's stage counts beside the paper's (``refine.stage_table``), without NaN."""
-    from ..refine import stage_table
+    from clothparse.refine import stage_table
 
     if prepared.refine_report is None:
         raise ValueError("this prepared dataset was not refined (profile data.refine is off, or a CCP profile)")

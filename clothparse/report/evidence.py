@@ -1,5 +1,5 @@
 """The evidence pages: every model's IoUs with 95 % intervals over test images (and the spread over
-training seeds), the claims table of :mod:`clothparse.claims` ready to display, the two forest plots, and
+training seeds), the claims table of :mod:`clothparse.evaluation.claims` ready to display, the two forest plots, and
 the headline numbers the prose of the first and the results page is written from.
 """
 from __future__ import annotations
@@ -8,10 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..bootstrap import image_bootstrap, stack
-from ..categories import CLASSES, SHORT_LABELS
-from ..claims import METRICS, iou_scores, mean_over_seeds
-from .common import _profile, model_label
+from clothparse.categories import CLASSES, SHORT_LABELS
+from clothparse.evaluation.bootstrap import image_bootstrap, stack
+from clothparse.evaluation.claims import METRICS, iou_scores, mean_over_seeds
+from clothparse.report.common import _profile, model_label
 
 HEADLINE = METRICS[:3]
 VERDICT_COLOURS = {"agrees": "#2a9d4b", "contradicts": "#c0392b", "inconclusive": "#8a8a8a"}
@@ -32,8 +32,8 @@ def model_intervals(profile, split: str = "test", variant: str | None = None) ->
     """Long frame (model, metric, estimate, low, high, seeds, seed sd) for every evaluated model of the
     profile: the metric averaged over its seeds, its 95 % bootstrap interval over test images, and the
     standard deviation over seeds (NaN with one seed)."""
-    from ..claims import confusions_of
-    from ..runs import select_runs
+    from clothparse.evaluation.claims import confusions_of
+    from clothparse.runs import select_runs
 
     p = _profile(profile)
     rows, missing = [], []
@@ -92,7 +92,7 @@ def figure_class_intervals(intervals: pd.DataFrame, ncols: int = 3):
 
 # --- claims ---------------------------------------------------------------------------------------------------
 def claims_display(claims: pd.DataFrame) -> pd.DataFrame:
-    """:func:`clothparse.claims.claims_table` for reading: paper, ours [interval], seeds, verdict."""
+    """:func:`clothparse.evaluation.claims.claims_table` for reading: paper, ours [interval], seeds, verdict."""
     out = pd.DataFrame({
         "table": claims["table"], "claim": claims["claim"],
         "paper": [f"{v:+.2f}" if t != "Table 4" else f"{v:.2f}" for v, t in zip(claims["paper"], claims["table"])],
@@ -153,7 +153,7 @@ def _count(n: int, one: str, many: str) -> str:
 def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
     """The numbers of the prose: Our model and the plain U-Net with their intervals, their difference with
     its interval and verdict, the paper's difference, and the counts of verdicts. Empty without both models."""
-    from ..claims import HEADLINE_CLAIM
+    from clothparse.evaluation.claims import HEADLINE_CLAIM
 
     row = claims[claims["claim"] == HEADLINE_CLAIM.text]
     excl = intervals[intervals["metric"] == HEADLINE[0]].set_index("model")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..runs import RunDir
-from .common import _json_or_empty, _no_nan
+from clothparse.report.common import _json_or_empty, _no_nan
+from clothparse.runs import RunDir
 
 #: Loss terms of ``history.csv`` (``train_<term>``, ``valid_<term>``) → the CompoundLoss weight they train with.
 _LOSS_TERMS = {"seg": "seg_weight", "cls": "class_weight", "box": "box_weight"}
@@ -52,7 +52,7 @@ def _figure_one_run(run_dir):
     """Total loss (train/valid), each loss term × its weight, valid pooled IoU excl. bg."""
     import matplotlib.pyplot as plt
 
-    from ..losses import CompoundLoss
+    from clothparse.models.losses import CompoundLoss
 
     h = _history(run_dir)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..categories import CLASSES, colorize
-from ..runs import RunDir
-from .common import _cell_size, _check_store, _clean, _legend, _present, run_store
+from clothparse.categories import CLASSES, colorize
+from clothparse.report.common import _cell_size, _check_store, _clean, _legend, _present, run_store
+from clothparse.runs import RunDir
 
 DRESS = CLASSES.index("dress")
 LOSS_GROUPS = ("highest loss", "middle loss", "lowest loss", "failure cases")

@@ -1,13 +1,13 @@
 """Where the numbers come from: which runs of a profile exist, from which commit, on which device, how long
 they trained (:func:`provenance_table`); and the paper's own consistency — its Table 2 recomputed from its
-Table 3 (:func:`consistency_table`; the reconstruction itself is :mod:`clothparse.paper`).
+Table 3 (:func:`consistency_table`; the reconstruction itself is :mod:`clothparse.evaluation.paper`).
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from ..runs import RunDir, find_runs
-from .common import MISSING, _json_or_empty, _no_nan, _profile, grouped
+from clothparse.report.common import MISSING, _json_or_empty, _no_nan, _profile, grouped
+from clothparse.runs import RunDir, find_runs
 
 PROVENANCE_COLUMNS = ("model", "variant", "run id", "current parameters", "commit", "device", "seed", "epochs",
                       "train time (s)", "resumed", "finished", "evaluated (test)")
@@ -47,7 +47,8 @@ def _short_commit(commit: str | None) -> str:
 
 def consistency_table() -> pd.DataFrame:
     """Table 2's IoUs of "Our model" beside the same IoUs recomputed from the paper's Table 3: shows the
-    paper's "IoU excl. bg"/"IoU overall" are pooled IoUs (see :func:`clothparse.paper.table2_from_table3`)."""
-    from ..paper import table2_from_table3
+    paper's "IoU excl. bg"/"IoU overall" are pooled IoUs (see
+    :func:`clothparse.evaluation.paper.table2_from_table3`)."""
+    from clothparse.evaluation.paper import table2_from_table3
 
     return _no_nan(table2_from_table3())

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..categories import CLASSES, CLOTHING, SHORT_LABELS
-from ..runs import RunDir, select_run, select_runs
-from .common import (
+from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS
+from clothparse.report.common import (
     DIFF,
     IOU_COLUMNS,
     IOU_GROUPS,
@@ -31,8 +30,10 @@ from .common import (
     grouped,
     model_label,
 )
+from clothparse.runs import RunDir, select_run, select_runs
 
-#: Injection variants of :mod:`clothparse.evaluate` → Table 5 row labels (paper rows where the paper has them).
+#: Injection variants of :mod:`clothparse.evaluation.evaluate` → Table 5 row labels (paper rows where the paper has
+#: them).
 TABLE5_ROWS: tuple[tuple[str, str, str | None], ...] = (
     ("plain", "Without GT", "Without GT"),
     ("gt", "With GT", "With GT"),
@@ -98,7 +99,7 @@ def _seeds_iou(run_dirs: Sequence, split: str) -> tuple[dict, dict | None]:
 
 
 def _table2_block(model: str, run_dirs: Sequence, split: str) -> tuple[str, dict, dict | None, dict | None]:
-    from ..paper import TABLE2_MODEL_NAMES, table2_row
+    from clothparse.evaluation.paper import TABLE2_MODEL_NAMES, table2_row
 
     ours, sd = _seeds_iou(run_dirs, split)
     paper = _paper_iou(table2_row(model)) if model in TABLE2_MODEL_NAMES.values() else None
@@ -113,7 +114,7 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
     per-class numbers). Models without an evaluated run are left out and listed in ``df.attrs["missing"]``.
     With several seeds, *ours* is their mean and *seed sd* their spread; ``df.attrs["n_seeds"]``: label → seeds.
     """
-    from ..paper import TABLE2_MODEL_NAMES
+    from clothparse.evaluation.paper import TABLE2_MODEL_NAMES
 
     p = _profile(profile)
     models = list(models) if models is not None else list(p.models)
@@ -159,7 +160,7 @@ def selected_runs(profile, variant: str | None = None, split: str = "test", eval
 def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFrame:
     """Table 1: the plain U-Net trained on the base vs the refined data (both tested on the refined test split);
     with several seeds, the mean and *seed sd* over them as in :func:`table2`."""
-    from ..paper import tables
+    from clothparse.evaluation.paper import tables
 
     p = _profile(profile)
     model = model or (p.table1_models[0] if p.table1_models else "unet")
@@ -178,7 +179,7 @@ def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFra
 def table5(run_dir, split: str = "test") -> pd.DataFrame:
     """Table 5: the model without / with ground-truth class injection (plus the hard and the 'no dress'
     variants, which the paper does not tabulate), beside the paper's two rows."""
-    from ..paper import tables
+    from clothparse.evaluation.paper import tables
 
     t5 = tables()["table5_gt_injection"]
     columns = ("IoU ex. bg", *SHORT_LABELS)
@@ -214,8 +215,8 @@ def _classbranch(run_dir, split) -> dict:
 def table4(run_dir, split: str = "test", average: str | None = None) -> pd.DataFrame:
     """Table 4: ClassBranch F1, F2 (``average``: macro by default, see ``metrics.PAPER_F_AVERAGE``),
     % of images with an exactly right label set, per-class accuracy — ours, the paper's, the difference."""
-    from ..metrics import PAPER_F_AVERAGE
-    from ..paper import tables
+    from clothparse.evaluation.metrics import PAPER_F_AVERAGE
+    from clothparse.evaluation.paper import tables
 
     average = average or PAPER_F_AVERAGE
     cb = _classbranch(run_dir, split)
@@ -232,7 +233,7 @@ def table4(run_dir, split: str = "test", average: str | None = None) -> pd.DataF
 def table4_averages(run_dir, split: str = "test") -> pd.DataFrame:
     """F1 and F2 of the ClassBranch under each averaging (samples, micro, macro), beside the paper's
     single number (the paper does not say which average it used)."""
-    from ..paper import tables
+    from clothparse.evaluation.paper import tables
 
     cb = _classbranch(run_dir, split)
     t4 = tables()["table4_classbranch"]

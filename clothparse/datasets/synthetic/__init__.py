@@ -61,10 +61,10 @@ Modules
     :mod:`.ids` (category ids), :mod:`.records` (what an image yields) and :mod:`.dataset`
     (:func:`generate`: the files, and reusing a finished folder).
 """
-from .dataset import GENERATOR_VERSION, JPEG_QUALITY, generate
-from .ids import CATEGORY_NAMES, default_label_descriptions
-from .records import Instance, PersonBox, SyntheticImage, class_id_string, image_id
-from .scene import draw_image
+from clothparse.datasets.synthetic.dataset import GENERATOR_VERSION, JPEG_QUALITY, generate
+from clothparse.datasets.synthetic.ids import CATEGORY_NAMES, default_label_descriptions
+from clothparse.datasets.synthetic.records import Instance, PersonBox, SyntheticImage, class_id_string, image_id
+from clothparse.datasets.synthetic.scene import draw_image
 
 __all__ = ["generate", "draw_image", "image_id", "class_id_string", "default_label_descriptions",
            "SyntheticImage", "Instance", "PersonBox", "GENERATOR_VERSION", "JPEG_QUALITY", "CATEGORY_NAMES"]

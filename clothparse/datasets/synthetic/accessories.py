@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import capsule, chain, ellipse
-from .ids import BAG, BELT, GLASSES, HAT, SCARF, SHOE, TIGHTS, WATCH
-from .person import Person
-from .textures import garment_tex, rand_colour
+from clothparse.datasets.synthetic.geometry import capsule, chain, ellipse
+from clothparse.datasets.synthetic.ids import BAG, BELT, GLASSES, HAT, SCARF, SHOE, TIGHTS, WATCH
+from clothparse.datasets.synthetic.person import Person
+from clothparse.datasets.synthetic.textures import garment_tex, rand_colour
 
 
 def shoes(p: Person):

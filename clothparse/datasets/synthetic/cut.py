@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import capsule, chain, ellipse, hem_between, point_on_chain
-from .ids import NECKLINE, POCKET, SLEEVE
-from .person import Person
-from .textures import rand_colour
+from clothparse.datasets.synthetic.geometry import capsule, chain, ellipse, hem_between, point_on_chain
+from clothparse.datasets.synthetic.ids import NECKLINE, POCKET, SLEEVE
+from clothparse.datasets.synthetic.person import Person
+from clothparse.datasets.synthetic.textures import rand_colour
 
 #: How far below the neck points (y = 1.25) a round neckline dips, per style.
 NECK_DEPTH = {"crew": 0.15, "scoop": 0.42, "boat": 0.06, "high": -0.2}

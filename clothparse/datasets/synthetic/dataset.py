@@ -13,11 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from ...keyed import KeyedFolder, stable_hash
-from ...rle import encode
-from .ids import CATEGORY_NAMES, default_label_descriptions
-from .records import class_id_string
-from .scene import draw_image
+from clothparse.datasets.synthetic.ids import CATEGORY_NAMES, default_label_descriptions
+from clothparse.datasets.synthetic.records import class_id_string
+from clothparse.datasets.synthetic.scene import draw_image
+from clothparse.keyed import KeyedFolder, stable_hash
+from clothparse.rle import encode
 
 #: Bumped whenever the drawing changes: part of the folder's key, so old folders are regenerated.
 GENERATOR_VERSION: int = 1

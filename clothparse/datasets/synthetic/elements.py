@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .textures import Tex
+from clothparse.datasets.synthetic.textures import Tex
 
 
 @dataclass

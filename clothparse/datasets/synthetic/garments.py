@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cut import buttons, neck_points, neckline_part, panel_polys, pockets, upper_poly
-from .geometry import chain, ellipse, hem_between
-from .ids import (
+from clothparse.datasets.synthetic.cut import buttons, neck_points, neckline_part, panel_polys, pockets, upper_poly
+from clothparse.datasets.synthetic.geometry import chain, ellipse, hem_between
+from clothparse.datasets.synthetic.ids import (
     CARDIGAN,
     COAT,
     COLLAR,
@@ -28,8 +28,8 @@ from .ids import (
     VEST,
     ZIPPER,
 )
-from .person import Person
-from .textures import Tex, garment_tex, rand_colour
+from clothparse.datasets.synthetic.person import Person
+from clothparse.datasets.synthetic.textures import Tex, garment_tex, rand_colour
 
 
 def length_attr(hem: float) -> int:

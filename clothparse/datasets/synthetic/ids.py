@@ -5,7 +5,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from ...categories import CLASSES, imaterialist_category_map
+from clothparse.categories import CLASSES, imaterialist_category_map
 
 # Original iMaterialist 2019 category ids (checked against label_descriptions.json by generate()).
 SHIRT, TOP, SWEATER, CARDIGAN, JACKET, VEST, PANTS, SHORTS, SKIRT, COAT, DRESS, JUMPSUIT = range(12)

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accessories import bag, belt, glasses, hat, scarf, shoes, tights, watch
-from .cut import sleeves
-from .garments import dress, lower, overtop, top
-from .ids import BAG, CARDIGAN, COAT, DRESS, JACKET, PANTS, SHIRT, SHOE, SHORTS, SKIRT, SWEATER, TOP, VEST
-from .person import Person, arms, skin_body
-from .textures import HAIR, SKIN, Tex, garment_tex
+from clothparse.datasets.synthetic.accessories import bag, belt, glasses, hat, scarf, shoes, tights, watch
+from clothparse.datasets.synthetic.cut import sleeves
+from clothparse.datasets.synthetic.garments import dress, lower, overtop, top
+from clothparse.datasets.synthetic.ids import (
+    BAG,
+    CARDIGAN,
+    COAT,
+    DRESS,
+    JACKET,
+    PANTS,
+    SHIRT,
+    SHOE,
+    SHORTS,
+    SKIRT,
+    SWEATER,
+    TOP,
+    VEST,
+)
+from clothparse.datasets.synthetic.person import Person, arms, skin_body
+from clothparse.datasets.synthetic.textures import HAIR, SKIN, Tex, garment_tex
 
 # t-shirt vs sweater of the same cut: told apart only by tendencies (texture kinds here, sleeves and rib
 # bands in garments.top); weights over plain, stripes, checks, dots, melange, abstract, knit, denim

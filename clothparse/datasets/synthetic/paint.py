@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .elements import Scene
-from .geometry import outline, rasterise
-from .ids import merged_class
-from .records import Instance, PersonBox
-from .textures import render_tex
+from clothparse.datasets.synthetic.elements import Scene
+from clothparse.datasets.synthetic.geometry import outline, rasterise
+from clothparse.datasets.synthetic.ids import merged_class
+from clothparse.datasets.synthetic.records import Instance, PersonBox
+from clothparse.datasets.synthetic.textures import render_tex
 
 
 @dataclass

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .elements import Elem, PendingInstance, Scene
-from .geometry import chain, direction, ellipse
-from .textures import TEX_ATTR, Tex
+from clothparse.datasets.synthetic.elements import Elem, PendingInstance, Scene
+from clothparse.datasets.synthetic.geometry import chain, direction, ellipse
+from clothparse.datasets.synthetic.textures import TEX_ATTR, Tex
 
 
 class Body:

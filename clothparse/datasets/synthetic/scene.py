@@ -6,14 +6,14 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .elements import Scene
-from .geometry import FULL_HEIGHT, Placement, bbox_of, placement
-from .ids import EXCLUDED_CLASS
-from .outfit import dress_up, product
-from .paint import camera, ground_truth, paint
-from .person import Body, Person
-from .records import SyntheticImage, image_id
-from .textures import garment_tex, grid, near_colour, rand_colour, render_tex
+from clothparse.datasets.synthetic.elements import Scene
+from clothparse.datasets.synthetic.geometry import FULL_HEIGHT, Placement, bbox_of, placement
+from clothparse.datasets.synthetic.ids import EXCLUDED_CLASS
+from clothparse.datasets.synthetic.outfit import dress_up, product
+from clothparse.datasets.synthetic.paint import camera, ground_truth, paint
+from clothparse.datasets.synthetic.person import Body, Person
+from clothparse.datasets.synthetic.records import SyntheticImage, image_id
+from clothparse.datasets.synthetic.textures import garment_tex, grid, near_colour, rand_colour, render_tex
 
 
 def draw_image(seed: int, index: int, *, height: int = 288, width: int = 192, second_person_share: float = 0.25,

@@ -2,7 +2,7 @@
 ClassBranch scores (Table 4), per-image loss (Figure 6) and the predictions the figures need, for the
 plain model and for each ground-truth injection variant (Table 5, Figure 5).
 
-Injection variants (the same code path, ``clothparse.injection``):
+Injection variants (the same code path, ``clothparse.models.injection``):
 
 - ``plain`` — no prior;
 - ``gt`` — full injection: every clothing class's presence from the ground truth (Table 5);
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import runs
-from .categories import CLOTHING, NUM_CLOTHING
-from .devices import resolve_device
-from .images import IMAGENET_STATS, normalise_batch, stats_of
-from .runs import RunDir
+from clothparse import runs
+from clothparse.categories import CLOTHING, NUM_CLOTHING
+from clothparse.devices import resolve_device
+from clothparse.images import IMAGENET_STATS, normalise_batch, stats_of
+from clothparse.runs import RunDir
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
 #: Variants whose prior also forbids the classes it marks absent (``injection.apply_hard``).
@@ -62,13 +62,14 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     The variant ``"user"`` injects ``user_prior`` — an 8-vector for every image, or one row per entry of
     ``indices`` — and, with ``user_hard``, forbids the classes it marks absent. ``stats`` = (mean, std): the
     normalisation the model was trained with. ``tta``: the segmentation is the mirror average of the batch and its
-    mirror image (:func:`clothparse.backends.mirror_average`, what ``Parser(tta=True)`` does); class logits, boxes
+    mirror image (:func:`clothparse.parser.backends.mirror_average`, what ``Parser(tta=True)`` does); class logits,
+    boxes
     and the loss stay the batch's own."""
-    from .backends import mirror_average
-    from .boxes import boxes_from_masks
-    from .injection import apply_hard
-    from .losses import CompoundLoss
-    from .metrics import ConfusionMatrix, iou_summary, per_image_confusion
+    from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary, per_image_confusion
+    from clothparse.models.boxes import boxes_from_masks
+    from clothparse.models.injection import apply_hard
+    from clothparse.models.losses import CompoundLoss
+    from clothparse.parser.backends import mirror_average
 
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
@@ -160,7 +161,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     ``tta``: the parser's mirror averaging (:func:`evaluate_split`), written to ``evaluation/<split>-tta/`` beside
     the plain evaluation, which the book's tables read.
     """
-    from .prepare import prepare
+    from clothparse.datasets.prepare import prepare
 
     run = RunDir(run_dir)
     profile = run.profile_of(run.require_complete())  # before any data work: a wrong path fails at once
@@ -190,7 +191,7 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
 
 
 def _user_prior(prior) -> torch.Tensor | None:
-    from .injection import parse_prior
+    from clothparse.models.injection import parse_prior
 
     if prior is None:
         return None
@@ -201,7 +202,7 @@ def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, 
                       tta: bool = False) -> None:
     """Confusion matrices (pooled and per image), metrics.json, per_image.csv, predictions.npz (and class
     logits) of one pass."""
-    from .metrics import multilabel_scores
+    from clothparse.evaluation.metrics import multilabel_scores
 
     metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "device": device,
                      "tta": tta, "variants": {}}

@@ -14,8 +14,9 @@ Formats, chosen by the file suffix:
 
 Next to the file, ``<file>.json`` records the run, the input size, the normalisation, classes and outputs; with
 it, ``Parser.from_pretrained("model.onnx")`` / ``clothparse parse --model model.onnx`` parse through onnxruntime
-(:mod:`clothparse.backends`). A folder to hand on — weights, config and model card in the Hugging Face Hub layout,
-optionally with the ONNX file — is :mod:`clothparse.package` (``clothparse export RUN --package DIR [--onnx]``).
+(:mod:`clothparse.parser.backends`). A folder to hand on — weights, config and model card in the Hugging Face Hub
+layout,
+optionally with the ONNX file — is :mod:`clothparse.parser.package` (``clothparse export RUN --package DIR [--onnx]``).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .categories import CLASSES, CLOTHING
+from clothparse.categories import CLASSES, CLOTHING
 
 __all__ = ["ExportMismatchError", "export", "export_torchscript", "export_onnx", "verify_export",
            "load_export"]
@@ -51,8 +52,8 @@ class _Deployed(nn.Module):
 
 
 def _deployed(run_dir) -> tuple[_Deployed, dict, tuple[int, int]]:
-    from .models import deployable
-    from .runs import RunDir
+    from clothparse.models import deployable
+    from clothparse.runs import RunDir
 
     model, params = RunDir(run_dir).load_model("cpu")
     model = deployable(model).eval()
@@ -68,7 +69,7 @@ def _example(size: tuple[int, int], batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def _sidecar(path: Path, run_dir, params: dict, size, fmt: str, with_classes: bool) -> None:
-    from .images import stats_of
+    from clothparse.images import stats_of
 
     mean, std = stats_of(params.get("normalisation", "imagenet"))
     info = {"run": str(Path(run_dir).resolve()), "model": params["model"], "format": fmt,

@@ -5,7 +5,7 @@ them alone.
   ``clothparse/data/paper_tables.yaml``, a copy of the transcription of the paper's tables.
 - :func:`confusion_from_table3`, :func:`table2_from_table3`: Table 3 ⇒ Table 2. The pixel confusion of
   "Our model" rebuilt from Table 3's row and column percentages, and Table 2's IoUs recomputed from it
-  with the same code that scores our runs (:func:`clothparse.metrics.iou_summary`). That the pooled
+  with the same code that scores our runs (:func:`clothparse.evaluation.metrics.iou_summary`). That the pooled
   IoUs come back and the mean IoU does not is why this package reads the paper's "IoU excl. bg" and
   "IoU overall" as pooled IoUs.
 """
@@ -104,8 +104,8 @@ def table2_from_table3():
     """
     import pandas as pd
 
-    from .categories import CLASSES
-    from .metrics import iou_summary
+    from clothparse.categories import CLASSES
+    from clothparse.evaluation.metrics import iou_summary
 
     paper = table2_row("Our model")
     diagonal = table3_diagonal_iou()

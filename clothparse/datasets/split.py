@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .categories import CLOTHING, NUM_CLOTHING
+from clothparse.categories import CLOTHING, NUM_CLOTHING
 
 __all__ = ["SPLITS", "PAPER_FRACTIONS", "split_counts", "presence_matrix", "make_split",
            "load_or_create_split", "split_distribution"]

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .categories import CLASSES, CLOTHING
+from clothparse.categories import CLASSES, CLOTHING
 
 __all__ = ["NAMED_COLOURS", "Colour", "GarmentColours", "srgb_to_lab", "lab_to_srgb", "delta_e_ciede2000",
            "name_colour",

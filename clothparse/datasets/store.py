@@ -40,8 +40,8 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from PIL import Image
 
-from .datasets.base import check_sample, classes_present
-from .keyed import KeyedFolder
+from clothparse.datasets.base import check_sample, classes_present
+from clothparse.keyed import KeyedFolder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,7 +205,7 @@ def _run_workers(dataset, folder: str, n: int, size: tuple[int, int], chunks: li
         mp_context = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(mp_context)
     if mp_context == "forkserver":  # workers fork from a server that has imported these modules once
-        ctx.set_forkserver_preload(["clothparse.store", type(dataset).__module__])
+        ctx.set_forkserver_preload(["clothparse.datasets.store", type(dataset).__module__])
     workers = max(1, min(workers, len(chunks)))
     tasks, done = ctx.Queue(), ctx.Queue()
     feed = _Feeder(dataset, chunks, tasks, workers)
@@ -520,7 +520,7 @@ class Store:
         self.path = Path(path)
         if not (self.path / COMPLETE).exists():
             raise StoreError(f"{self.path} is not a complete store (no COMPLETE marker): "
-                             f"an interrupted or foreign folder; build it with clothparse.store.build_store")
+                             f"an interrupted or foreign folder; build it with clothparse.datasets.store.build_store")
         try:
             self.meta: dict = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:

@@ -26,11 +26,11 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.learner import Metric
 
-from .categories import NUM_CLASSES
-from .distributed import World, unwrap
-from .keyed import pickle_refusal, read_json, write_json
-from .metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
-from .runs import RunDir
+from clothparse.categories import NUM_CLASSES
+from clothparse.evaluation.metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
+from clothparse.keyed import pickle_refusal, read_json, write_json
+from clothparse.runs import RunDir
+from clothparse.training.distributed import World, unwrap
 
 __all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
            "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint",
@@ -288,7 +288,7 @@ def remove_checkpoint(run: RunDir) -> None:
         pass
 
 
-# --- metric adapters: the IoUs of clothparse.metrics as fastai metrics -------------------------------
+# --- metric adapters: the IoUs of clothparse.evaluation.metrics as fastai metrics -------------------------------
 class _ConfusionMetric(Metric):
     """Accumulates a ConfusionMatrix from ``learn.pred`` (seg logits, first item of a tuple) vs ``learn.yb[0]``."""
 

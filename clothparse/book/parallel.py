@@ -4,7 +4,7 @@ each in a process of its own with one GPU (``CUDA_VISIBLE_DEVICES``) or, on CPUs
 
 A step starts once every step it depends on has finished (:func:`dependencies`), so it reads what it would read
 in a sequential build and its page is the same page. The dependencies follow what a step reads
-(:attr:`~clothparse.book.Step.reads`, the same rule that keys its cache): the data steps run first and in order
+(:attr:`~clothparse.book.build.Step.reads`, the same rule that keys its cache): the data steps run first and in order
 (they write the data and stores every later step reads); a train step needs the data only; a step that reads a
 model's runs (its evaluations, its injection and qualitative pages) waits for every training of that model, and
 the latter two for its evaluations as well; a step that reads every run waits for everything planned before it.
@@ -23,9 +23,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from . import book
-from .book import Step
-from .profiles import Profile, load_profile
+from clothparse.book import build as book
+from clothparse.book.build import Step
+from clothparse.profiles import Profile, load_profile
 
 __all__ = ["dependencies", "worker_envs", "execute_parallel"]
 
@@ -81,7 +81,7 @@ def _slot_name(env: dict[str, str], slot: int) -> str:
 
 def execute_parallel(steps: list[Step], profile: Profile, package: str, workers: int, force: bool = False,
                      log=print) -> list[Step]:
-    """Execute ``steps`` (a :func:`~clothparse.book.plan`) with up to ``workers`` at a time; the steps, in plan
+    """Execute ``steps`` (a :func:`~clothparse.book.build.plan`) with up to ``workers`` at a time; the steps, in plan
     order, with their status and seconds."""
     if workers < 1:
         raise ValueError(f"--parallel must be at least 1, got {workers}")
@@ -128,14 +128,14 @@ def execute_parallel(steps: list[Step], profile: Profile, package: str, workers:
 
 def _in_child(step: Step, profile: Profile, package: str, force: bool, env: dict[str, str], tmp: Path,
               log) -> Step:
-    """Execute one step in a process of its own (``python -m clothparse.book_parallel``) with ``env``; a process
+    """Execute one step in a process of its own (``python -m clothparse.book.parallel``) with ``env``; a process
     that dies without a result is the step failing, its partial page moved to book/failed/ like any other."""
     spec = tmp / f"{step.output.replace('/', '__')}.json"
     result = spec.with_suffix(".result.json")
     spec.write_text(json.dumps({"step": step.__dict__, "profile": profile.to_dict(), "package": package,
                                 "force": force}))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "clothparse.book_parallel", str(spec), str(result)],
+    proc = subprocess.run([sys.executable, "-m", "clothparse.book.parallel", str(spec), str(result)],
                           env={**os.environ, **env}, cwd=book.REPO_ROOT)
     if proc.returncode == 0 and result.is_file():
         return Step(**json.loads(result.read_text()))

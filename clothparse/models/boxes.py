@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .categories import NUM_CLASSES
+from clothparse.categories import NUM_CLASSES
 
 __all__ = ["boxes_from_masks"]
 

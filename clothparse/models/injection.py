@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .categories import CLOTHING, NUM_CLOTHING
+from clothparse.categories import CLOTHING, NUM_CLOTHING
 
 #: Logit magnitude that replaces a known ClassBranch output (+ present, − absent).
 PRIOR_LOGIT: float = 10.0

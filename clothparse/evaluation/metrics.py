@@ -3,7 +3,7 @@
 What the paper's IoUs mean: "IoU excl. bg" and "IoU overall" are **pooled** IoUs over the whole test
 set, ``Σ TP / Σ (TP + FP + FN)`` over the clothing classes, resp. all classes — not the mean of
 per-class IoUs (the usual mIoU, reported beside them, labelled); only so does the paper's Table 3 give
-back its Table 2 (:func:`clothparse.paper.table2_from_table3`). "IoU Mask" is the IoU of clothing vs
+back its Table 2 (:func:`clothparse.evaluation.paper.table2_from_table3`). "IoU Mask" is the IoU of clothing vs
 background with the clothing classes merged.
 
 Confusion matrices have rows = ground truth, columns = predicted, as the paper's Table 3.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .categories import CLASSES, CLOTHING, NUM_CLASSES
+from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __all__ = [
     "ConfusionMatrix", "per_class_iou", "pooled_iou", "mean_iou", "mask_iou", "row_percent", "column_percent",

@@ -1,4 +1,5 @@
-"""The network inside a :class:`clothparse.parse.Parser`: a torch module or an onnxruntime session, behind one call.
+"""The network inside a :class:`clothparse.parser.parse.Parser`: a torch module or an onnxruntime session, behind
+one call.
 
 A backend takes the normalised batch (B×3×H×W float32 at the model's input size, on the parser's device) and an
 optional prior (B×8) and returns ``(seg, classes)``: B×9×H×W segmentation logits and B×8 ClassBranch logits or
@@ -7,14 +8,14 @@ colours, the hard prior — is the parser's and the same for both.
 
 - :class:`TorchBackend`: the deployable model (:func:`clothparse.models.deployable`) in eval mode; fp16
   autocast on CUDA; a prior enters the ClassBranch where the model has one.
-- :class:`OnnxBackend`: an exported ``.onnx`` file (:mod:`clothparse.export`) in onnxruntime, on the CPU (CUDA
+- :class:`OnnxBackend`: an exported ``.onnx`` file (:mod:`clothparse.parser.export`) in onnxruntime, on the CPU (CUDA
   where onnxruntime has its provider). The export has no prior input: a prior acts only with ``hard=True``.
   Its input size is fixed by the export (the run's); it uses as many threads as torch does, so the two
   backends are compared on equal terms.
 - :class:`MirrorAveraged`: either of them run on the batch and on its mirror image, the two answers averaged
   (test-time augmentation: ``Parser(tta=True)``, ``clothparse parse --tta``; twice the network's time).
 
-:class:`Network` is what was loaded (:func:`clothparse.package.load_network`) before a device is chosen.
+:class:`Network` is what was loaded (:func:`clothparse.parser.package.load_network`) before a device is chosen.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class TorchBackend:
     takes_prior = True
 
     def __init__(self, module: torch.nn.Module, device: str, amp: bool):
-        from .models import deployable
+        from clothparse.models import deployable
 
         self.module = deployable(module).to(device).eval()
         self.device, self.amp = device, bool(amp) and device.startswith("cuda")
@@ -76,7 +77,7 @@ class OnnxBackend:
         self._check_io(input_size)
 
     def _check_io(self, input_size) -> None:
-        from .categories import NUM_CLASSES
+        from clothparse.categories import NUM_CLASSES
 
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or inputs[0].name != "image":

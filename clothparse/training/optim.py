@@ -29,7 +29,7 @@ HP_MAP = {"betas__0": "mom", "betas__1": "sqr_mom", "decoupled_wd": "wd"}
 
 def adam(params: Iterable, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5,
          wd: float = 0.01, foreach: bool | None = None):
-    """An ``opt_func`` for fastai's ``Learner`` (``Learner(..., opt_func=clothparse.optim.adam)``).
+    """An ``opt_func`` for fastai's ``Learner`` (``Learner(..., opt_func=clothparse.training.optim.adam)``).
 
     ``params``: a list of parameter groups (a splitter's output) or of parameters. ``foreach=None`` lets
     torch choose its multi-tensor kernels where they pay off (CUDA)."""

@@ -8,7 +8,7 @@
                          size and classes in the file's own metadata
     README.md            a model card (Markdown, with the Hub's YAML header): what it parses, how to load it,
                          its test scores, where it came from
-    model.onnx(.json)    only with ``--onnx``: the network as ONNX and its sidecar (:mod:`clothparse.export`)
+    model.onnx(.json)    only with ``--onnx``: the network as ONNX and its sidecar (:mod:`clothparse.parser.export`)
 
 :class:`ParserPackage` is a ``huggingface_hub.ModelHubMixin`` (as smp's models are), so the names are the Hub's:
 ``save_pretrained(DIR)``, ``from_pretrained(DIR or "user/repo")``, and ``push_to_hub("user/repo")`` for a user
@@ -23,8 +23,8 @@ another model, encoder, input size or class count than ``config.json`` says (the
 tensor's name and shape against the rebuilt model), or when the caller asks for another input size than the
 one it was trained at.
 
-:func:`load_network` is what :class:`clothparse.parse.Parser` loads: a run folder, a package folder, an ``.onnx``
-file with its sidecar, or a Hub repository id, as a :class:`~clothparse.backends.Network`.
+:func:`load_network` is what :class:`clothparse.parser.parse.Parser` loads: a run folder, a package folder, an ``.onnx``
+file with its sidecar, or a Hub repository id, as a :class:`~clothparse.parser.backends.Network`.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelHubMixin
 
-from .backends import Network
-from .categories import CLASSES, CLOTHING
+from clothparse.categories import CLASSES, CLOTHING
+from clothparse.parser.backends import Network
 
 __all__ = ["ParserPackage", "PackageError", "export_package", "verify_package", "load_network", "is_package",
            "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "ONNX_NAME", "FORMAT", "FORMAT_VERSION"]
@@ -54,10 +54,10 @@ class PackageError(ValueError):
 # --- what goes into config.json -----------------------------------------------------------------------
 def package_config(run_dir) -> dict:
     """``config.json`` of a finished run: enough to rebuild the model, feed it and say where it came from."""
-    from . import __version__
-    from .images import stats_of
-    from .keyed import read_json
-    from .runs import RunDir
+    from clothparse import __version__
+    from clothparse.images import stats_of
+    from clothparse.keyed import read_json
+    from clothparse.runs import RunDir
 
     run = RunDir(run_dir)
     params = run.require_complete()
@@ -88,7 +88,7 @@ def _with_model_facts(config: dict, model, onnx: bool) -> dict:
 
 def _metrics(run) -> dict:
     """The valid split's scores (end of training) and the test split's without a prior, where evaluated."""
-    from .keyed import read_json
+    from clothparse.keyed import read_json
 
     out = {}
     if run.metrics_path.is_file():
@@ -102,9 +102,9 @@ def _metrics(run) -> dict:
 
 def check_config(config, source: str) -> dict:
     """``config`` if this clothparse can use it; else a :class:`PackageError` saying what differs."""
-    from .images import stats_of
-    from .models import ENCODER_NAMES, MODEL_NAMES
-    from .models.base import check_input_size
+    from clothparse.images import stats_of
+    from clothparse.models import ENCODER_NAMES, MODEL_NAMES
+    from clothparse.models.base import check_input_size
 
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise PackageError(f"{source}: {CONFIG_NAME} is not a clothparse parser's (no \"format\": \"{FORMAT}\")")
@@ -193,7 +193,7 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
     def from_run(cls, run_dir, onnx: bool = False) -> ParserPackage:
         """The package of a finished run (its weights as trained, its config and card; ``onnx``: the folder will
         hold ``model.onnx`` too, as the card says)."""
-        from .runs import RunDir
+        from clothparse.runs import RunDir
 
         model, _ = RunDir(run_dir).load_model("cpu")
         return cls(config=_with_model_facts(package_config(run_dir), model, onnx), net=model)
@@ -211,7 +211,7 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
-        from .model_card import model_card
+        from clothparse.parser.model_card import model_card
 
         return ModelCard(model_card(self.config, self._hub_mixin_info.model_card_data))
 
@@ -238,7 +238,7 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        from .models import build_model
+        from clothparse.models import build_model
 
         source = model_id
         if config is None:
@@ -290,7 +290,7 @@ def export_package(run_dir, folder, onnx: bool = False, opset: int = 17) -> Path
         (folder / stale).unlink(missing_ok=True)
     package.save_pretrained(folder)
     if onnx:
-        from .export import export_onnx
+        from clothparse.parser.export import export_onnx
 
         export_onnx(run_dir, folder / ONNX_NAME, opset=opset)
     return folder
@@ -301,8 +301,8 @@ def verify_package(run_dir, folder, batch: int = 2, seed: int = 0) -> float:
     run's model's on random input; the same weights in the same model make it 0."""
     import torch
 
-    from .models import deployable
-    from .runs import RunDir
+    from clothparse.models import deployable
+    from clothparse.runs import RunDir
 
     expected_model, _ = RunDir(run_dir).load_model("cpu")
     package = ParserPackage.from_pretrained(folder)
@@ -317,7 +317,7 @@ def verify_package(run_dir, folder, batch: int = 2, seed: int = 0) -> float:
 # --- what a Parser loads ----------------------------------------------------------------------------------
 def load_network(source, input_size=None, **hub) -> Network:
     """A run folder, a package folder, an ``.onnx`` file (with its sidecar) or a Hub repository id (``owner/name``
-    that is no local path), as a :class:`~clothparse.backends.Network`; ``input_size`` (H, W), if given, must be
+    that is no local path), as a :class:`~clothparse.parser.backends.Network`; ``input_size`` (H, W), if given, must be
     the model's own. Anything else is read as a run folder (whose errors say what is missing)."""
     name = os.fspath(source)
     path = Path(name).expanduser()
@@ -332,7 +332,7 @@ def load_network(source, input_size=None, **hub) -> Network:
 
 
 def _run_network(path: Path, input_size) -> Network:
-    from .runs import RunDir
+    from clothparse.runs import RunDir
 
     model, params = RunDir(path).load_model("cpu")  # refuses another class scheme
     size = tuple(int(v) for v in params.get("input_size", params["size"]))
@@ -343,7 +343,7 @@ def _run_network(path: Path, input_size) -> Network:
 
 
 def _onnx_network(path: Path, input_size) -> Network:
-    """An ``.onnx`` file described by its sidecar ``<file>.json`` (:mod:`clothparse.export`), else by the
+    """An ``.onnx`` file described by its sidecar ``<file>.json`` (:mod:`clothparse.parser.export`), else by the
     ``config.json`` of the package folder it sits in."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")

@@ -20,21 +20,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import runs
-from .categories import CLASSES
-from .devices import resolve_device
-from .images import IMAGENET_STATS
-from .runs import RunDir
+from clothparse import runs
+from clothparse.categories import CLASSES
+from clothparse.devices import resolve_device
+from clothparse.images import IMAGENET_STATS
+from clothparse.runs import RunDir
 
 if TYPE_CHECKING:
-    from .distributed import World
-    from .prepare import Prepared
-    from .profiles import Profile
+    from clothparse.datasets.prepare import Prepared
+    from clothparse.profiles import Profile
+    from clothparse.training.distributed import World
 
 
 # --- data -----------------------------------------------------------------------------------
 class StoreSegmentation(torch.utils.data.Dataset):
-    """Rows of a :class:`clothparse.store.Store` as fastai ``(TensorImage, TensorMask)`` pairs (uint8 image).
+    """Rows of a :class:`clothparse.datasets.store.Store` as fastai ``(TensorImage, TensorMask)`` pairs (uint8 image).
 
     ``split_idx`` (0 train, 1 valid) is what a ``TfmdDL`` hands its transform pipelines at every epoch: fastai's
     random transforms (``split_idx = 0``) run only where it is 0, so without it no augmentation would run."""
@@ -57,8 +57,8 @@ class StoreSegmentation(torch.utils.data.Dataset):
 
 def augmentations(augment: bool = True) -> list:
     """The paper's 'rather conservative' augmentation: horizontal flip, small rotation, mild lighting —
-    fastai's ``aug_transforms`` draws, applied on plain tensors (:mod:`clothparse.augment`)."""
-    from .augment import FlipRotateLighting
+    fastai's ``aug_transforms`` draws, applied on plain tensors (:mod:`clothparse.training.augment`)."""
+    from clothparse.training.augment import FlipRotateLighting
 
     return [FlipRotateLighting()] if augment else []
 
@@ -71,10 +71,10 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
     ``batch_tfms``: the train split's augmentation instead of :func:`augmentations` (``augment`` then unused).
 
     ``batch_size`` is the global batch: over several processes (``world``) the train loader is this rank's
-    slice of it (:class:`~clothparse.distributed.RankShardDL`); the valid loader is the whole split."""
+    slice of it (:class:`~clothparse.training.distributed.RankShardDL`); the valid loader is the whole split."""
     from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
 
-    from .distributed import RankShardDL, World
+    from clothparse.training.distributed import RankShardDL, World
 
     world = world or World()
     train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
@@ -102,15 +102,15 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
 def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, fp16: bool = False,
                   cbs: list | None = None, amp_dtype: str = "fp16", channels_last: bool = False):
     """A fastai ``Learner``: Adam with decoupled weight decay (fastai's, on torch's multi-tensor kernels:
-    :mod:`clothparse.optim`), encoder/rest splitter, pooled IoU metric. ``fp16``: mixed precision of
+    :mod:`clothparse.training.optim`), encoder/rest splitter, pooled IoU metric. ``fp16``: mixed precision of
     ``amp_dtype`` ("fp16" with fastai's loss scaler, "bf16" without); ``channels_last``: fastai's
     ``ChannelsLast`` (the model in channels-last memory format)."""
     from fastai.callback.channelslast import ChannelsLast
     from fastai.learner import Learner
 
-    from .callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
-    from .models import splitter
-    from .optim import adam
+    from clothparse.models import splitter
+    from clothparse.training.callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
+    from clothparse.training.optim import adam
 
     if amp_dtype not in ("fp16", "bf16"):
         raise ValueError(f"amp_dtype must be 'fp16' or 'bf16', got {amp_dtype!r}")
@@ -166,10 +166,10 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
     profile's ``train.seed``) trains that seed's run (one of ``train.seeds``, or any other).
 
     Started by torchrun (``WORLD_SIZE`` > 1), the processes train the run together, data-parallel, with the
-    profile's batch as the global batch (:mod:`clothparse.distributed`); rank 0 writes the run folder.
+    profile's batch as the global batch (:mod:`clothparse.training.distributed`); rank 0 writes the run folder.
     """
-    from .distributed import world
-    from .profiles import load_profile
+    from clothparse.profiles import load_profile
+    from clothparse.training.distributed import world
 
     profile = load_profile(profile)
     profile = profile if seed is None else profile.with_seed(seed)
@@ -181,7 +181,7 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
 
 def _train(profile: Profile, model: str, variant: str, force: bool, progress: bool, prepared: Prepared | None,
            stop_after_epochs: int | None, world: World) -> Path:
-    from .prepare import prepare
+    from clothparse.datasets.prepare import prepare
 
     prepared = prepared or world.in_turn(lambda: prepare(profile, variant=variant, progress=progress))
     run = RunDir.for_training(profile, model, variant, prepared.store.meta["key"])
@@ -203,7 +203,7 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     """Create (or reopen) the run folder; write its params and provenance (rank 0)."""
     from fastai.torch_core import set_seed
 
-    from .models.encoders import encoder_stats
+    from clothparse.models.encoders import encoder_stats
 
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
@@ -230,10 +230,10 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
 
 def _build(s: _Session, model: str, progress: bool) -> None:
     """The model, its data loaders and the fastai Learner (and, over several processes, its DDP wrapper)."""
-    from .distributed import DataParallel, sync_batchnorm
-    from .losses import CompoundLoss
-    from .models import build_model
-    from .models.encoders import encoder_stats
+    from clothparse.models import build_model
+    from clothparse.models.encoders import encoder_stats
+    from clothparse.models.losses import CompoundLoss
+    from clothparse.training.distributed import DataParallel, sync_batchnorm
 
     cfg = s.profile.train
     net = build_model(model, input_size=s.profile.size, encoder_name=s.profile.encoder_name,
@@ -253,7 +253,7 @@ def _resume(s: _Session) -> None:
     """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over.
 
     Rank 0 reads the checkpoint; every process loads the same states from it."""
-    from .callbacks import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
+    from clothparse.training.callbacks import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
 
     state, why_not = s.world.from_main(lambda: checkpoint_state(s.run))
     if state is None and why_not != "no checkpoint" and s.world.is_main:
@@ -276,7 +276,7 @@ def _resume(s: _Session) -> None:
 
 def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
     """Fit what is left of phase 1 (frozen) and phase 2 (unfrozen); False when this process stopped early."""
-    from .callbacks import PositionalSeed, RunRecorder, StopAtEpoch
+    from clothparse.training.callbacks import PositionalSeed, RunRecorder, StopAtEpoch
 
     cfg = s.profile.train
     start_phase, start_epoch = s.start
@@ -308,9 +308,9 @@ def _finish(s: _Session, seconds: float) -> None:
     """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint (rank 0)."""
     from safetensors.torch import save_file
 
-    from .callbacks import remove_checkpoint
-    from .evaluate import evaluate_split
-    from .models.encoders import encoder_stats
+    from clothparse.evaluation.evaluate import evaluate_split
+    from clothparse.models.encoders import encoder_stats
+    from clothparse.training.callbacks import remove_checkpoint
 
     save_file({k: v.contiguous() for k, v in s.learn.model.state_dict().items()}, str(s.run.weights_path))
     valid = evaluate_split(s.learn.model, s.prepared.store, s.prepared.indices("valid"), device=s.device,

@@ -1,7 +1,7 @@
 """Use a trained model: parse photos into the 9 classes, box and colour-tag every garment, inject a prior.
 
 ``parse(images, run=...)`` (or a reusable :class:`Parser`; ``Parser.from_pretrained(DIR)`` for a packaged model,
-:mod:`clothparse.package`, or an ``.onnx`` export) returns one :class:`ParseResult` per image:
+:mod:`clothparse.parser.package`, or an ``.onnx`` export) returns one :class:`ParseResult` per image:
 
 - ``mask``: H×W uint8 (0..8) at the image's **original** resolution (after EXIF orientation). The network
   sees the image resized to the run's input size (as the store resized training images: PIL ``BOX`` when
@@ -17,9 +17,9 @@
   the output, and boxes and colours describe it. Where the ClassBranch says otherwise (sigmoid > 0.5 vs. in
   the mask), the class is listed in ``disagreements``;
 - ``boxes``: per present class, (x_min, y_min, x_max, y_max) in original pixels, max exclusive;
-- ``colours``: per present class, its dominant colours (:mod:`clothparse.colours`).
+- ``colours``: per present class, its dominant colours (:mod:`clothparse.parser.colours`).
 
-**One garment at a time** (:mod:`clothparse.garments`): ``mask`` stays the class-id array and is callable —
+**One garment at a time** (:mod:`clothparse.parser.garments`): ``mask`` stays the class-id array and is callable —
 ``result.mask("skirt")`` is the skirt's H×W boolean mask (a name that is no class is a ``ValueError`` listing
 the classes); ``result.cutout("skirt")`` its RGBA cut-out, cropped to its box, transparent elsewhere, always
 at the **original** resolution (for a reduced image, the input is read again: ``original`` keeps it);
@@ -28,7 +28,7 @@ at the **original** resolution (for a reduced image, the input is read again: ``
 classes (the others become background).
 
 A **prior** ("skirt,-dress", an 8-vector 1/0/NaN, or one per image) enters the ClassBranch (soft, see
-:mod:`clothparse.injection`); ``hard=True`` also forbids the absent classes in the output (any model).
+:mod:`clothparse.models.injection`); ``hard=True`` also forbids the absent classes in the output (any model).
 
 **Inputs**: paths, PIL images or arrays (H×W gray, H×W×3 RGB, H×W×4 RGBA; uint8, uint16 scaled by 1/257,
 float in 0..1). EXIF orientation is applied; grayscale, palette, CMYK become RGB; transparency is composited
@@ -41,7 +41,7 @@ cut-outs) are still at the original size. **Unreadable or missing files**: :func
 A batch size below 1 is a ``ValueError`` (:func:`check_batch_size`).
 
 Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
-:mod:`clothparse.parse_outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
+:mod:`clothparse.parser.outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
 from here too.
 """
 from __future__ import annotations
@@ -59,11 +59,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import rle
-from .categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
-from .colours import GarmentColours, garment_colours
-from .garments import ClassMask, class_index, cutout, parse_classes
-from .images import (
+from clothparse import rle
+from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
+from clothparse.images import (
     IMAGE_EXTENSIONS,
     WORK_MAX_SIDE,
     ImageLoadError,
@@ -73,7 +71,9 @@ from .images import (
     load_image,
     to_rgb_array,
 )
-from .parse_outputs import (
+from clothparse.parser.colours import GarmentColours, garment_colours
+from clothparse.parser.garments import ClassMask, class_index, cutout, parse_classes
+from clothparse.parser.outputs import (
     SUMMARY_COLUMNS,
     ParsedFiles,
     figure_cutouts,
@@ -149,7 +149,7 @@ class ParseResult:
 
     def cutouts(self, classes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Per garment found (or per name in ``classes``) its RGBA cut-out at the original resolution, cropped
-        to its box (:func:`clothparse.garments.cutout`); the original image is read once for all of them."""
+        to its box (:func:`clothparse.parser.garments.cutout`); the original image is read once for all of them."""
         names = list(self.classes if classes is None else classes)
         for name in names:
             class_index(name)
@@ -284,7 +284,7 @@ def check_batch_size(value) -> int:
 
 def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
     """``prior`` as a 8-vector (same for every image) or N×8 (one per image)."""
-    from .injection import parse_prior
+    from clothparse.models.injection import parse_prior
 
     if prior is None:
         return None
@@ -321,19 +321,19 @@ class Parser:
     ``run``: a run folder — or anything :meth:`from_pretrained` takes (a package folder, an ``.onnx`` file, a Hub
     repository id), so ``clothparse parse --model`` goes the same way; ``model``: an ``nn.Module`` with
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
-    behind a backend (:mod:`clothparse.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
+    behind a backend (:mod:`clothparse.parser.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
     parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
     mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other).
     ``tta``: run the network on each photo and on its mirror image and average the two
-    (:class:`~clothparse.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
+    (:class:`~clothparse.parser.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
 
     def __init__(self, run: str | Path | None = None, model: torch.nn.Module | None = None,
                  device: str | None = None, batch_size: int = 8, input_size: tuple[int, int] | None = None,
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
                  amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None,
                  workers: int | None = None, tta: bool = False):
-        from .backends import Network
-        from .package import load_network
+        from clothparse.parser.backends import Network
+        from clothparse.parser.package import load_network
 
         if (run is None) == (model is None):
             raise ValueError("give exactly one of run= (a run folder) or model= (an nn.Module)")
@@ -352,12 +352,12 @@ class Parser:
     def from_pretrained(cls, name_or_path: str | Path, *, input_size: tuple[int, int] | None = None,
                         revision: str | None = None, token: str | bool | None = None,
                         cache_dir: str | Path | None = None, local_files_only: bool = False, **options) -> Parser:
-        """A parser for a packaged model (:mod:`clothparse.package`): a package folder (read locally, no
+        """A parser for a packaged model (:mod:`clothparse.parser.package`): a package folder (read locally, no
         network), an ``.onnx`` file with its sidecar (run by onnxruntime), or a Hugging Face Hub repository id
         (``owner/name``; ``revision``, ``token``, ``cache_dir``, ``local_files_only`` go to the download).
         ``input_size``, if given, must be the package's own; ``**options`` are :class:`Parser`'s (``device``,
         ``batch_size``, ``min_area``, ``colours``, …)."""
-        from .package import load_network
+        from clothparse.parser.package import load_network
 
         hub = {"revision": revision, "token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
         parser = cls.__new__(cls)
@@ -367,9 +367,9 @@ class Parser:
     def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
                colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
                work_max_side: int = WORK_MAX_SIDE, workers: int | None = None, tta: bool = False) -> None:
-        from .backends import MirrorAveraged
-        from .devices import resolve_device
-        from .images import stats_of
+        from clothparse.devices import resolve_device
+        from clothparse.images import stats_of
+        from clothparse.parser.backends import MirrorAveraged
 
         self.device = resolve_device(device)
         self.amp = self.device.startswith("cuda") if amp is None else amp
@@ -402,9 +402,9 @@ class Parser:
     # the network on a batch of loaded images
     @torch.inference_mode()
     def _forward(self, loaded: list[LoadedImage], prior: torch.Tensor | None, hard: bool):
-        from .images import normalise_batch
-        from .injection import apply_hard
-        from .store import resize_image
+        from clothparse.datasets.store import resize_image
+        from clothparse.images import normalise_batch
+        from clothparse.models.injection import apply_hard
 
         batch = np.stack([resize_image(li.image, self.input_size) for li in loaded])
         x = normalise_batch(torch.from_numpy(batch).to(self.device), self.stats)

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .categories import CLASSES, CLOTHING, NUM_CLASSES, PALETTE
-from .garments import cutout, parse_classes
-from .images import empty_folders, expand_inputs
+from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES, PALETTE
+from clothparse.images import empty_folders, expand_inputs
+from clothparse.parser.garments import cutout, parse_classes
 
 if TYPE_CHECKING:
-    from .parse import ParseFailure, ParseResult
+    from clothparse.parser.parse import ParseFailure, ParseResult
 
 __all__ = ["SUMMARY_COLUMNS", "ParsedFiles", "write_outputs", "summary_row", "summary_table", "figure_results",
            "figure_cutouts", "prior_text", "parse_files"]
@@ -51,7 +51,7 @@ def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None
     Returns the files written by :data:`SUMMARY_COLUMNS` name (``cutout_<class>``, ``mask_<class>``)."""
     from PIL import Image
 
-    from .keyed import write_json
+    from clothparse.keyed import write_json
 
     out_dir = Path(out_dir)
     files = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "json": f"{stem}.json"}
@@ -174,7 +174,7 @@ def figure_cutouts(results: list[ParseResult], max_garments: int = 4, height: fl
     original resolution) on a light checkerboard, each titled with its class and main colour name."""
     import matplotlib.pyplot as plt
 
-    from .garments import on_checkerboard
+    from clothparse.parser.garments import on_checkerboard
 
     picks = [sorted(r.classes, key=lambda c: -r.fractions[c])[:max_garments] for r in results]
     cols = 1 + max(1, max(len(p) for p in picks))
@@ -241,14 +241,15 @@ def parse_files(paths: Iterable[str | Path], run: str | Path, out: str | Path, *
     """Parse files, folders (their images) and globs with the run folder ``run``; write each image's mask,
     overlay and JSON (with ``cutouts`` / ``masks`` each garment's cut-out / mask too), and ``summary.csv``,
     into ``out``; ``classes`` ("pants,skirt") limits every output to those garments; ``workers``: the
-    :class:`~clothparse.parse.Parser`'s threads that read photos and finish results beside the network; ``tta``: its
+    :class:`~clothparse.parser.parse.Parser`'s threads that read photos and finish results beside the network;
+    ``tta``: its
     mirror averaging. An
     unreadable input is reported on stderr, listed as failed in the CSV, and the others go on; so is a folder
     with no image, when other inputs have some. No image at all is a ``FileNotFoundError``; an unknown class,
     a batch size below 1 or an ``out`` that is a file a ``ValueError`` / ``OSError`` before anything runs."""
     from tqdm.auto import tqdm
 
-    from .parse import Parser, check_batch_size
+    from clothparse.parser.parse import Parser, check_batch_size
 
     paths = list(paths)
     keep = parse_classes(classes)

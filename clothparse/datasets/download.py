@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from . import __version__
+from clothparse import __version__
 
 __all__ = ["CCP_COMMIT", "CCP_DIGEST", "CCP_FILES", "CCP_URL", "ChecksumError", "DownloadError", "Downloaded",
            "content_digest", "default_dest", "download_ccp"]
@@ -112,7 +112,7 @@ def content_digest(root: str | os.PathLike) -> tuple[str, int]:
 def default_dest() -> Path:
     """``data/ccp`` in the checkout (ignored by git), or in the working directory when clothparse is installed
     without one: next to the code's profiles, where a relative ``data.root`` is looked up."""
-    from .profiles import PARAMS_DIR, REPO_ROOT
+    from clothparse.profiles import PARAMS_DIR, REPO_ROOT
 
     base = REPO_ROOT if PARAMS_DIR.is_dir() else Path.cwd()
     return base / "data" / "ccp"

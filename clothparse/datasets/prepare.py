@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .keyed import stable_hash
-from .profiles import Profile, under_repo
+from clothparse.keyed import stable_hash
+from clothparse.profiles import Profile, under_repo
 
 VARIANTS = ("base", "refined")
 
@@ -35,7 +35,7 @@ class Prepared:
     variant: str
     source_root: Path
     data_root: Path
-    store: object                         # clothparse.store.Store
+    store: object                         # clothparse.datasets.store.Store
     splits: pd.Series                     # image_id → train / valid / test (aligned with store order)
     refine_report: dict | None = None
     notes: list[str] = field(default_factory=list)
@@ -52,7 +52,7 @@ def source_root(P: Profile, progress: bool = True) -> Path:
     """The dataset folder of a profile; generates the synthetic data on first use."""
     kind = P.data.kind
     if kind == "synthetic":
-        from .datasets.synthetic import generate
+        from clothparse.datasets.synthetic import generate
 
         return Path(generate(P.work_path / "synthetic", progress=progress, **dataclasses.asdict(P.data.synthetic)))
     if not P.data.root:
@@ -67,28 +67,28 @@ def source_root(P: Profile, progress: bool = True) -> Path:
 
 def make_detector(P: Profile, src_root: Path):
     """The person detector refinement uses (``data.detector``), on the profile's device."""
-    from . import refine
+    from clothparse import refine
 
     name = P.data.detector
     if name == "persons_csv":
         return refine.PersonsCsvDetector(src_root)
     if name == "maskrcnn":
-        from .devices import resolve_device
+        from clothparse.devices import resolve_device
 
         return refine.MaskRCNNDetector(device=resolve_device(P.device))
     raise ValueError(f"unknown detector {name!r} in profile {P.name!r}; use persons_csv or maskrcnn")
 
 
 def open_reader(kind: str, root: Path):
-    from .datasets import open_dataset
+    from clothparse.datasets import open_dataset
 
     return open_dataset(kind, root)
 
 
 def prepare(P: Profile, variant: str = "refined", progress: bool = True) -> Prepared:
     """Source, refinement (``variant="refined"`` where the profile refines), store and split."""
-    from .split import load_or_create_split
-    from .store import build_store
+    from clothparse.datasets.split import load_or_create_split
+    from clothparse.datasets.store import build_store
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -108,7 +108,7 @@ def prepare(P: Profile, variant: str = "refined", progress: bool = True) -> Prep
         notes = ["profile does not refine: the refined variant is the base data"] if variant == "refined" else []
         return _prepared(variant, src, src, base_store, base_splits, None, notes, n_source)
 
-    from .refine import refine
+    from clothparse.refine import refine
 
     refined_root = wdir / "refined"
     decisions = wdir / "decisions.csv"
@@ -139,9 +139,9 @@ def source_fingerprint(kind: str, root: Path) -> str:
     every file its reader reads (annotations and photos; see the readers' ``input_stamps``), so a changed,
     repaired, added or removed file never reuses a stale store. One ``stat`` per file, no reading."""
     if kind == "ccp":
-        from .datasets.ccp import input_stamps
+        from clothparse.datasets.ccp import input_stamps
     else:  # the iMaterialist layout: imaterialist, synthetic
-        from .datasets.imaterialist import input_stamps
+        from clothparse.datasets.imaterialist import input_stamps
     return stable_hash(input_stamps(Path(root)))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .categories import CLASSES, CLOTHING
+from clothparse.categories import CLASSES, CLOTHING
 
 __all__ = ["ClassMask", "class_index", "parse_classes", "cutout", "on_checkerboard"]
 

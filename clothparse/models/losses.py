@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boxes import boxes_from_masks
-from .categories import NUM_CLASSES
+from clothparse.categories import NUM_CLASSES
+from clothparse.models.boxes import boxes_from_masks
 
 __all__ = ["CompoundLoss", "split_pred"]
 

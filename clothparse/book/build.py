@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from . import runs
-from .devices import resolve_device
-from .keyed import KeyedFolder
-from .profiles import REPO_ROOT, Profile, load_profile
+from clothparse import runs
+from clothparse.devices import resolve_device
+from clothparse.keyed import KeyedFolder
+from clothparse.profiles import REPO_ROOT, Profile, load_profile
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 BOOK = REPO_ROOT / "book"
@@ -255,7 +255,7 @@ def _hide_injected_parameters(nb) -> None:
 
 def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
     """The book's first page facts: profile, data, hardware, commit, and the time of every step."""
-    from .runs import device_description, git_commit
+    from clothparse.runs import device_description, git_commit
 
     device = resolve_device(profile.device)
     data, syn = profile.data, profile.data.synthetic
@@ -286,7 +286,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
 
 def _encoder_text(profile: Profile) -> str:
     """The encoder and where its weights come from, in a few words (Methods has the licences)."""
-    from .models.lite import LITE_WHEELS
+    from clothparse.models.lite import LITE_WHEELS
 
     name, weights = profile.encoder_name, profile.encoder_weights
     if weights is None:
@@ -352,14 +352,14 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
     """Execute every notebook of ``profile`` (cached), write the summary page and build the book.
 
     ``parallel`` > 1 executes up to that many independent notebooks at once, one GPU each
-    (:mod:`clothparse.book_parallel`); the pages are those of a sequential build."""
+    (:mod:`clothparse.book.parallel`); the pages are those of a sequential build."""
     profile = load_profile(profile)
     result = BookResult(profile.name)
     package = _package_digest()
     t0 = time.perf_counter()
     log(f"clothparse book — profile {profile.name}")
     if parallel > 1:
-        from .book_parallel import execute_parallel
+        from clothparse.book.parallel import execute_parallel
 
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:

@@ -1,4 +1,4 @@
-"""The model card of a packaged parser (``README.md`` of :mod:`clothparse.package`): Markdown with the Hub's YAML
+"""The model card of a packaged parser (``README.md`` of :mod:`clothparse.parser.package`): Markdown with the Hub's YAML
 header, written from ``config.json`` alone, so the card and the config cannot disagree."""
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def model_card(config: dict, card_data=None) -> str:
         "[clothparse](https://github.com/clothparse/clothparse) adds the garments' boxes and colours.", "",
         "## Use", "", "```bash", "pip install clothparse",
         "clothparse parse my_photos/ --model <this folder or owner/name> --out parsed/", "```", "",
-        "```python", "from clothparse.parse import Parser", "",
+        "```python", "from clothparse.parser.parse import Parser", "",
         'parser = Parser.from_pretrained("<this folder or owner/name>")',
         'result = parser("photo.jpg")[0]  # .mask (H×W class ids), .classes, .boxes, .colours', "```", "",
         "## Model", "",

@@ -138,7 +138,7 @@ def world(device: str) -> Iterator[World]:
 class RankShardDL(TfmdDL):
     """One rank's share of each global batch: the r-th ``bs`` images of every ``bs × world_size`` of the epoch's
     permutation, which is the same on every rank (fastai draws it from ``self.rng``, seeded alike on every rank by
-    :class:`~clothparse.callbacks.PositionalSeed`). The last incomplete global batch is dropped."""
+    :class:`~clothparse.training.callbacks.PositionalSeed`). The last incomplete global batch is dropped."""
 
     def __init__(self, dataset=None, rank: int = 0, world_size: int = 1, **kwargs):
         self.rank, self.world_size = int(rank), int(world_size)

@@ -2,13 +2,13 @@
 95 % interval over test images (and the spread over training seeds where a profile trains several),
 and a verdict by the rule of :data:`VERDICT_RULE`.
 
-The claims, each a statistic of per-image counts (:mod:`clothparse.bootstrap` resamples the images):
+The claims, each a statistic of per-image counts (:mod:`clothparse.evaluation.bootstrap` resamples the images):
 
 - Table 2's ordering, pair by pair (Our model > ClassBranch only > Branches > plain U-Net > DeepLabV3+ >
   DeepLabV3 > FPN), and the branches' gains over the plain U-Net: paired differences of pooled IoU excl. bg;
 - Table 1: the plain U-Net on refined minus base training data;
 - Table 5: what ground-truth injection adds to Our model (With GT − Without GT);
-- Table 4: the ClassBranch's F1 (the paper's average, :data:`~clothparse.metrics.PAPER_F_AVERAGE`);
+- Table 4: the ClassBranch's F1 (the paper's average, :data:`~clothparse.evaluation.metrics.PAPER_F_AVERAGE`);
 - Table 3's named confusions (dress ↔ skirt, top ↔ overtop, shorts → skirt, pants → background): how much
   more of a class goes to the named one than, on average, to the other garments.
 """
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bootstrap import Interval, image_bootstrap, stack
-from .categories import CLASSES, CLOTHING, SHORT_LABELS
-from .metrics import _fbeta, mask_iou, per_class_iou, pooled_iou
+from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS
+from clothparse.evaluation.bootstrap import Interval, image_bootstrap, stack
+from clothparse.evaluation.metrics import _fbeta, mask_iou, per_class_iou, pooled_iou
 
 __all__ = ["Claim", "CLAIMS", "HEADLINE_CLAIM", "VERDICT_RULE", "verdict", "seed_interval", "claims_table",
            "pooled_excl_bg", "iou_scores", "METRICS", "confusion_excess", "macro_f1", "mean_over_seeds",
@@ -50,7 +50,7 @@ def _square(summed) -> np.ndarray:
 
 def iou_scores(summed: np.ndarray) -> np.ndarray:
     """:data:`METRICS` (percent) of summed confusion counts …×K·K, vectorised: pooled IoU excl. bg, pooled
-    IoU overall, IoU Mask, then each class's IoU (the functions of :mod:`clothparse.metrics`, on a stack)."""
+    IoU overall, IoU Mask, then each class's IoU (the functions of :mod:`clothparse.evaluation.metrics`, on a stack)."""
     m = _square(summed)
     headline = [pooled_iou(m), pooled_iou(m, include_background=True), mask_iou(m)]
     return 100 * np.concatenate([np.stack(headline, axis=-1), per_class_iou(m)], axis=-1)
@@ -81,7 +81,7 @@ def label_counts(present: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 def macro_f1(summed: np.ndarray) -> np.ndarray:
     """Macro F1 (percent) of summed label counts (…×C·3: :func:`label_counts`' rows, flattened); a class with
-    nothing to find and nothing found scores 100, as in :func:`clothparse.metrics.multilabel_scores`."""
+    nothing to find and nothing found scores 100, as in :func:`clothparse.evaluation.metrics.multilabel_scores`."""
     c = np.asarray(summed, dtype=np.float64).reshape(*np.shape(summed)[:-1], -1, 3)
     return 100 * _fbeta(c[..., 0], c[..., 1], c[..., 2], beta=1.0).mean(-1)
 
@@ -127,7 +127,7 @@ HEADLINE_CLAIM: Claim = next(c for c in CLAIMS if (c.kind, c.a, c.b) == ("models
 
 def paper_value(claim: Claim) -> float:
     """The claim's value in the paper's own tables, computed with the statistic that scores ours."""
-    from .paper import table2_row, table3_matrices, tables
+    from clothparse.evaluation.paper import table2_row, table3_matrices, tables
 
     t = tables()
     if claim.kind == "models":
@@ -190,7 +190,7 @@ class Evidence:
 
 def confusions_of(run_dirs, split: str, variant: str = "plain") -> list[np.ndarray]:
     """Per-image confusion (N×K·K) of each run, checked to cover the same test images in the same order."""
-    from .runs import RunDir
+    from clothparse.runs import RunDir
 
     out, rows = [], None
     for run_dir in run_dirs:
@@ -211,7 +211,7 @@ def mean_over_seeds(groups: int, width: int, fn):
 
 def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
     """The per-image counts and statistic of a claim on a profile's runs (all of its seeds)."""
-    from .runs import select_runs
+    from clothparse.runs import select_runs
 
     main = profile.main_variant
     kk = K * K
@@ -254,7 +254,7 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
 
 def _label_counts_of(run_dir, split: str) -> np.ndarray:
     """TP/FP/FN per image and class of a run's ClassBranch (presence from the ground truth, logit > 0)."""
-    from .runs import RunDir
+    from clothparse.runs import RunDir
 
     ev = RunDir(run_dir).evaluation(split).require()
     if not ev.class_logits_path.is_file():
@@ -290,7 +290,7 @@ def _needs(claim: Claim, profile) -> list[str]:
 def claims_table(profile, split: str = "test") -> pd.DataFrame:
     """Every claim of :data:`CLAIMS` the profile's runs can answer; the others are listed in
     ``df.attrs["not_run"]`` (claim → what is missing)."""
-    from .profiles import load_profile
+    from clothparse.profiles import load_profile
 
     profile = load_profile(profile)
     rows, not_run = [], {}

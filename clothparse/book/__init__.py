@@ -1,0 +1,2 @@
+"""The book: its plan of papermill executions, cached by their inputs (build), and their side-by-side execution
+(parallel)."""

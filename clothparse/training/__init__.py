@@ -1,0 +1,2 @@
+"""Training: the paper's two-phase protocol (train), fastai callbacks, the optimiser, augmentation, data-parallel
+runs."""
