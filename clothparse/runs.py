@@ -159,11 +159,9 @@ class RunDir:
     # --- the model ------------------------------------------------------------------------------
     def load_model(self, device: str = "cpu"):
         """The trained model (safetensors weights) in eval mode, and the run's params."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         from clothparse.categories import CLASSES
         from clothparse.models import build_model
+        from clothparse.weights import WeightsError, load_state_dict
 
         params = self.params()
         if not self.weights_path.is_file():
@@ -174,10 +172,9 @@ class RunDir:
         model = build_model(params["model"], input_size=tuple(params["size"]), encoder_weights=None,
                             encoder_name=params.get("encoder_name", "resnet34"))
         try:
-            state = load_file(str(self.weights_path), device="cpu")
-        except SafetensorError as err:
-            raise ValueError(f"{self.weights_path}: not a readable safetensors file ({err}); "
-                             "retrain the run or restore the file") from err
+            state = load_state_dict(self.weights_path, check_finite=True)
+        except WeightsError as err:
+            raise err.with_hint("retrain the run or restore the file") from err
         model.load_state_dict(state)
         return model.to(device).eval(), params
 

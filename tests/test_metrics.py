@@ -17,7 +17,7 @@ from clothparse.evaluation.metrics import (
     pooled_iou,
     row_percent,
 )
-from clothparse.training.callbacks import MaskIoU, MeanIoU, PooledIoU
+from clothparse.training.metrics import PooledIoU
 
 
 def _random_labels(seed, n=2000, k=9):
@@ -122,8 +122,8 @@ def test_multilabel_scores_match_sklearn():
 
 def test_fastai_metrics_accumulate_from_learner_state():
     g = torch.Generator().manual_seed(0)
-    metrics = [PooledIoU(), PooledIoU(include_background=True), MeanIoU(), MaskIoU()]
-    assert [m.name for m in metrics] == ["iou_excl_bg", "iou_overall", "miou_excl_bg", "iou_mask"]
+    metrics = [PooledIoU(), PooledIoU(include_background=True)]
+    assert [m.name for m in metrics] == ["iou_excl_bg", "iou_overall"]
     cm = ConfusionMatrix(9)
     for m in metrics:
         m.reset()
@@ -137,8 +137,6 @@ def test_fastai_metrics_accumulate_from_learner_state():
         cm.update(seg.argmax(1), y)
     assert metrics[0].value == pytest.approx(pooled_iou(cm.matrix))
     assert metrics[1].value == pytest.approx(pooled_iou(cm.matrix, include_background=True))
-    assert metrics[2].value == pytest.approx(mean_iou(cm.matrix))
-    assert metrics[3].value == pytest.approx(mask_iou(cm.matrix))
     metrics[0].reset()
     assert np.isnan(metrics[0].value)
 
@@ -166,14 +164,14 @@ def test_inside_a_fastai_learner():
     x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 9, (8, 8, 8))
     dls = DataLoaders(DataLoader(TensorDataset(x, y), bs=4, shuffle=True), DataLoader(TensorDataset(x, y), bs=4))
     loss_fn = CompoundLoss()
-    learn = Learner(dls, Tiny(), loss_func=loss_fn, metrics=[PooledIoU(), MaskIoU()])
+    learn = Learner(dls, Tiny(), loss_func=loss_fn, metrics=[PooledIoU(), PooledIoU(include_background=True)])
     with learn.no_logging():
         learn.fit(1, 1e-2)
-    iou_excl_bg, iou_mask = learn.recorder.values[-1][2:4]
+    iou_excl_bg, iou_overall = learn.recorder.values[-1][2:4]
     preds, targs, decoded, losses = learn.get_preds(with_input=False, with_loss=True, with_decoded=True)
     cm = ConfusionMatrix(9).update(decoded, targs)
     assert iou_excl_bg == pytest.approx(pooled_iou(cm.matrix))
-    assert iou_mask == pytest.approx(mask_iou(cm.matrix))
+    assert iou_overall == pytest.approx(pooled_iou(cm.matrix, include_background=True))
     assert torch.allclose(preds[0].sum(1), torch.ones(8, 8, 8), atol=1e-5)     # activation: softmax
     with torch.no_grad():
         raw = learn.model(x)

@@ -17,15 +17,13 @@ torchvision ``ResNet`` subclass without ``fc`` (same keys minus ``fc.*``). Files
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from clothparse.images import IMAGENET_STATS
-from clothparse.keyed import pickle_refusal
 from clothparse.models.lite import LITE_ENCODERS, LITE_STATS, lite_body
+from clothparse.weights import load_state_dict, weights_path
 
 #: torchvision ResNets usable as the fastai U-Net body (and, by file, as smp encoders).
 TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -59,46 +57,13 @@ def unet_body(encoder_name: str = "resnet34", encoder_weights=None) -> nn.Sequen
                                                                                               encoder_weights)
 
 
-def weights_path(encoder_weights) -> Path | None:
-    """The local file named by ``encoder_weights``, ``None`` for ``None``/``"imagenet"``; a clear error else."""
-    if encoder_weights is None or encoder_weights == "imagenet":
-        return None
-    if not isinstance(encoder_weights, (str, Path)):
-        raise TypeError(f"encoder_weights must be None, 'imagenet' or a path, got {type(encoder_weights).__name__}")
-    path = Path(encoder_weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder weights file {str(path)!r} does not exist "
-                                "(encoder_weights must be None, 'imagenet' or the path of a state dict of the "
-                                "encoder)")
-    return path
-
-
-def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
-    """A flat ``{name: tensor}`` dict from a ``.safetensors`` or ``torch.save`` file (``weights_only=True``)."""
-    path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path), device="cpu")
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # torch's own text suggests weights_only=False: never for a file
-        raise ValueError(f"{pickle_refusal(path)}; use a plain state dict or a .safetensors file") from e
-    except Exception as e:  # pickle/safetensors errors carry little context: name the file
-        raise ValueError(f"cannot read encoder weights {str(path)!r}: {e}") from e
-    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
-        raise ValueError(f"{str(path)!r} is not a state dict (a flat mapping of parameter names to tensors)")
-    return sd
-
-
 def load_resnet_weights(module: nn.Module, path: Path | str) -> nn.Module:
     """Load a torchvision ResNet state-dict file into ``module`` (a torchvision ResNet or smp ResNetEncoder).
 
     ``fc.*`` is ignored; any other missing, unexpected or mis-shaped key is an error naming the file.
     """
     path = Path(path)
-    sd = {k: v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
+    sd = {k: v for k, v in load_state_dict(path).items() if not k.startswith("fc.")}
     target = {k: v for k, v in module.state_dict().items() if not k.startswith("fc.")}
     missing, unexpected = sorted(set(target) - set(sd)), sorted(set(sd) - set(target))
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"

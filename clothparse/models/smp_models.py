@@ -10,8 +10,9 @@ from torchvision.models import ResNet
 
 from clothparse.categories import NUM_CLASSES
 from clothparse.models.base import SegOutput, plain_tensor
-from clothparse.models.encoders import check_encoder_name, is_lite, load_resnet_weights, weights_path
+from clothparse.models.encoders import check_encoder_name, is_lite, load_resnet_weights
 from clothparse.models.lite import load_into_smp_encoder
+from clothparse.weights import weights_path
 
 #: our name → smp architecture class name.
 SMP_ARCHS: dict[str, str] = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus",

@@ -37,6 +37,7 @@ from huggingface_hub import ModelCard, ModelHubMixin
 
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.parser.backends import Network
+from clothparse.weights import load_state_dict, read_metadata, save_state_dict
 
 __all__ = ["ParserPackage", "PackageError", "export_package", "verify_package", "load_network", "is_package",
            "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "ONNX_NAME", "FORMAT", "FORMAT_VERSION"]
@@ -204,10 +205,8 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
 
     # --- saving (ModelHubMixin's hooks) -------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata=weights_metadata(self.config))
+        save_state_dict(self.model.state_dict(), Path(save_directory) / WEIGHTS_NAME,
+                        metadata=weights_metadata(self.config))
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
@@ -235,9 +234,6 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
                          config: dict | None = None, **kwargs) -> ParserPackage:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
         from clothparse.models import build_model
 
         source = model_id
@@ -246,12 +242,8 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
         config = check_config(config, source)
         weights = _package_file(model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
                                 force_download=force_download, local_files_only=local_files_only, token=token)
-        try:
-            with safe_open(weights, framework="pt") as f:
-                metadata = f.metadata()
-            state = load_file(weights, device="cpu")
-        except Exception as err:  # safetensors' errors do not name the file
-            raise PackageError(f"{weights}: not a readable safetensors file ({err})") from err
+        metadata = read_metadata(weights)
+        state = load_state_dict(weights, check_finite=True)
         model = build_model(config["model"], input_size=tuple(config["input_size"]), encoder_weights=None,
                             encoder_name=config["encoder_name"])
         check_weights(metadata, state, model, config, source)

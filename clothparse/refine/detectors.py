@@ -157,20 +157,25 @@ def _build_maskrcnn(weights: Any, download: bool, seed: int, model_kwargs: dict)
 
 
 def _maskrcnn_from_file(path: Path, model_kwargs: dict):
-    import torch
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
+    from clothparse.weights import MissingWeightsError, WeightsError, as_state_dict, load_state_dict, torch_load
+
     if not path.is_file():
-        raise FileNotFoundError(f"Mask R-CNN weights file not found: {path}")
+        raise MissingWeightsError(path, "Mask R-CNN weights file not found")
     weights_id = {"file": path.name, "sha256": sha256_file(path)}
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state_dict, dict) and "model" in state_dict and isinstance(state_dict["model"], dict):
-        state_dict = state_dict["model"]          # a training checkpoint rather than a bare state dict
+    if path.suffix == ".safetensors":
+        state_dict = load_state_dict(path)
+    else:
+        blob = torch_load(path)
+        if isinstance(blob, dict) and isinstance(blob.get("model"), dict):
+            blob = blob["model"]          # a training checkpoint rather than a bare state dict
+        state_dict = as_state_dict(blob, path)
     model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91, **model_kwargs)
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
-        raise ValueError(f"{path}: not a maskrcnn_resnet50_fpn COCO state dict ({err})") from None
+        raise WeightsError(path, f"not a maskrcnn_resnet50_fpn COCO state dict ({err})") from None
     return model, weights_id
 
 

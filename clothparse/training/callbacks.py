@@ -5,36 +5,28 @@
 - :class:`RunRecorder` — one history row per epoch (every loss term) and a resumable checkpoint;
 - :class:`PositionalSeed` — reseed every random source from the schedule position, so a resumed run draws
   exactly what an uninterrupted one draws;
-- :class:`StopAtEpoch` — end a fit early (a process's share of a longer schedule; used to test resume);
-- :class:`PooledIoU`, :class:`MeanIoU`, :class:`MaskIoU` — the paper's IoUs as fastai metrics.
+- :class:`StopAtEpoch` — end a fit early (a process's share of a longer schedule; used to test resume).
 
-The checkpoint itself (:func:`save_checkpoint` / :func:`load_checkpoint`) lives here too: it is what
-``RunRecorder`` writes and what a resumed run reads.
+The checkpoint ``RunRecorder`` writes is :mod:`clothparse.training.checkpoint`; the IoUs as fastai metrics are
+:mod:`clothparse.training.metrics`.
 """
 from __future__ import annotations
 
-import os
-import pickle
 import random
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.fp16 import MixedPrecision
-from fastai.learner import Metric
 
-from clothparse.categories import NUM_CLASSES
-from clothparse.evaluation.metrics import ConfusionMatrix, mask_iou, mean_iou, pooled_iou
-from clothparse.keyed import pickle_refusal, read_json, write_json
 from clothparse.runs import RunDir
-from clothparse.training.distributed import World, unwrap
+from clothparse.training.checkpoint import save_checkpoint
+from clothparse.training.distributed import World
 
 __all__ = ["TupleMixedPrecision", "FiniteLossGuard", "RunRecorder", "PositionalSeed", "StopAtEpoch",
-           "NonFiniteLossError", "PooledIoU", "MeanIoU", "MaskIoU", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint", "apply_checkpoint", "checkpoint_state", "remove_checkpoint"]
+           "NonFiniteLossError"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -221,135 +213,3 @@ class StopAtEpoch(Callback):
     def after_epoch(self):
         if self.epoch + 1 >= self.n:
             raise CancelFitException()
-
-
-# --- the resume checkpoint -----------------------------------------------------------------------
-def save_checkpoint(learn, run: RunDir, phase: int, epochs_done: int, history: list[dict]) -> None:
-    """Model and optimizer (tensors, loadable with ``weights_only=True``) + JSON state, atomically.
-
-    No random state is saved: :class:`PositionalSeed` reseeds every source from the schedule position."""
-    path, state_path = run.checkpoint_path, run.checkpoint_state_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": unwrap(learn.model).state_dict(), "opt": learn.opt.state_dict()}, tmp)
-    write_json(state_path.with_suffix(".json.tmp"), {"phase": phase, "epochs_done": epochs_done, "history": history})
-    # the .pt is renamed first: a crash between the two renames leaves an older JSON, i.e. one epoch redone
-    os.replace(tmp, path)
-    os.replace(state_path.with_suffix(".json.tmp"), state_path)
-
-
-def checkpoint_state(run: RunDir) -> tuple[dict | None, str]:
-    """The schedule position of a resumable checkpoint, or ``(None, why not)``.
-
-    Only a complete pair (``last.pt`` *and* ``last.json``) resumes: a JSON without its weights would
-    otherwise "resume" from random weights and skip what was trained."""
-    pt, state = run.checkpoint_path, run.checkpoint_state_path
-    if not pt.is_file() and not state.is_file():
-        return None, "no checkpoint"
-    if not (pt.is_file() and state.is_file()):
-        have, missing = (pt, state) if pt.is_file() else (state, pt)
-        return None, f"{have.name} without {missing.name}"
-    try:
-        return read_json(state), ""
-    except ValueError as err:
-        return None, str(err)
-
-
-def load_checkpoint(learn, run: RunDir) -> None:
-    """Restore model and optimizer state into ``learn`` (tensors only: ``weights_only=True``)."""
-    apply_checkpoint(learn, read_checkpoint(run))
-
-
-def read_checkpoint(run: RunDir) -> dict:
-    """The model and optimizer states of the resume checkpoint, read with ``weights_only=True``."""
-    path = run.checkpoint_path
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{pickle_refusal(path)}; delete it to train the run from the start") from err
-
-
-def apply_checkpoint(learn, blob: dict) -> None:
-    """Put the states of :func:`read_checkpoint` into ``learn``'s model and optimizer."""
-    unwrap(learn.model).load_state_dict(blob["model"])
-    if learn.opt is None:
-        learn.create_opt()
-    learn.opt.load_state_dict(blob["opt"])
-
-
-def remove_checkpoint(run: RunDir) -> None:
-    """Delete the resume checkpoint of a run folder (the .pt, its JSON state and any temporaries)."""
-    pt, state = run.checkpoint_path, run.checkpoint_state_path
-    for p in (pt, state, pt.with_suffix(".tmp"), state.with_suffix(".json.tmp")):
-        p.unlink(missing_ok=True)
-    try:
-        pt.parent.rmdir()
-    except OSError:  # not empty: something else lives there; leave it
-        pass
-
-
-# --- metric adapters: the IoUs of clothparse.evaluation.metrics as fastai metrics -------------------------------
-class _ConfusionMetric(Metric):
-    """Accumulates a ConfusionMatrix from ``learn.pred`` (seg logits, first item of a tuple) vs ``learn.yb[0]``."""
-
-    def __init__(self, num_classes: int = NUM_CLASSES):
-        self.num_classes = num_classes
-        self.cm = ConfusionMatrix(num_classes)
-
-    def reset(self):
-        self.cm.reset()
-
-    def accumulate(self, learn):
-        pred = learn.pred
-        seg = pred if isinstance(pred, torch.Tensor) else pred[0]
-        self.cm.update(seg.argmax(dim=1), learn.yb[0])
-
-    def _value(self, m: np.ndarray) -> float:
-        raise NotImplementedError
-
-    @property
-    def value(self):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return self._value(self.cm.matrix)
-
-
-class PooledIoU(_ConfusionMetric):
-    """The paper's "IoU excl. bg" (or "IoU overall" with ``include_background=True``), as a 0–1 fraction."""
-
-    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
-        super().__init__(num_classes)
-        self.include_background = include_background
-
-    def _value(self, m):
-        return pooled_iou(m, self.include_background)
-
-    @property
-    def name(self):
-        return "iou_overall" if self.include_background else "iou_excl_bg"
-
-
-class MeanIoU(_ConfusionMetric):
-    """The usual mIoU (mean of per-class IoUs), excluding background unless asked, as a 0–1 fraction."""
-
-    def __init__(self, include_background: bool = False, num_classes: int = NUM_CLASSES):
-        super().__init__(num_classes)
-        self.include_background = include_background
-
-    def _value(self, m):
-        return mean_iou(m, self.include_background)
-
-    @property
-    def name(self):
-        return "miou_overall" if self.include_background else "miou_excl_bg"
-
-
-class MaskIoU(_ConfusionMetric):
-    """The paper's "IoU Mask" (clothing vs background), as a 0–1 fraction."""
-
-    def _value(self, m):
-        return mask_iou(m)
-
-    @property
-    def name(self):
-        return "iou_mask"

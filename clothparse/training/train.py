@@ -109,7 +109,8 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
     from fastai.learner import Learner
 
     from clothparse.models import splitter
-    from clothparse.training.callbacks import FiniteLossGuard, PooledIoU, TupleMixedPrecision
+    from clothparse.training.callbacks import FiniteLossGuard, TupleMixedPrecision
+    from clothparse.training.metrics import PooledIoU
     from clothparse.training.optim import adam
 
     if amp_dtype not in ("fp16", "bf16"):
@@ -253,7 +254,7 @@ def _resume(s: _Session) -> None:
     """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over.
 
     Rank 0 reads the checkpoint; every process loads the same states from it."""
-    from clothparse.training.callbacks import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
+    from clothparse.training.checkpoint import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
 
     state, why_not = s.world.from_main(lambda: checkpoint_state(s.run))
     if state is None and why_not != "no checkpoint" and s.world.is_main:
@@ -306,13 +307,12 @@ def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
 
 def _finish(s: _Session, seconds: float) -> None:
     """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint (rank 0)."""
-    from safetensors.torch import save_file
-
     from clothparse.evaluation.evaluate import evaluate_split
     from clothparse.models.encoders import encoder_stats
-    from clothparse.training.callbacks import remove_checkpoint
+    from clothparse.training.checkpoint import remove_checkpoint
+    from clothparse.weights import save_state_dict
 
-    save_file({k: v.contiguous() for k, v in s.learn.model.state_dict().items()}, str(s.run.weights_path))
+    save_state_dict(s.learn.model.state_dict(), s.run.weights_path)
     valid = evaluate_split(s.learn.model, s.prepared.store, s.prepared.indices("valid"), device=s.device,
                            batch_size=s.profile.evaluate.batch_size, progress=False,
                            stats=encoder_stats(s.profile.encoder_name))
