@@ -20,13 +20,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pickle
-import re
 import sys
 from pathlib import Path
-from types import ModuleType, TracebackType
-
-from clothparse.keyed import pickle_refusal
+from types import ModuleType
 
 PRIOR_HELP = ('known classes, e.g. --prior="skirt,-dress" (skirt present, no dress; write "=" before a value '
               'that starts with "-")')
@@ -379,51 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- errors as messages --------------------------------------------------------------------------
-#: where a file's name sits in the frames of the loaders whose errors do not say which file it was
-_LOADER_ARGS = {("torch.serialization", "load"): "f", ("safetensors.torch", "load_file"): "filename"}
-_TORCH_UNPICKLING = re.compile(r"Weights only load failed|`weights_only` set to `False`|weights_only=False")
-
-
-def _file_in(tb: TracebackType | None) -> str | None:
-    """The file a loader (``torch.load``, safetensors' ``load_file``) was reading when it raised."""
-    found = None
-    while tb is not None:
-        frame = tb.tb_frame
-        arg = _LOADER_ARGS.get((frame.f_globals.get("__name__"), frame.f_code.co_name))
-        value = frame.f_locals.get(arg) if arg else None
-        if isinstance(value, (str, os.PathLike)):
-            found = os.fspath(value)
-        elif value is not None and isinstance(getattr(value, "name", None), str):
-            found = value.name
-        tb = tb.tb_next
-    return found
-
-
-def _chain(err: BaseException):
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        yield err
-        err = err.__cause__ or err.__context__
-
-
-def _refusal(unpickling: pickle.UnpicklingError, fallback: str | None = None) -> str:
-    name = _file_in(unpickling.__traceback__) or fallback or "the file"
-    what = re.search(r"Unsupported global: GLOBAL (\S+)", str(unpickling))
-    detail = f"; the first object it refers to: {what.group(1)}" if what else ""
-    return pickle_refusal(name) + detail
-
-
 def error_message(err: BaseException) -> str:
-    """What the user is told about ``err``: its message, with the file named where a loader's error does not
-    name it, and a ``.pt`` with pickled objects refused in plain words (never 'load it with
-    weights_only=False')."""
-    unpickling = next((e for e in _chain(err) if isinstance(e, pickle.UnpicklingError)), None)
-    if unpickling is not None and (err is unpickling or _TORCH_UNPICKLING.search(str(err))):
-        return _refusal(unpickling, _file_in(err.__traceback__))
-    if type(err).__name__ == "SafetensorError":
-        name = _file_in(err.__traceback__) or "a .safetensors file"
-        return f"{name}: not a readable safetensors file ({err})"
+    """What the user is told about ``err``: its message (a :class:`~clothparse.weights.WeightsError` names its file
+    and says why), the extra that brings a missing module, the name of a missing key."""
     if isinstance(err, ImportError):
         return f"cannot import {err.name or 'a module'}: {err}{extra_hint(err)}"
     if isinstance(err, KeyError) and len(err.args) == 1:
@@ -433,15 +387,9 @@ def error_message(err: BaseException) -> str:
 
 
 def _reported_errors() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [CommandError, ImportError, OSError, ValueError, KeyError, RuntimeError,
-                                        pickle.UnpicklingError]
-    try:
-        from safetensors import SafetensorError
-    except ImportError:
-        pass
-    else:
-        types.append(SafetensorError)
-    return tuple(types)
+    from clothparse.weights import WeightsError
+
+    return WeightsError, CommandError, ImportError, OSError, ValueError, KeyError, RuntimeError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,12 +50,6 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
-def pickle_refusal(path) -> str:
-    """The one wording for a file refused by ``torch.load(..., weights_only=True)`` (never 'use weights_only=False')."""
-    return f"{path}: refused to load: it contains pickled Python objects, which are not loaded from untrusted files " \
-           "(weights_only=True)"
-
-
 def _json_default(o):
     import numpy as np
 

@@ -216,30 +216,26 @@ def test_an_unfinished_run_cannot_be_evaluated(tmp_path, capsys):
 
 # --- files with pickled objects ------------------------------------------------------------------------------
 def test_a_pickle_payload_is_refused_naming_the_file(tmp_path):
-    from clothparse.models.encoders import read_state_dict
+    from clothparse.weights import WeightsError, load_state_dict
 
     marker = tmp_path / "executed"
     evil = write_pickle_payload(tmp_path / "evil.pt", marker)
-    with pytest.raises(Exception) as raised:  # noqa: PT011 — the real error torch raises, whatever its type
-        torch.load(evil, map_location="cpu", weights_only=True)
-    message = cli.error_message(raised.value)
-    assert message.startswith(f"{evil}: {REFUSAL} (weights_only=True)"), message
-    # the library's own loaders refuse in the same words, and never pass on torch's advice (weights_only=False)
-    with pytest.raises(ValueError) as wrapped:
-        read_state_dict(evil)
-    assert str(wrapped.value).startswith(f"{evil}: {REFUSAL}") and "False" not in str(wrapped.value)
-    message = cli.error_message(wrapped.value)
-    assert message.startswith(f"{evil}: {REFUSAL}") and "False" not in message, message
+    # the library's loader refuses in its own words, and never passes on torch's advice (weights_only=False)
+    with pytest.raises(WeightsError) as refused:
+        load_state_dict(evil)
+    message = cli.error_message(refused.value)
+    assert message.startswith(f"{evil}: {REFUSAL} (weights_only=True)") and "False" not in message, message
+    assert refused.value.path == evil
     assert not marker.exists()  # nothing in it ran
 
 
-def test_a_raw_safetensors_error_names_the_file(tmp_path):
-    from safetensors.torch import load_file
+def test_an_unreadable_safetensors_names_the_file(tmp_path):
+    from clothparse.weights import WeightsError, load_state_dict
 
     broken = tmp_path / "weights.safetensors"
     broken.write_bytes(b"\x05\x00")
-    with pytest.raises(Exception) as raised:  # noqa: PT011 — safetensors' own error type
-        load_file(str(broken))
+    with pytest.raises(WeightsError) as raised:
+        load_state_dict(broken)
     assert cli.error_message(raised.value).startswith(f"{broken}: not a readable safetensors file (")
 
 
