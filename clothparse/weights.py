@@ -32,6 +32,9 @@ class WeightsError(ValueError):
         self.path, self.reason = Path(path), reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):  # picklable (an error crossing processes) although __init__ takes two arguments
+        return type(self), (self.path, self.reason)
+
     def with_hint(self, hint: str) -> WeightsError:
         """The same error with ``; <hint>`` (what the caller's user can do) appended to the reason."""
         return type(self)(self.path, f"{self.reason}; {hint}")

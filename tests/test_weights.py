@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import os
+import pickle
 import re
 import stat
 from pathlib import Path
@@ -100,6 +101,8 @@ def test_a_missing_file_is_both_a_weights_error_and_file_not_found(tmp_path):
         with pytest.raises(MissingWeightsError, match=re.escape(f"{path}: no such file")) as raised:
             load_state_dict(path)
         assert isinstance(raised.value, FileNotFoundError) and isinstance(raised.value, ValueError)
+        again = pickle.loads(pickle.dumps(raised.value))  # an error that crosses processes keeps its parts
+        assert type(again) is MissingWeightsError and str(again) == str(raised.value) and again.path == path
     with pytest.raises(FileNotFoundError, match="nope.pth: encoder weights file does not exist"):
         weights_path(tmp_path / "nope.pth")
     assert weights_path(None) is None and weights_path("imagenet") is None
