@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clothparse.keyed import KeyedFolder, now, read_json, stable_hash, write_json
+from clothparse.keyed import COMPLETE, KeyedFolder, now, read_json, stable_hash, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +36,6 @@ __all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "fin
            "provenance", "git_commit", "package_versions", "device_description", "stable_hash", "now",
            "write_json", "read_json", "COMPLETE", "FAILED"]
 
-COMPLETE = "COMPLETE"
 FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
             "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow", "timm",

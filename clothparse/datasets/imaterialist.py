@@ -49,7 +49,8 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.categories import CategoryMap, imaterialist_category_map
-from clothparse.datasets.base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
+from clothparse.datasets.base import Sample, SkipReport, check_sample, file_stamps, normalize_index
+from clothparse.masks import classes_present
 
 __all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "input_stamps", "REQUIRED_COLUMNS"]
 
