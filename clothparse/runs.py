@@ -114,7 +114,9 @@ class RunDir:
         """When the run completed ("" if it has not)."""
         return self.folder.record().get("finished", "") if self.is_complete() else ""
 
-    def profile_of(self, params: dict) -> Profile:
+    @staticmethod
+    def profile_of(params: dict) -> Profile:
+        """The profile recorded in a run's ``params`` (its ``profile_full``)."""
         from clothparse.profiles import load_profile
 
         return load_profile(params["profile_full"])

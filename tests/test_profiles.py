@@ -26,7 +26,7 @@ def test_every_shipped_profile_loads_typed_and_frozen(name):
     ({"train": {"augment": "false"}}, "train.augment", "expected true or false, got 'false'"),
     ({"train": {"epochs_unfrozen": 1.5}}, "train.epochs_unfrozen", "expected an integer, got 1.5"),
     ({"train": {"batch_size": 8.9}}, "train.batch_size", "expected an integer, got 8.9"),
-    ({"train": {"fp16": "yes"}}, "train.fp16", "expected 'auto' or true or false"),
+    ({"train": {"amp": "yes"}}, "train.amp", "expected 'auto' or true or false"),
     ({"train": {"epochs_unfrozen": "ten"}}, "train.epochs_unfrozen", "expected an integer, got 'ten'"),
     ({"train": 5}, "train", "expected a mapping, got 5"),
     ({"size": [64]}, "size", "expected a list of 2 values"),

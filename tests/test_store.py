@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothparse.datasets.base import Sample, SkipReport, classes_present
+from clothparse.datasets.base import Sample, SkipReport
 from clothparse.datasets.store import Store, StoreError, build_store, open_store, store_key
+from clothparse.masks import classes_present
 
 SIZE = (16, 12)  # H × W, tiny to keep the test fast
 

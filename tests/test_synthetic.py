@@ -10,8 +10,8 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.categories import NUM_CLASSES, imaterialist_category_map
-from clothparse.datasets.base import classes_present
 from clothparse.datasets.synthetic import class_id_string, default_label_descriptions, draw_image, generate, image_id
+from clothparse.masks import classes_present
 
 H, W, N, SEED, JUMPSUIT = 96, 64, 24, 3, 0.1
 CMAP = imaterialist_category_map(default_label_descriptions())

@@ -345,9 +345,6 @@ class IMaterialist:
     def _index(self, i: int) -> int:
         return normalize_index(i, len(self.image_ids))
 
-    def image_path(self, i: int) -> Path:
-        return self.image_dir / self.image_ids[self._index(i)]
-
     def instances(self, i: int) -> list[tuple[int, np.ndarray]]:
         """The image's kept-garment instances ``(category_id, bool mask)`` at the CSV size, in CSV row order."""
         i = self._index(i)
