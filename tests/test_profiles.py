@@ -51,6 +51,20 @@ def test_bad_values_are_refused_at_load_naming_the_key(tmp_path, raw, key, says)
     assert key in str(err.value) and says in str(err.value)
 
 
+def test_the_old_train_fp16_spelling_is_refused_naming_train_amp(tmp_path):
+    """``train.fp16`` was renamed ``train.amp`` (it is mixed precision, and may run bf16): in a file and in --set
+    the old key is an error naming the new one, never silently ignored or taken."""
+    raw = tiny_profile(tmp_path)
+    path = write_profile({**raw, "train": {**raw["train"], "fp16": True}}, tmp_path / "old.yaml")
+    with pytest.raises(ProfileError, match=r"train\.fp16 was renamed train\.amp"):
+        load_profile(path)
+    path = write_profile(raw, tmp_path / "new.yaml")
+    with pytest.raises(ProfileError, match=r"--set train\.fp16: train\.fp16 was renamed train\.amp"):
+        load_profile(path, parse_overrides(["train.fp16=false"]))
+    assert load_profile(path, parse_overrides(["train.amp=true"])).train.amp is True
+    assert load_profile(path).train.amp == "auto"
+
+
 def test_a_yaml_syntax_error_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("train: {batch_size: 8\nmodels: [unet]\n")
