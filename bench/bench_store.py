@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image
 
 from clothparse import rle
-from clothparse.datasets.base import Sample, classes_present
+from clothparse.datasets.base import Sample
 from clothparse.datasets.store import build_store, resize_image, resize_mask
+from clothparse.masks import classes_present
 
 from benchlib import Row, bench
 

@@ -34,7 +34,7 @@ train_epoch
     ``aug_transforms`` (the same draws, ``tests/test_augment.py``), to show what the plain-tensor augmentation
     saves. Batches 1..k of an epoch, each side first in turn; goal ≥ 0.95.
 gpu_train
-    For ``unet`` and ``extended_unet``: clothparse with mixed precision (``build_learner(..., fp16=True)``, i.e.
+    For ``unet`` and ``extended_unet``: clothparse with mixed precision (``build_learner(..., amp=True)``, i.e.
     its ``TupleMixedPrecision`` callback = fastai's ``MixedPrecision``) vs a bare AMP loop (``torch.autocast``
     fp16 + ``GradScaler`` + AdamW), at 288×192, batch 16 and 64, alternately as in ``train``; plus the estimated
     epoch time for 30,429 images (the paper's iMaterialist training split). The bare side again trains on
@@ -152,7 +152,7 @@ def _collect(dl, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 # --- the two training loops -----------------------------------------------------------------
-def _clothparse_side(model_name: str, size, dls, fp16: bool, **levers):
+def _clothparse_side(model_name: str, size, dls, amp: bool, **levers):
     """A Learner exactly as clothparse.training.train.train builds it (progress bar and logger off, as with
     progress=False);
     ``levers``: ``amp_dtype`` / ``channels_last`` as the profile's ``train`` keys set them."""
@@ -162,7 +162,7 @@ def _clothparse_side(model_name: str, size, dls, fp16: bool, **levers):
 
     torch.manual_seed(SEED)
     net = build_model(model_name, input_size=size)
-    learn = build_learner(net, dls, CompoundLoss(), lr=LR, wd=WD, fp16=fp16, **levers)
+    learn = build_learner(net, dls, CompoundLoss(), lr=LR, wd=WD, amp=amp, **levers)
     learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
     learn.logger = lambda *args, **kwargs: None
     return learn
@@ -520,9 +520,9 @@ def train_epoch(quick: bool) -> list[Row]:
     with _threads(quick, device) as threads, tempfile.TemporaryDirectory(prefix="clothparse-bench-") as tmp:
         store = _store(Path(tmp), size)
         data = _BenchData(store, (k + 1) * batch)
-        sides = {"ours": _clothparse_side(model, size, _dataloaders(store, batch, k + 1, device), fp16=False),
+        sides = {"ours": _clothparse_side(model, size, _dataloaders(store, batch, k + 1, device), amp=False),
                  "fastai_aug": _clothparse_side(model, size, make_dataloaders(
-                     data, batch_size=batch, device=str(device), batch_tfms=fastai_transforms()), fp16=False)}
+                     data, batch_size=batch, device=str(device), batch_tfms=fastai_transforms()), amp=False)}
         bare = _BareEpoch(model, size, device, store, data.indices("train"), batch)
         for learn in sides.values():  # warm-up of every side
             _clothparse_rate(learn, 0, batch, device)

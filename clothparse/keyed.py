@@ -22,11 +22,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+#: The marker file of a finished keyed folder (its content: ``{"key": ..., "complete": true, ...}``).
+COMPLETE = "COMPLETE"
+
 
 def stable_hash(obj: Any, length: int = 12) -> str:
     """A short hash of a JSON-able object (sorted keys, so dict order does not matter)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    """sha256 (hex) of a file's bytes, read ``block`` bytes at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def now() -> str:
@@ -70,7 +82,7 @@ class KeyedFolder:
 
     path: Path
     key: str
-    marker: str = "COMPLETE"
+    marker: str = COMPLETE
 
     @property
     def marker_path(self) -> Path:

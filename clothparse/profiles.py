@@ -18,6 +18,10 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+#: Keys that were renamed: the old spelling is refused with the new name (a silently ignored key would train
+#: with the default instead).
+RENAMED_KEYS = {"train.fp16": "train.amp"}
+
 #: The repository root (profiles, notebooks and the book live beside the package in a checkout).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = REPO_ROOT / "params"
@@ -68,12 +72,14 @@ class TrainConfig:
     # Several training seeds (`seeds: [0, 1, 2]`): each is a run of its own (train.seed set to it) and the
     # tables show their mean and spread. () = the one run of `seed`. Not part of a run's id.
     seeds: tuple[int, ...] = ()
-    # auto: on a GPU only; true on a CPU autocasts in bf16 (see train.resolve_amp_dtype)
-    fp16: Union[Literal["auto"], bool] = "auto"
-    # Mixed precision's half type where fp16 is on: "fp16" (with a loss scaler), "bf16" (fp32's range, no scaler;
+    # Mixed precision (autocast) — auto: on a GPU only; true on a CPU autocasts in bf16 (see
+    # train.resolve_amp_dtype)
+    amp: Union[Literal["auto"], bool] = "auto"
+    # Mixed precision's half type where amp is on: "fp16" (with a loss scaler), "bf16" (fp32's range, no scaler;
     # GPUs from Ampere on), "auto" (bf16 where the GPU has it). And the channels-last memory format for the model
     # (tensor-core convolutions prefer it). Both are speed levers for a GPU; `make bench` (gpu_levers, gpu_train)
-    # measures them, and the defaults stay the measured-safe ones until a GPU run shows they pay.
+    # measures them. The defaults are the settings whose training numbers are known: a lever that pays on one GPU
+    # may not on another, so it is switched on per profile.
     amp_dtype: Literal["fp16", "bf16", "auto"] = "fp16"
     channels_last: bool = False
     num_workers: int = 0
@@ -140,7 +146,7 @@ class Profile:
 
     def to_dict(self) -> dict:
         """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back. ``train.seeds``
-        appears only where given, so a one-seed profile's mapping (a book's cache key) is what it was."""
+        appears only where given: :func:`load_profile` refuses an empty list."""
         plain = _plain(dataclasses.asdict(self))
         if not self.train.seeds:
             del plain["train"]["seeds"]
@@ -184,7 +190,11 @@ def load_profile(name_or_path: str | os.PathLike | dict | Profile, overrides: di
             return name_or_path
         name_or_path = name_or_path.to_dict()
     raw, source = _read_raw(name_or_path)
+    _refuse_renamed(raw, source)
     for dotted, value in (overrides or {}).items():
+        if dotted in RENAMED_KEYS:
+            raise ProfileError(f"{source}: --set {dotted}: {dotted} was renamed {RENAMED_KEYS[dotted]} "
+                               "(same values: true, false or auto)")
         _set_dotted(raw, dotted, value, source)
     if isinstance(raw.get("train"), dict) and "seeds" in raw["train"] and raw["train"]["seeds"] in ([], ()):
         raise ProfileError(f"{source}: train.seeds: an empty list; give at least one seed or leave the key out")
@@ -225,6 +235,16 @@ def _read_raw(name_or_path) -> tuple[dict, str]:
         raise ProfileError(f"{source}: expected a mapping of keys at the top, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)
     return raw, source
+
+
+def _refuse_renamed(raw: dict, source: str) -> None:
+    for old, new in RENAMED_KEYS.items():
+        *parents, leaf = old.split(".")
+        node = raw
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            raise ProfileError(f"{source}: {old} was renamed {new} (same values: true, false or auto)")
 
 
 def _set_dotted(raw: dict, dotted: str, value: Any, source: str) -> None:
@@ -365,12 +385,3 @@ def _check(p: Profile, source: str) -> None:
     if p.train.epochs_frozen + p.train.epochs_unfrozen == 0:
         raise ProfileError(f"{source}: train: epochs_frozen + epochs_unfrozen is 0; nothing would train")
 
-
-def work_dir(profile: Profile) -> Path:
-    """``<work_dir>/<profile>``: generated data, refinement and stores."""
-    return profile.work_path
-
-
-def runs_dir(profile: Profile) -> Path:
-    """``<runs_dir>/<profile>``: the run folders."""
-    return profile.runs_path

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clothparse.keyed import KeyedFolder, now, read_json, stable_hash, write_json
+from clothparse.keyed import COMPLETE, KeyedFolder, now, read_json, stable_hash, write_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from clothparse.profiles import Profile
 
 __all__ = ["RunDir", "EvalDir", "KeyedFolder", "training_params", "run_id", "find_runs", "select_run", "select_runs",
+           "newest_runs",
            "provenance", "git_commit", "package_versions", "device_description", "stable_hash", "now",
            "write_json", "read_json", "COMPLETE", "FAILED"]
 
-COMPLETE = "COMPLETE"
 FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
             "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow", "timm",
@@ -115,7 +115,9 @@ class RunDir:
         """When the run completed ("" if it has not)."""
         return self.folder.record().get("finished", "") if self.is_complete() else ""
 
-    def profile_of(self, params: dict) -> Profile:
+    @staticmethod
+    def profile_of(params: dict) -> Profile:
+        """The profile recorded in a run's ``params`` (its ``profile_full``)."""
         from clothparse.profiles import load_profile
 
         return load_profile(params["profile_full"])
@@ -278,20 +280,23 @@ def select_run(profile: Profile, model: str, variant: str | None = None, split: 
     seed = profile.seeds[0] if seed is None else seed
     one = profile.with_seed(seed)
     one = dataclasses.replace(one, train=dataclasses.replace(one.train, seeds=()))  # this seed only
-    return _select(one, model, variant or profile.main_variant, split, evaluated)[0]
+    return newest_runs(one, model, variant or profile.main_variant, split, evaluated)[0]
 
 
 def select_runs(profile: Profile, model: str, variant: str | None = None, split: str = "test",
                 evaluated: bool = True) -> list[Path]:
     """One run folder per seed of ``profile.seeds`` (see :func:`select_run`), in that order; seeds without
     a usable run are left out. ``FileNotFoundError`` when no seed has one."""
-    return _select(profile, model, variant or profile.main_variant, split, evaluated)
+    return newest_runs(profile, model, variant or profile.main_variant, split, evaluated)
 
 
-def _select(profile: Profile, model: str, variant: str, split: str, evaluated: bool) -> list[Path]:
-    """Per seed of the profile, the newest usable run (seeds without one left out); none: FileNotFoundError."""
+def newest_runs(profile: Profile, model: str, variant: str | None, split: str = "test",
+                evaluated: bool = True) -> list[Path]:
+    """Per seed of the profile, in its order, the newest complete run of ``model`` trained on ``variant`` data
+    (None: either variant) with the profile's current parameters, and evaluated on ``split`` when ``evaluated``;
+    seeds without one are left out. None at all: ``FileNotFoundError`` saying which runs were found."""
     df = find_runs(profile, split=split)
-    mine = df[(df["model"] == model) & (df["variant"] == variant)]
+    mine = df[(df["model"] == model) & ((df["variant"] == variant) if variant is not None else True)]
     ok = mine[mine["complete"] & mine["matches_profile"]]
     if evaluated:
         ok = ok[ok["evaluated"]]
@@ -304,10 +309,11 @@ def _select(profile: Profile, model: str, variant: str, split: str, evaluated: b
     seeds = profile.seeds
     seed_words = f"seed {seeds[0]}" if len(seeds) == 1 else f"any of the seeds {list(seeds)}"
     raise FileNotFoundError(
-        f"profile {profile.name!r}: no complete run of {model} ({variant}){evaluated_on} with the profile's "
-        f"current parameters and {seed_words} in {profile.runs_path}; runs found: {seen}. Train with "
-        f"`clothparse train --profile {profile.name} --model {model} --variant {variant} --seed {seeds[0]}` and "
-        "evaluate with `clothparse evaluate <run_dir>`.")
+        f"profile {profile.name!r}: no complete run of {model} ({variant or 'either variant'}){evaluated_on} with "
+        f"the profile's current parameters and {seed_words} in {profile.runs_path}; runs found: {seen}. Train with "
+        f"`clothparse train --profile {profile.name} --model {model}"
+        f"{f' --variant {variant}' if variant else ''} --seed {seeds[0]}` and evaluate with "
+        "`clothparse evaluate <run_dir>`.")
 
 
 # --- provenance ----------------------------------------------------------------------------------------

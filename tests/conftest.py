@@ -55,7 +55,7 @@ def tiny_profile(tmp: Path, name: str = "tiny", **train) -> dict:
                  "synthetic": {"n_images": 40, "height": 96, "width": 64, "seed": 3, "second_person_share": 0.3}},
         "size": [64, 64],
         "train": {"batch_size": 8, "epochs_frozen": 1, "epochs_unfrozen": 2, "lr_max": 3e-4, "wd": 1e-3,
-                  "seed": 0, "fp16": "auto", "num_workers": 0, "augment": True, **train},
+                  "seed": 0, "amp": "auto", "num_workers": 0, "augment": True, **train},
         "models": ["unet", "extended_unet"],
         "table1_models": ["unet"],
         "device": "cpu",

@@ -10,10 +10,11 @@ import torch
 
 from clothparse import runs
 from clothparse.categories import CLASSES, CLOTHING
-from clothparse.datasets.base import Sample, classes_present
+from clothparse.datasets.base import Sample
 from clothparse.datasets.prepare import Prepared
 from clothparse.datasets.store import build_store
 from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary, multilabel_scores, per_image_confusion
+from clothparse.masks import classes_present
 from clothparse.models.losses import CompoundLoss
 from clothparse.profiles import load_profile
 from clothparse.runs import RunDir
@@ -81,7 +82,7 @@ def write_fake_run(profile, model, variant, store, test_rows, seed, classbranch)
     run = RunDir.for_training(profile, model, variant, store.key)
     run.path.mkdir(parents=True)
     runs.write_json(run.params_path, {**runs.training_params(profile, model, variant), "profile": profile.name,
-                                      "store_key": store.key, "device": "cpu", "fp16": False, "classes": list(CLASSES),
+                                      "store_key": store.key, "device": "cpu", "amp": False, "classes": list(CLASSES),
                                       "profile_full": profile.to_dict()})
     runs.write_json(run.provenance_path, {"git_commit": "abc123", "device": "cpu",
                                           "device_description": "CPU test", "seed": 0, "resumes": []})

@@ -20,7 +20,7 @@ def write_run(path, model="extended_unet", size=(64, 64), seed=0, complete=True,
     net = build_model(model, input_size=tuple(size), encoder_weights=None)
     path.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path / "model.safetensors"))
-    params = {"model": model, "variant": "refined", "size": list(size), "input_size": list(size),
+    params = {"model": model, "variant": "refined", "size": list(size),
               "classes": list(CLASSES), "normalisation": "imagenet"}
     if profile is not None:
         params["profile_full"] = profile
@@ -72,3 +72,17 @@ def test_unknown_suffix_and_missing_onnx(tmp_path, run_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as where the [onnx] extra is not installed
     with pytest.raises(RuntimeError, match=r"needs the 'onnx' package.*pip install 'clothparse\[onnx\]'"):
         export_onnx(run_dir, tmp_path / "model.onnx")
+
+
+def test_runs_export_and_parser_read_the_one_size_key(tmp_path):
+    """params.json holds the input size once (``size``); the loader, the exporter and the parser all read it."""
+    from clothparse.parser.export import _deployed
+    from clothparse.parser.package import _run_network
+
+    path = write_run(tmp_path / "unet-size", model="unet", size=(64, 32))
+    params = RunDir(path).params()
+    assert params["size"] == [64, 32] and "input_size" not in params
+    model, _ = RunDir(path).load_model("cpu")
+    assert tuple(model.input_size) == (64, 32)
+    assert _deployed(path)[2] == (64, 32)
+    assert _run_network(path, None).input_size == (64, 32)

@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,7 +10,6 @@ from clothparse.models.injection import (
     forbidden_logit,
     inject_prior,
     parse_prior,
-    prior_from_classes,
 )
 
 NAN = float("nan")
@@ -27,31 +25,14 @@ def test_parse_prior():
     p = parse_prior("skirt, -dress")
     assert p[SKIRT] == 1 and p[DRESS] == 0
     assert int(torch.isnan(p).sum()) == 6
-    assert _same(parse_prior(" +Shoe,BAG "), prior_from_classes([("shoe", "bag")], known=["shoe", "bag"])[0])
+    shoe_bag = torch.full((8,), NAN)
+    shoe_bag[[CLOTHING.index("shoe"), CLOTHING.index("bag")]] = 1.0
+    assert _same(parse_prior(" +Shoe,BAG "), shoe_bag)
     assert bool(torch.isnan(parse_prior("")).all())
     with pytest.raises(ValueError, match=r"unknown clothing class 'skrt'.*skirt"):
         parse_prior("skrt")
     with pytest.raises(ValueError, match="both present and absent"):
         parse_prior("skirt,-skirt")
-
-
-def test_prior_from_classes():
-    full = prior_from_classes([(1, 6), ()])                 # mask values: top, dress; nothing
-    assert full.tolist() == [[1, 0, 0, 0, 0, 1, 0, 0], [0] * 8]
-    partial = prior_from_classes([(1, 6), ()], known=["dress"])
-    assert partial[:, DRESS].tolist() == [1, 0] and int(torch.isnan(partial).sum()) == 14
-    presence = np.zeros((2, 8), bool)
-    presence[0, [0, 5]] = True
-    assert torch.equal(prior_from_classes(presence), full)
-    mask = [i == DRESS for i in range(8)]
-    assert _same(prior_from_classes(torch.from_numpy(presence), known=mask), partial)
-    assert _same(prior_from_classes([("top", "dress"), ()], known=6), partial)  # mask value 6 = dress
-    with pytest.raises(ValueError, match="mask values 1..8"):
-        prior_from_classes([(0,)])
-    with pytest.raises(ValueError, match="mask values 1..8"):
-        prior_from_classes([(9,)])
-    with pytest.raises(ValueError, match="bool"):
-        prior_from_classes(np.zeros((2, 8), np.float32))
 
 
 def test_inject_prior_replaces_known_logits_only():

@@ -26,7 +26,7 @@ def test_every_shipped_profile_loads_typed_and_frozen(name):
     ({"train": {"augment": "false"}}, "train.augment", "expected true or false, got 'false'"),
     ({"train": {"epochs_unfrozen": 1.5}}, "train.epochs_unfrozen", "expected an integer, got 1.5"),
     ({"train": {"batch_size": 8.9}}, "train.batch_size", "expected an integer, got 8.9"),
-    ({"train": {"fp16": "yes"}}, "train.fp16", "expected 'auto' or true or false"),
+    ({"train": {"amp": "yes"}}, "train.amp", "expected 'auto' or true or false"),
     ({"train": {"epochs_unfrozen": "ten"}}, "train.epochs_unfrozen", "expected an integer, got 'ten'"),
     ({"train": 5}, "train", "expected a mapping, got 5"),
     ({"size": [64]}, "size", "expected a list of 2 values"),
@@ -49,6 +49,20 @@ def test_bad_values_are_refused_at_load_naming_the_key(tmp_path, raw, key, says)
     with pytest.raises(ProfileError) as err:
         load_profile(merged)
     assert key in str(err.value) and says in str(err.value)
+
+
+def test_the_old_train_fp16_spelling_is_refused_naming_train_amp(tmp_path):
+    """``train.fp16`` was renamed ``train.amp`` (it is mixed precision, and may run bf16): in a file and in --set
+    the old key is an error naming the new one, never silently ignored or taken."""
+    raw = tiny_profile(tmp_path)
+    path = write_profile({**raw, "train": {**raw["train"], "fp16": True}}, tmp_path / "old.yaml")
+    with pytest.raises(ProfileError, match=r"train\.fp16 was renamed train\.amp"):
+        load_profile(path)
+    path = write_profile(raw, tmp_path / "new.yaml")
+    with pytest.raises(ProfileError, match=r"--set train\.fp16: train\.fp16 was renamed train\.amp"):
+        load_profile(path, parse_overrides(["train.fp16=false"]))
+    assert load_profile(path, parse_overrides(["train.amp=true"])).train.amp is True
+    assert load_profile(path).train.amp == "auto"
 
 
 def test_a_yaml_syntax_error_names_the_file(tmp_path):

@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 
@@ -5,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothparse.datasets.base import Sample, SkipReport, classes_present
+from clothparse.datasets.base import Sample, SkipReport
 from clothparse.datasets.store import Store, StoreError, build_store, open_store, store_key
+from clothparse.masks import classes_present
 
 SIZE = (16, 12)  # H × W, tiny to keep the test fast
 
@@ -82,6 +84,36 @@ def test_store_holds_the_resized_dataset(tmp_path):
     assert store.meta["skipped"]["reader"] == [["gone.jpg", "no annotation: not in train.csv"]]
     assert store.meta["classes_lost_in_resize"] >= 1
     assert store.index.columns.tolist() == ["i", "image_id", "classes", "classes_resized"]
+
+
+def test_meta_json_is_written_atomically_by_the_one_writer(tmp_path, monkeypatch):
+    """``meta.json`` goes through :func:`clothparse.keyed.write_json` (temp file + rename): no ``.tmp`` is left
+    and the file holds the meta the build returned."""
+    from clothparse import keyed
+    from clothparse.datasets import store as store_module
+
+    written = []
+
+    def spy(path, obj):
+        written.append(path.name)
+        keyed.write_json(path, obj)
+
+    monkeypatch.setattr(store_module, "write_json", spy)
+    store = build_store(ListDataset(make_samples(SHAPES)), tmp_path, size=SIZE, workers=0, progress=False)
+    assert "meta.json" in written
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert json.loads((store.path / "meta.json").read_text()) == store.meta
+    assert store.meta["created"] == json.loads((store.path / "COMPLETE").read_text())["created"]
+
+
+def test_store_key_is_keyed_stable_hash_of_its_inputs():
+    """The store's key is the one hash rule of :mod:`clothparse.keyed` (full length) over its inputs."""
+    from clothparse.datasets.store import FORMAT_VERSION, _ids_digest
+    from clothparse.keyed import stable_hash
+
+    payload = {"format": FORMAT_VERSION, "source": "s", "refinement": None, "size": [32, 16],
+               "image_ids": _ids_digest(["a", "b"])}
+    assert store_key("s", None, (32, 16), ["a", "b"]) == stable_hash(payload, length=64)
 
 
 def test_store_key_depends_on_every_input():

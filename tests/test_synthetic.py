@@ -10,8 +10,8 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.categories import NUM_CLASSES, imaterialist_category_map
-from clothparse.datasets.base import classes_present
 from clothparse.datasets.synthetic import class_id_string, default_label_descriptions, draw_image, generate, image_id
+from clothparse.masks import classes_present
 
 H, W, N, SEED, JUMPSUIT = 96, 64, 24, 3, 0.1
 CMAP = imaterialist_category_map(default_label_descriptions())
@@ -293,18 +293,13 @@ def test_other_seed_or_version_regenerates(tmp_path, monkeypatch):
     assert info2["version"] == dataset.GENERATOR_VERSION and info2["key"] != info["key"]
 
 
-def test_marker_without_key_from_an_older_run_is_reused(tmp_path):
-    """Folders finished before the marker recorded its key stay valid (same version and parameters)."""
+def test_a_marker_without_its_key_is_not_taken_as_finished(tmp_path):
+    """Only a marker holding the key of these parameters marks the folder done; a keyless one is regenerated."""
     root = tmp_path / "ds"
     generate(root, n_images=2, height=32, width=24, progress=False)
     marker = root / "GENERATOR.json"
     info = json.loads(marker.read_text())
-    old = {k: v for k, v in info.items() if k not in ("key", "finished")}
-    marker.write_text(json.dumps(old, indent=2))
-    stamp = marker.stat().st_mtime_ns
+    marker.write_text(json.dumps({k: v for k, v in info.items() if k not in ("key", "finished")}, indent=2))
     generate(root, n_images=2, height=32, width=24, progress=False)
-    assert marker.stat().st_mtime_ns == stamp
-    old["params"] = {**old["params"], "seed": 9}   # but only for the parameters it names
-    marker.write_text(json.dumps(old, indent=2))
-    generate(root, n_images=2, height=32, width=24, progress=False)
-    assert json.loads(marker.read_text())["key"] == info["key"]
+    again = json.loads(marker.read_text())
+    assert again["key"] == info["key"] and again["complete"] is True

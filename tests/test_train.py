@@ -58,6 +58,9 @@ def test_smoke_runs_write_every_file_and_the_loss_falls(profile, prepared, exten
         assert history["train_total"].iloc[1:].min() < history["train_total"].iloc[0]
         assert history["valid_total"].iloc[-1] < history["valid_total"].iloc[0]
         assert np.isfinite(history["iou_excl_bg"]).all()
+        params = json.loads((run / "params.json").read_text())
+        assert params["size"] == list(profile.size) and "input_size" not in params  # one size key
+        assert params["amp"] is False and "fp16" not in params  # a CPU run: amp: auto stays fp32
         prov = json.loads((run / "provenance.json").read_text())
         assert prov["seed"] == 0 and prov["packages"]["torch"] and prov["device"] == "cpu"
     ext = pd.read_csv(extended_run / "history.csv")
@@ -327,14 +330,14 @@ def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepar
     net = build_model("unet", encoder_name=profile.encoder_name, input_size=tuple(profile.size))
     seen = []
     net.head.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-    build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, fp16=True, amp_dtype="bf16").fit(1)
+    build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, amp=True, amp_dtype="bf16").fit(1)
     assert seen and set(seen) == {torch.bfloat16}
     with pytest.raises(ValueError, match="bf16 only"):
-        build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, fp16=True, amp_dtype="fp16").fit(1)
-    learn = build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, fp16=True, amp_dtype="bf16")
+        build_learner(net, dls, CompoundLoss(), lr=1e-3, wd=0.0, amp=True, amp_dtype="fp16").fit(1)
+    learn = build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, amp=True, amp_dtype="bf16")
     amp = [cb for cb in learn.cbs if isinstance(cb, TupleMixedPrecision)]
     assert len(amp) == 1 and amp[0].amp_mode == AMPMode.BF16
     with pytest.raises(ValueError, match="amp_dtype must be"):
-        build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, fp16=True, amp_dtype="half")
+        build_learner(torch.nn.Conv2d(3, 9, 1), dls, loss, lr=1e-3, wd=0.0, amp=True, amp_dtype="half")
     with pytest.raises(ProfileError, match="train.amp_dtype"):
         profile.replace({"train.amp_dtype": "half"})

@@ -101,7 +101,8 @@ def plan(profile: Profile) -> list[Step]:
 
 def _seeds(profile: Profile) -> list[tuple[str, dict]]:
     """Per training seed: the suffix of its pages' names and its extra step parameters. The first seed keeps
-    the plain names, and a one-seed profile passes no seed, so its pages and cache keys are as before."""
+    the plain names, the ones the book's table of contents links; a one-seed profile passes no seed (its
+    notebooks read it from the profile), so its steps' parameters do not depend on how the seed is given."""
     if len(profile.seeds) == 1:
         return [("", {})]
     return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(profile.seeds)]

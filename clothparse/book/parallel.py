@@ -81,10 +81,8 @@ def _slot_name(env: dict[str, str], slot: int) -> str:
 
 def execute_parallel(steps: list[Step], profile: Profile, package: str, workers: int, force: bool = False,
                      log=print) -> list[Step]:
-    """Execute ``steps`` (a :func:`~clothparse.book.build.plan`) with up to ``workers`` at a time; the steps, in plan
-    order, with their status and seconds."""
-    if workers < 1:
-        raise ValueError(f"--parallel must be at least 1, got {workers}")
+    """Execute ``steps`` (a :func:`~clothparse.book.build.plan`) with up to ``workers`` (at least 1) at a time;
+    the steps, in plan order, with their status and seconds."""
     deps, envs = dependencies(steps), worker_envs(workers)
     gpus = sorted({e["CUDA_VISIBLE_DEVICES"] for e in envs if "CUDA_VISIBLE_DEVICES" in e})
     where = f"{len(gpus)} GPU(s)" if gpus else f"{envs[0]['OMP_NUM_THREADS']} CPU thread(s) each"

@@ -1,5 +1,6 @@
 """Dataset readers: each yields :class:`Sample` items (image, 9-class mask, id, classes present)."""
-from clothparse.datasets.base import Sample, SkipReport, classes_present
+from clothparse.datasets.base import Sample, SkipReport
+from clothparse.masks import classes_present
 
 __all__ = ["Sample", "SkipReport", "classes_present", "open_dataset"]
 

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from clothparse.categories import CLASSES, NUM_CLASSES
+from clothparse.categories import CLASSES
 
 
 class Sample(NamedTuple):
@@ -19,12 +19,6 @@ class Sample(NamedTuple):
     mask: np.ndarray           # uint8, H×W, values 0..8
     image_id: str
     classes: tuple[int, ...]   # clothing classes present (1..8), sorted
-
-
-def classes_present(mask: np.ndarray) -> tuple[int, ...]:
-    """Clothing classes (1..8) with at least one pixel in ``mask``."""
-    counts = np.bincount(np.asarray(mask).ravel(), minlength=NUM_CLASSES)
-    return tuple(int(c) for c in np.flatnonzero(counts[1:]) + 1)
 
 
 @dataclass

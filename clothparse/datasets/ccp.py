@@ -29,7 +29,8 @@ import scipy.io
 from PIL import Image
 
 from clothparse.categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, CLASSES
-from clothparse.datasets.base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
+from clothparse.datasets.base import Sample, SkipReport, check_sample, file_stamps, normalize_index
+from clothparse.masks import classes_present
 
 __all__ = ["CCP", "read_label_names", "ccp_lookup", "input_stamps", "SUIT_POLICIES"]
 

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from clothparse import __version__
+from clothparse.keyed import sha256_file
 
 __all__ = ["CCP_COMMIT", "CCP_DIGEST", "CCP_FILES", "CCP_URL", "ChecksumError", "DownloadError", "Downloaded",
            "content_digest", "default_dest", "download_ccp"]
@@ -87,14 +88,6 @@ def _needed(rel: PurePosixPath) -> bool:
             or (len(parts) == 3 and parts[:2] == ("annotations", "pixel-level") and rel.suffix == ".mat"))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def content_digest(root: str | os.PathLike) -> tuple[str, int]:
     """``(sha256, number of files)`` over the reader's files under ``root``: the SHA-256 of the sorted lines
     ``"<relative posix path> <sha256 of the file>\\n"`` — independent of how the files were packed or dated."""
@@ -103,7 +96,7 @@ def content_digest(root: str | os.PathLike) -> tuple[str, int]:
     for path in root.rglob("*"):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if _needed(rel) and path.is_file():
-            lines.append(f"{rel} {_sha256_file(path)}\n")
+            lines.append(f"{rel} {sha256_file(path)}\n")
     lines.sort()
     return hashlib.sha256("".join(lines).encode()).hexdigest(), len(lines)
 

@@ -49,7 +49,8 @@ from PIL import Image
 
 from clothparse import rle
 from clothparse.categories import CategoryMap, imaterialist_category_map
-from clothparse.datasets.base import Sample, SkipReport, check_sample, classes_present, file_stamps, normalize_index
+from clothparse.datasets.base import Sample, SkipReport, check_sample, file_stamps, normalize_index
+from clothparse.masks import classes_present
 
 __all__ = ["IMaterialist", "semantic_mask", "resize_nearest", "input_stamps", "REQUIRED_COLUMNS"]
 
@@ -343,9 +344,6 @@ class IMaterialist:
 
     def _index(self, i: int) -> int:
         return normalize_index(i, len(self.image_ids))
-
-    def image_path(self, i: int) -> Path:
-        return self.image_dir / self.image_ids[self._index(i)]
 
     def instances(self, i: int) -> list[tuple[int, np.ndarray]]:
         """The image's kept-garment instances ``(category_id, bool mask)`` at the CSV size, in CSV row order."""

@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -40,8 +39,9 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from PIL import Image
 
-from clothparse.datasets.base import check_sample, classes_present
-from clothparse.keyed import KeyedFolder
+from clothparse.datasets.base import check_sample
+from clothparse.keyed import COMPLETE, KeyedFolder, now, stable_hash, write_json
+from clothparse.masks import classes_present
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,8 +56,6 @@ DEFAULT_SIZE: tuple[int, int] = (288, 192)
 #: Below this many images a build runs in-process by default (starting workers costs more).
 _INPROCESS_BELOW: int = 64
 _CHUNK: int = 16
-#: Written last into a store folder: ``{"key": ..., "finished": ..., "created": ..., "n": ...}``.
-COMPLETE = "COMPLETE"
 
 
 class StoreError(RuntimeError):
@@ -83,7 +81,7 @@ def store_key(source: str, refinement: str | None, size: Sequence[int],
     payload = {"format": FORMAT_VERSION, "source": str(source), "refinement": refinement, "size": [h, w]}
     if image_ids is not None:
         payload["image_ids"] = _ids_digest(image_ids)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return stable_hash(payload, length=64)
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -476,12 +474,12 @@ def _write_index_and_meta(folder: Path, kept: list[tuple], skipped: dict[str, li
         "skipped_counts": {"reader": len(skipped["reader"]), "store": len(skipped["store"])},
         "classes_lost_in_resize": int(sum(r[2] != r[3] for r in kept)),
         "image_ids_sha256": _ids_digest(ids),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": now(),
         "build_seconds": round(seconds, 3),
         "workers": workers,
         "resize": {"image": "PIL BOX when shrinking both ways, else BILINEAR", "mask": "PIL NEAREST"},
     }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    write_json(folder / "meta.json", meta)
     return meta
 
 

@@ -41,10 +41,6 @@ class Interval:
     n_resamples: int = N_RESAMPLES
     n_images: int = 0
 
-    @property
-    def excludes_zero(self) -> bool:
-        return bool(self.low > 0 or self.high < 0)
-
     def __str__(self) -> str:
         return f"{self.estimate:.2f} [{self.low:.2f}, {self.high:.2f}]"
 

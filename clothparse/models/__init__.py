@@ -20,7 +20,7 @@ Choices where the paper is silent (each one is ours; the book quotes this list):
    paper's "simple nearest neighbor" upsampling replaces each ``PixelShuffle_ICNR(ni, nf)`` (four decoder
    blocks and the last upsampling) by the same 1×1 conv + ReLU mapping ``ni → nf`` (not ``ni → 4·nf``) at the
    low resolution, then ×2 nearest upsampling. At 288×192: 40.09 M parameters, 152.86 GFLOP per image
-   forward+backward — the lead's reference (40.1 M, 152.9). Upsampling *before* the conv costs 158.98 GFLOP
+   forward+backward. Upsampling *before* the conv costs 158.98 GFLOP
    (as PixelShuffle); keeping fastai's last PixelShuffle gives 40.11 M / 155.15; a 3×3 conv 43.1 M.
    Skips are passed explicitly (no hooks); outputs equal fastai's ``DynamicUnet`` with the same weights.
 2. **Where the branches sit.** Both read the encoder's output (ResNet ``layer4``, 512×9×6 at 288×192),

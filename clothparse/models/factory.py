@@ -35,16 +35,16 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, encoder_name: str = "
     input_size = check_input_size(input_size)
     if name in _UNET_VARIANTS:
         variant = _UNET_VARIANTS[name]
-        unet = _unet_module(name)
+        extended_unet = _extended_unet_module(name)
         if variant is None:
-            return unet.FastaiUnet(encoder_name, encoder_weights, num_classes, input_size, **kw)
-        return unet.ExtendedUnet(encoder_name, encoder_weights, num_classes, input_size, **variant, **kw)
+            return extended_unet.FastaiUnet(encoder_name, encoder_weights, num_classes, input_size, **kw)
+        return extended_unet.ExtendedUnet(encoder_name, encoder_weights, num_classes, input_size, **variant, **kw)
     if name in SMP_ARCHS:
         return SmpModel(name, encoder_name, encoder_weights, num_classes, **kw)
     raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
 
 
-def _unet_module(name: str):
+def _extended_unet_module(name: str):
     """:mod:`.extended_unet` (which holds both U-Net classes), or an ImportError that names the extra: the
     U-Net family is built from fastai's layers, which the core install (smp models only) does not have."""
     try:
@@ -67,7 +67,7 @@ def splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 def deployable(model: nn.Module) -> nn.Module:
     """The model as used at inference: a ``branches`` model without its branches, any other model as is."""
     # an ExtendedUnet exists only where its module was imported (fastai installed): no import needed to check
-    unet = sys.modules.get(f"{__package__}.extended_unet")
-    if unet is not None and isinstance(model, unet.ExtendedUnet) and model.injection == "none":
+    extended_unet = sys.modules.get(f"{__package__}.extended_unet")
+    if extended_unet is not None and isinstance(model, extended_unet.ExtendedUnet) and model.injection == "none":
         return model.drop_branches()
     return model

@@ -42,57 +42,6 @@ def parse_prior(text: str) -> torch.Tensor:
     return prior
 
 
-def _class_index(c) -> int:
-    """A clothing class (name, or mask value 1..8) → column 0..7."""
-    if isinstance(c, str):
-        if c not in CLOTHING:
-            raise ValueError(f"unknown clothing class {c!r}; known: {', '.join(CLOTHING)}")
-        return CLOTHING.index(c)
-    c = int(c)
-    if not 1 <= c <= NUM_CLOTHING:
-        raise ValueError(f"clothing classes are mask values 1..{NUM_CLOTHING} (0 is background), got {c}")
-    return c - 1
-
-
-def prior_from_classes(classes, known=None) -> torch.Tensor:
-    """B×8 prior from what each image contains.
-
-    ``classes``: a B×8 bool array/tensor of presence, or per image a sequence of clothing classes (mask values
-    1..8 as in ``Sample.classes``, or names). ``known``: which classes the prior reveals (names, mask values
-    1..8 or an 8-bool mask); the others are NaN. ``None`` reveals all (the paper's full ground-truth injection).
-    """
-    if (torch.is_tensor(classes) or hasattr(classes, "dtype")) and getattr(classes, "ndim", 0) == 2:
-        present = torch.as_tensor(classes)
-        if present.dtype != torch.bool or present.shape[1] != NUM_CLOTHING:
-            raise ValueError(f"presence must be a B×{NUM_CLOTHING} bool array, "
-                             f"got {present.dtype} {tuple(present.shape)}")
-        prior = present.float()
-    else:
-        rows = list(classes)
-        prior = torch.zeros(len(rows), NUM_CLOTHING)
-        for b, row in enumerate(rows):
-            for c in row:
-                prior[b, _class_index(c)] = 1.0
-    if known is not None:
-        prior = prior.masked_fill(~_known_mask(known).to(prior.device), float("nan"))
-    return prior
-
-
-def _known_mask(known) -> torch.Tensor:
-    """8-bool mask from class names, mask values 1..8, or an 8-bool mask."""
-    if isinstance(known, bool):
-        raise ValueError("known must name classes or be an 8-bool mask, got a single bool")
-    items = [known] if isinstance(known, (str, int)) else (known.tolist() if hasattr(known, "tolist") else list(known))
-    if items and all(isinstance(v, bool) for v in items):
-        if len(items) != NUM_CLOTHING:
-            raise ValueError(f"a known-mask must have {NUM_CLOTHING} entries, got {len(items)}")
-        return torch.tensor(items)
-    mask = torch.zeros(NUM_CLOTHING, dtype=torch.bool)
-    for c in items:
-        mask[_class_index(c)] = True
-    return mask
-
-
 def _check_prior(prior: torch.Tensor, batch: int, n: int) -> torch.Tensor:
     """``prior`` as B×n (an n-vector is broadcast), values 0/1/NaN, or a clear error."""
     if prior.ndim == 1:

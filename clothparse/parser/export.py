@@ -57,7 +57,7 @@ def _deployed(run_dir) -> tuple[_Deployed, dict, tuple[int, int]]:
 
     model, params = RunDir(run_dir).load_model("cpu")
     model = deployable(model).eval()
-    size = tuple(int(v) for v in params.get("input_size", params["size"]))
+    size = tuple(int(v) for v in params["size"])
     with torch.inference_mode():
         probe = model(torch.zeros(1, 3, *size))
     wrapped = _Deployed(model, with_classes=len(probe) > 1 and probe[1] is not None).eval()

@@ -70,7 +70,7 @@ def package_config(run_dir) -> dict:
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "clothparse_version": __version__,
         "model": params["model"], "encoder_name": params.get("encoder_name", "resnet34"),
-        "input_size": [int(v) for v in params.get("input_size", params["size"])],
+        "input_size": [int(v) for v in params["size"]],
         "classes": list(CLASSES), "clothing_classes": list(CLOTHING),
         "normalisation": {"mean": mean, "std": std, "scale": "x/255 first"},
         "run": {"id": run.id, "profile": params.get("profile"), "variant": params.get("variant"),
@@ -327,7 +327,7 @@ def _run_network(path: Path, input_size) -> Network:
     from clothparse.runs import RunDir
 
     model, params = RunDir(path).load_model("cpu")  # refuses another class scheme
-    size = tuple(int(v) for v in params.get("input_size", params["size"]))
+    size = tuple(int(v) for v in params["size"])
     if input_size is not None and tuple(input_size) != size:
         raise ValueError(f"{path} was trained at {size[0]}×{size[1]}; input_size={tuple(input_size)} differs")
     return Network(input_size=size, normalisation=params.get("normalisation", "imagenet"),

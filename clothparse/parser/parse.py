@@ -71,6 +71,7 @@ from clothparse.images import (
     load_image,
     to_rgb_array,
 )
+from clothparse.masks import class_counts, tight_boxes
 from clothparse.parser.colours import GarmentColours, garment_colours
 from clothparse.parser.garments import ClassMask, class_index, cutout, parse_classes
 from clothparse.parser.outputs import (
@@ -255,25 +256,6 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
 
 
-def class_counts(mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
-    """Pixels per class (``NUM_CLASSES`` int64) of a class-id mask. ``np.bincount`` casts its input to int64;
-    counting ``chunk`` pixels at a time keeps that copy small for a huge mask."""
-    flat = np.asarray(mask).reshape(-1)
-    counts = np.zeros(NUM_CLASSES, np.int64)
-    for start in range(0, flat.size, chunk):
-        counts += np.bincount(flat[start:start + chunk], minlength=NUM_CLASSES)[:NUM_CLASSES]
-    return counts
-
-
-def _boxes(mask: np.ndarray, classes: Iterable[int]) -> dict[str, tuple[int, int, int, int]]:
-    out = {}
-    for c in classes:
-        m = mask == c
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        out[CLASSES[c]] = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    return out
-
-
 # --- the parser -------------------------------------------------------------------------------
 def check_batch_size(value) -> int:
     """``value`` as a batch size: a whole number ≥ 1, else a ``ValueError`` saying so."""
@@ -442,7 +424,8 @@ class Parser:
             source=li.source, size=tuple(li.size), mask=mask, classes=tuple(CLASSES[c] for c in present),
             probabilities={CLOTHING[i]: float(probs[i]) for i in range(NUM_CLOTHING)}, probability_source=source,
             fractions={CLASSES[c]: float(counts[c] / total) for c in range(NUM_CLASSES)},
-            boxes=_boxes(mask, present), colours=colours, disagreements=disagree,
+            boxes={CLASSES[c]: box for c, box in tight_boxes(mask, present).items()}, colours=colours,
+            disagreements=disagree,
             prior=None if prior_row is None else [None if math.isnan(v) else float(v) for v in prior_row.tolist()],
             hard=hard, image=li.image, original=original if li.image.shape[:2] != tuple(li.size) else None)
 

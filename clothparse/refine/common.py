@@ -5,7 +5,6 @@ hashing inputs; none of it knows about people, crops or the review.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -29,18 +28,11 @@ TRAIN_COLUMNS = ("ImageId", "EncodedPixels", "Height", "Width", "ClassId")
 PERSONS_COLUMNS = ("ImageId", "person", "x_min", "y_min", "x_max", "y_max", "annotated")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def hash_json(obj) -> str:
     """Full-length sha256 of a JSON-able object: the refinement and detection-cache keys.
 
-    Full length (not ``stable_hash``'s default 12) so that the keys of existing outputs stay valid.
+    Full length (not ``stable_hash``'s default 12 digits): these keys name caches on disk, where two inputs
+    sharing a short digest would silently reuse each other's outputs.
     """
     return stable_hash(obj, length=64)
 

@@ -14,7 +14,8 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from clothparse.refine.common import PERSONS_COLUMNS, Box, Grouped, sha256_file
+from clothparse.keyed import sha256_file
+from clothparse.refine.common import PERSONS_COLUMNS, Box, Grouped
 
 #: Score from which a Mask R-CNN detection counts as a person (our choice; the paper gives none).
 DEFAULT_SCORE_THRESHOLD = 0.7

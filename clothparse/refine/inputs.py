@@ -9,7 +9,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from clothparse.refine.common import REFINE_VERSION, Grouped, hash_json, read_train_csv, sha256_file
+from clothparse.keyed import sha256_file
+from clothparse.refine.common import REFINE_VERSION, Grouped, hash_json, read_train_csv
 
 
 @dataclass(frozen=True)

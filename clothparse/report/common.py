@@ -168,8 +168,3 @@ def _clean(ax) -> None:
     for s in ax.spines.values():
         s.set_visible(False)
 
-
-def _present(mask: np.ndarray, min_pixels: int = 1) -> set[int]:
-    """The clothing classes covering at least ``min_pixels`` of ``mask``."""
-    counts = np.bincount(np.asarray(mask).ravel(), minlength=NUM_CLASSES)
-    return {c for c in range(1, NUM_CLASSES) if counts[c] >= min_pixels}

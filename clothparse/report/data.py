@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, CLOTHING, overlay
-from clothparse.report.common import _cell_size, _clean, _legend, _no_nan, _present
+from clothparse.masks import classes_present
+from clothparse.report.common import _cell_size, _clean, _legend, _no_nan
 
 SPLITS = ("train", "valid", "test")
 
@@ -135,7 +136,7 @@ def figure_examples(store, n: int = 8, indices: Sequence[int] | None = None, see
         axes[r, 2 * c].imshow(image)
         axes[r, 2 * c].set_title(str(store.image_ids[i])[:24], fontsize=7)
         axes[r, 2 * c + 1].imshow(overlay(image, mask), interpolation="nearest")
-        axes[r, 2 * c + 1].set_title(", ".join(CLASSES[j] for j in sorted(_present(mask))) or "no clothing",
+        axes[r, 2 * c + 1].set_title(", ".join(CLASSES[j] for j in classes_present(mask)) or "no clothing",
                                      fontsize=7)
     _legend(fig)
     return fig

@@ -140,7 +140,7 @@ def run_overview(run_dir) -> pd.DataFrame:
                          f"{train.get('epochs_unfrozen')} unfrozen epochs, lr_max {train.get('lr_max')}, "
                          f"wd {train.get('wd')}"),
             ("encoder", params.get("encoder_name", "resnet34")),
-            ("encoder weights", params.get("encoder_weights") or "random"), ("mixed precision", params.get("fp16")),
+            ("encoder weights", params.get("encoder_weights") or "random"), ("mixed precision", params.get("amp")),
             ("device", prov.get("device_description") or params.get("device")), ("seed", prov.get("seed")),
             ("commit", prov.get("git_commit")), ("epochs", metrics.get("epochs")),
             ("train time (s)", None if seconds is None else round(seconds, 1)),

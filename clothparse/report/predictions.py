@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, colorize
-from clothparse.report.common import _cell_size, _check_store, _clean, _legend, _present, run_store
+from clothparse.masks import classes_present
+from clothparse.report.common import _cell_size, _check_store, _clean, _legend, run_store
 from clothparse.runs import RunDir
 
 DRESS = CLASSES.index("dress")
@@ -92,7 +93,8 @@ def _failure_cases(sample, shown: set[int], predicted, store, k: int, min_pixels
     for r in sample.itertuples():
         if r.row in shown:
             continue
-        pred_set, gt_set = _present(predicted(int(r.row)), min_pixels), _present(store.masks[int(r.row)])
+        pred_set = set(classes_present(predicted(int(r.row)), min_pixels))
+        gt_set = set(classes_present(store.masks[int(r.row)]))
         if pred_set != gt_set:
             fails.append((r.Index, " ".join([f"+{CLASSES[c]}" for c in sorted(pred_set - gt_set)]
                                             + [f"−{CLASSES[c]}" for c in sorted(gt_set - pred_set)])))

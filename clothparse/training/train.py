@@ -94,15 +94,15 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
         train_dl = TfmdDL(train_ds, bs=batch_size, **train_tfms)
     valid_dl = TfmdDL(StoreSegmentation(prepared.store, valid_idx, split_idx=1), bs=valid_batch_size or 2 * batch_size,
                       shuffle=False,
-                      after_batch=[IntToFloatTensor(), Normalize.from_stats(*stats, cuda=False)],
+                      after_batch=[IntToFloatTensor(), norm],
                       device=device, num_workers=num_workers)
     return DataLoaders(train_dl, valid_dl, device=device)
 
 
-def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, fp16: bool = False,
+def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | None = None, amp: bool = False,
                   cbs: list | None = None, amp_dtype: str = "fp16", channels_last: bool = False):
     """A fastai ``Learner``: Adam with decoupled weight decay (fastai's, on torch's multi-tensor kernels:
-    :mod:`clothparse.training.optim`), encoder/rest splitter, pooled IoU metric. ``fp16``: mixed precision of
+    :mod:`clothparse.training.optim`), encoder/rest splitter, pooled IoU metric. ``amp``: mixed precision of
     ``amp_dtype`` ("fp16" with fastai's loss scaler, "bf16" without); ``channels_last``: fastai's
     ``ChannelsLast`` (the model in channels-last memory format)."""
     from fastai.callback.channelslast import ChannelsLast
@@ -116,7 +116,7 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
     if amp_dtype not in ("fp16", "bf16"):
         raise ValueError(f"amp_dtype must be 'fp16' or 'bf16', got {amp_dtype!r}")
     callbacks = [FiniteLossGuard(), *(cbs or [])]
-    if fp16:
+    if amp:
         callbacks.append(TupleMixedPrecision(amp_mode=amp_dtype))
     if channels_last:
         callbacks.append(ChannelsLast())
@@ -130,7 +130,7 @@ def resolve_amp_dtype(amp_dtype: str, device: str) -> str:
     always bf16 (the only half type a CPU computes natively)."""
     if not device.startswith("cuda"):
         if amp_dtype == "fp16":
-            raise ValueError("train.fp16 on a CPU needs train.amp_dtype: bf16 (or auto): CPU fp16 kernels are "
+            raise ValueError("train.amp on a CPU needs train.amp_dtype: bf16 (or auto): CPU fp16 kernels are "
                              "emulated and slower than fp32")
         return "bf16"
     if amp_dtype != "auto":
@@ -146,7 +146,7 @@ class _Session:
     run: RunDir
     prepared: Prepared
     device: str                         # this process's: cuda:<local rank> over several GPUs
-    fp16: bool
+    amp: bool
     amp_dtype: str
     provenance: dict
     world: World
@@ -208,8 +208,8 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
 
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
-    fp16 = profile.train.fp16 is True or (profile.train.fp16 == "auto" and device.startswith("cuda"))
-    amp_dtype = resolve_amp_dtype(profile.train.amp_dtype, device) if fp16 else profile.train.amp_dtype
+    amp = profile.train.amp is True or (profile.train.amp == "auto" and device.startswith("cuda"))
+    amp_dtype = resolve_amp_dtype(profile.train.amp_dtype, device) if amp else profile.train.amp_dtype
     prov = {}
     if world.is_main:
         if force and run.path.exists():
@@ -219,14 +219,13 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
         runs.write_json(run.params_path, {
             **runs.training_params(profile, model, variant), "profile": profile.name,
             "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
-            "fp16": fp16, "amp_dtype": amp_dtype if fp16 else None, "classes": list(CLASSES),
-            "input_size": list(profile.size),
+            "amp": amp, "amp_dtype": amp_dtype if amp else None, "classes": list(CLASSES),
             "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
             "profile_full": profile.to_dict()})
         prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else {
             **runs.provenance(device, profile.train.seed), "processes": world.describe(profile.train.batch_size)}
         prov.setdefault("resumes", [])
-    return _Session(profile, run, prepared, world.device(device), fp16, amp_dtype, prov, world)
+    return _Session(profile, run, prepared, world.device(device), amp, amp_dtype, prov, world)
 
 
 def _build(s: _Session, model: str, progress: bool) -> None:
@@ -243,7 +242,7 @@ def _build(s: _Session, model: str, progress: bool) -> None:
     dls = make_dataloaders(s.prepared, batch_size=cfg.batch_size, device=s.device, augment=cfg.augment,
                            num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name), world=s.world)
     cbs = [DataParallel(s.world)] if s.world.distributed else []
-    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, fp16=s.fp16,
+    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, amp=s.amp,
                             cbs=cbs, amp_dtype=s.amp_dtype, channels_last=cfg.channels_last)
     if not progress or not s.world.is_main:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])

@@ -91,10 +91,7 @@ def _check_label_descriptions(path: Path) -> bytes:
 
 def _reusable(folder: KeyedFolder, params: dict) -> bool:
     """The folder was finished for these parameters and its files are all there."""
-    rec = folder.record()
-    # markers written before the key was recorded name the same thing through their version and params
-    legacy = "key" not in rec and rec.get("version") == GENERATOR_VERSION and rec.get("params") == params
-    if not (folder.is_complete() or (legacy and rec.get("complete") is True)):
+    if not folder.is_complete():
         return False
     root = Path(folder.path)
     if not all((root / f).is_file() for f in ("train.csv", "persons.csv", "label_descriptions.json")):
