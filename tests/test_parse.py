@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from test_images import write_inputs
 
 from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
@@ -20,7 +21,6 @@ from clothparse.parser.parse import (
     class_counts,
     figure_cutouts,
     figure_results,
-    load_image,
     parse,
     summary_table,
     upsample_argmax,
@@ -61,61 +61,6 @@ def test_banded_upsampling_equals_full_interpolation():
     banded = upsample_argmax(logits, (101, 77), max_elements=9 * 77 * 7)  # bands of 7 rows
     assert banded.dtype == torch.uint8 and banded.shape == (101, 77)
     assert (banded.long() == full).float().mean() > 0.999
-
-
-# --- inputs ---------------------------------------------------------------------------------------
-def write_inputs(folder):
-    """Odd image files in ``folder``; their expected (H, W) by name."""
-    rng = np.random.default_rng(2)
-    folder.mkdir(parents=True, exist_ok=True)
-    rgb = rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)
-    files = {}
-    files["odd.png"] = (77, 101)
-    Image.fromarray(rgb).save(folder / "odd.png")
-    Image.fromarray(rgb[:, :, 0]).save(folder / "gray.jpg")
-    files["gray.jpg"] = (77, 101)
-    rgba = np.dstack([rgb, np.full((77, 101), 255, np.uint8)])
-    rgba[:10, :, 3] = 0
-    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
-    files["rgba.png"] = (77, 101)
-    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
-    files["cmyk.jpg"] = (77, 101)
-    Image.fromarray((np.arange(60 * 50).reshape(60, 50) * 21).astype(np.uint16)).save(folder / "deep.png")
-    files["deep.png"] = (60, 50)
-    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.gif")
-    files["palette.gif"] = (77, 101)
-    raw = np.zeros((60, 90, 3), np.uint8)  # stored 90 wide × 60 high: left half red, right half blue
-    raw[:, :45] = (220, 20, 20)
-    raw[:, 45:] = (20, 20, 220)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90° clockwise to display": shown 60 wide × 90 high, the red half on top
-    Image.fromarray(raw).save(folder / "rotated.jpg", exif=exif, quality=95)
-    files["rotated.jpg"] = (90, 60)
-    return files
-
-
-def test_loading_odd_formats(tmp_path):
-    files = write_inputs(tmp_path)
-    for name, size in files.items():
-        li = load_image(tmp_path / name)
-        assert li.size == size and li.image.shape == (*size, 3) and li.image.dtype == np.uint8, name
-    rot = load_image(tmp_path / "rotated.jpg").image.astype(int)
-    assert rot[:40, :, 0].mean() > 180 and rot[:40, :, 2].mean() < 60      # red on top
-    assert rot[50:, :, 2].mean() > 180 and rot[50:, :, 0].mean() < 60      # blue below
-    deep = load_image(tmp_path / "deep.png").image[:, :, 0].astype(int)
-    expected = np.round((np.arange(60 * 50).reshape(60, 50) * 21) / 257)
-    assert np.abs(deep - expected).max() <= 1 and deep.max() > 200          # scaled, not clipped at 255
-    rgba = load_image(tmp_path / "rgba.png").image
-    assert (rgba[:10] == 255).all()                                         # transparent → white
-    big = np.zeros((300, 420, 3), np.uint8)
-    Image.fromarray(big).save(tmp_path / "big.jpg")
-    li = load_image(tmp_path / "big.jpg", max_side=100)                    # JPEG decoded at reduced scale
-    assert li.size == (300, 420) and max(li.image.shape[:2]) <= 100
-    with pytest.raises(ImageLoadError, match="nothing.jpg.*no such file"):
-        load_image(tmp_path / "nothing.jpg")
-    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(ImageLoadError, match="broken.jpg"):
-        load_image(tmp_path / "broken.jpg")
 
 
 def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
