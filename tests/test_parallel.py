@@ -18,7 +18,6 @@ from conftest import tiny_profile
 
 
 def test_parallel_steps_wait_for_what_they_read(tmp_path):
-
     steps = book.plan(load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]}))
     deps = dependencies(steps)
     named = {s.output: {steps[j].output for j in d} for s, d in zip(steps, deps)}
@@ -38,7 +37,6 @@ def test_parallel_steps_wait_for_what_they_read(tmp_path):
     assert named["results"] == {s.output for s in steps[:[s.output for s in steps].index("results")]}
 
 def test_parallel_workers_get_a_gpu_each_or_a_share_of_the_cores(monkeypatch):
-
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     envs = worker_envs(3)
