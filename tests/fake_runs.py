@@ -69,6 +69,17 @@ def make_fake_runs(tmp) -> dict:
     return {"profile": profile, "store": store, "runs": written, "test_rows": test_rows, "prepared": prepared}
 
 
+def seeded_runs(env, tmp_path, seeds, written):
+    """A profile with ``train.seeds`` in its own runs folder, and runs of ``written`` {(model, variant): seeds}."""
+    profile = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs"), "train.seeds": list(seeds)})
+    out = {}
+    for (model, variant), model_seeds in written.items():
+        for s in model_seeds:
+            out[(model, variant, s)] = write_fake_run(profile.with_seed(s), model, variant, env["store"],
+                                                      env["test_rows"], seed=10 + s, classbranch=False)
+    return profile, out
+
+
 def corrupt(gt: np.ndarray, rng, p: float) -> np.ndarray:
     pred = gt.copy()
     flip = rng.random(gt.shape) < p

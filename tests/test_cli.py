@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from test_export import write_run
-from test_parse import write_inputs
+from test_images import write_inputs
 
 from clothparse import cli
 from clothparse.categories import CLASSES, CLOTHING, PALETTE

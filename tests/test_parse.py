@@ -9,18 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from test_images import write_inputs
 
 from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.models import build_model
-from clothparse.parser.garments import ClassMask, on_checkerboard
+from clothparse.parser.garments import ClassMask
 from clothparse.parser.parse import (
     ImageLoadError,
     Parser,
     class_counts,
     figure_cutouts,
     figure_results,
-    load_image,
     parse,
     summary_table,
     upsample_argmax,
@@ -61,61 +61,6 @@ def test_banded_upsampling_equals_full_interpolation():
     banded = upsample_argmax(logits, (101, 77), max_elements=9 * 77 * 7)  # bands of 7 rows
     assert banded.dtype == torch.uint8 and banded.shape == (101, 77)
     assert (banded.long() == full).float().mean() > 0.999
-
-
-# --- inputs ---------------------------------------------------------------------------------------
-def write_inputs(folder):
-    """Odd image files in ``folder``; their expected (H, W) by name."""
-    rng = np.random.default_rng(2)
-    folder.mkdir(parents=True, exist_ok=True)
-    rgb = rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)
-    files = {}
-    files["odd.png"] = (77, 101)
-    Image.fromarray(rgb).save(folder / "odd.png")
-    Image.fromarray(rgb[:, :, 0]).save(folder / "gray.jpg")
-    files["gray.jpg"] = (77, 101)
-    rgba = np.dstack([rgb, np.full((77, 101), 255, np.uint8)])
-    rgba[:10, :, 3] = 0
-    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
-    files["rgba.png"] = (77, 101)
-    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
-    files["cmyk.jpg"] = (77, 101)
-    Image.fromarray((np.arange(60 * 50).reshape(60, 50) * 21).astype(np.uint16)).save(folder / "deep.png")
-    files["deep.png"] = (60, 50)
-    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.gif")
-    files["palette.gif"] = (77, 101)
-    raw = np.zeros((60, 90, 3), np.uint8)  # stored 90 wide × 60 high: left half red, right half blue
-    raw[:, :45] = (220, 20, 20)
-    raw[:, 45:] = (20, 20, 220)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90° clockwise to display": shown 60 wide × 90 high, the red half on top
-    Image.fromarray(raw).save(folder / "rotated.jpg", exif=exif, quality=95)
-    files["rotated.jpg"] = (90, 60)
-    return files
-
-
-def test_loading_odd_formats(tmp_path):
-    files = write_inputs(tmp_path)
-    for name, size in files.items():
-        li = load_image(tmp_path / name)
-        assert li.size == size and li.image.shape == (*size, 3) and li.image.dtype == np.uint8, name
-    rot = load_image(tmp_path / "rotated.jpg").image.astype(int)
-    assert rot[:40, :, 0].mean() > 180 and rot[:40, :, 2].mean() < 60      # red on top
-    assert rot[50:, :, 2].mean() > 180 and rot[50:, :, 0].mean() < 60      # blue below
-    deep = load_image(tmp_path / "deep.png").image[:, :, 0].astype(int)
-    expected = np.round((np.arange(60 * 50).reshape(60, 50) * 21) / 257)
-    assert np.abs(deep - expected).max() <= 1 and deep.max() > 200          # scaled, not clipped at 255
-    rgba = load_image(tmp_path / "rgba.png").image
-    assert (rgba[:10] == 255).all()                                         # transparent → white
-    big = np.zeros((300, 420, 3), np.uint8)
-    Image.fromarray(big).save(tmp_path / "big.jpg")
-    li = load_image(tmp_path / "big.jpg", max_side=100)                    # JPEG decoded at reduced scale
-    assert li.size == (300, 420) and max(li.image.shape[:2]) <= 100
-    with pytest.raises(ImageLoadError, match="nothing.jpg.*no such file"):
-        load_image(tmp_path / "nothing.jpg")
-    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(ImageLoadError, match="broken.jpg"):
-        load_image(tmp_path / "broken.jpg")
 
 
 def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
@@ -309,10 +254,6 @@ def test_mirror_averaging_averages_the_probabilities_of_a_photo_and_its_mirror(r
     from clothparse.evaluation.metrics import ConfusionMatrix
     from clothparse.parser.backends import MirrorAveraged, mirror_average
 
-    a, b = torch.randn(2, 9, 6, 5), torch.randn(2, 9, 6, 5)
-    assert torch.allclose(mirror_average(a, b).softmax(1), (a.softmax(1) + b.flip(-1).softmax(1)) / 2, atol=1e-6)
-    assert torch.allclose(mirror_average(a, a.flip(-1)), a.log_softmax(1), atol=1e-6)
-
     tta = Parser(run=random_parser.run, device="cpu", batch_size=2, tta=True)
     assert isinstance(tta.network, MirrorAveraged) and tta.model is not None
     x = torch.randn(2, 3, *tta.input_size)
@@ -359,7 +300,7 @@ def test_summary_table_and_figure(parser):
     assert len(fig.axes) == 2 * 4
 
 
-def test_cutout_figure_and_checkerboard(random_parser):
+def test_cutout_figure(random_parser):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -370,11 +311,6 @@ def test_cutout_figure_and_checkerboard(random_parser):
     titles = [ax.get_title() for ax in fig.axes]
     first = results[0].classes[0]
     assert any(t.startswith(first) and (results[0].main_colours[first] or "") in t for t in titles)
-    rgba = np.zeros((4, 4, 4), np.uint8)
-    rgba[0, 0] = (10, 20, 30, 255)
-    board = on_checkerboard(rgba, square=2)
-    assert tuple(board[0, 0]) == (10, 20, 30) and tuple(board[0, 1]) == (255, 255, 255)
-    assert tuple(board[0, 2]) == (228, 228, 228)  # the next check
 
 
 def test_one_overlay_for_book_and_parser(parser):

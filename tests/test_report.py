@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from fake_runs import DRESS, N_IMAGES, H, TinyDataset, W, make_fake_runs, write_fake_run  # noqa: E402
+from fake_runs import DRESS, N_IMAGES, H, TinyDataset, W, make_fake_runs, seeded_runs, write_fake_run  # noqa: E402
 
 from clothparse import report, runs  # noqa: E402
 from clothparse.categories import CLASSES, CLOTHING  # noqa: E402
@@ -39,57 +39,6 @@ def env(tmp_path_factory):
 def _assert_no_nan(df: pd.DataFrame):
     assert not df.isna().to_numpy().any()
     assert "nan" not in df.to_html().lower()
-
-
-# --- runs ---------------------------------------------------------------------------------------------------
-def test_find_and_select_runs(env, tmp_path):
-    profile = env["profile"]
-    df = report.find_runs(profile)
-    assert sorted(zip(df["model"], df["variant"])) == [("extended_unet", "refined"), ("unet", "base"),
-                                                       ("unet", "refined")]
-    assert df["complete"].all() and df["evaluated"].all() and df["matches_profile"].all()
-    assert report.select_run(profile, "unet") == env["runs"][("unet", "refined")]["run_dir"]
-    assert report.select_run(profile, "unet", "base") == env["runs"][("unet", "base")]["run_dir"]
-    # a profile with other training parameters does not pick these runs
-    other = load_profile(profile, {"train.seed": 1})
-    assert not report.find_runs(other)["matches_profile"].any()
-    with pytest.raises(FileNotFoundError, match=r"no complete run of unet \(refined\) evaluated on .test."):
-        report.select_run(other, "unet")
-    with pytest.raises(FileNotFoundError, match="fpn"):
-        report.select_run(profile, "fpn")
-
-
-def _seeded_runs(env, tmp_path, seeds, written):
-    """A profile with ``train.seeds`` in its own runs folder, and runs of ``written`` {(model, variant): seeds}."""
-    profile = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs"), "train.seeds": list(seeds)})
-    out = {}
-    for (model, variant), model_seeds in written.items():
-        for s in model_seeds:
-            out[(model, variant, s)] = write_fake_run(profile.with_seed(s), model, variant, env["store"],
-                                                      env["test_rows"], seed=10 + s, classbranch=False)
-    return profile, out
-
-
-def test_find_and_select_runs_of_several_seeds(env, tmp_path):
-    profile, made = _seeded_runs(env, tmp_path, [0, 1, 2], {("unet", "refined"): [2, 0]})
-    run0, run2 = made[("unet", "refined", 0)]["run_dir"], made[("unet", "refined", 2)]["run_dir"]
-    df = report.find_runs(profile)
-    assert sorted(df["seed"]) == [0, 2] and df["matches_profile"].all()
-    # one run per seed, in the profile's order; seed 1 has none and is left out
-    assert report.select_runs(profile, "unet") == [run0, run2]
-    assert report.select_run(profile, "unet") == run0 and report.select_run(profile, "unet", seed=2) == run2
-    with pytest.raises(FileNotFoundError, match=r"seed 1 in .*seed=0.*--seed 1"):
-        report.select_run(profile, "unet", seed=1)
-    with pytest.raises(FileNotFoundError, match=r"no complete run of extended_unet .*any of the seeds \[0, 1, 2\]"):
-        report.select_runs(profile, "extended_unet")
-    # the seed-0 run is the one-seed profile's run; the seed-2 run is not its run, but can be asked for by seed
-    plain = profile.to_dict()
-    one = load_profile({**plain, "train": {k: v for k, v in plain["train"].items() if k != "seeds"}})
-    assert one.seeds == (0,)
-    found = report.find_runs(one).set_index("seed")
-    assert found.loc[0, "matches_profile"] and not found.loc[2, "matches_profile"]
-    assert report.select_runs(one, "unet") == [run0] and report.select_run(one, "unet", seed=2) == run2
-    assert report.find_runs(env["profile"])["seed"].tolist() == [0, 0, 0]
 
 
 # --- Tables 1, 2, 5 -------------------------------------------------------------------------------------------
@@ -141,7 +90,7 @@ def test_table1_base_vs_refined(env):
 
 
 def test_tables_1_and_2_show_the_mean_and_spread_over_seeds(env, tmp_path):
-    profile, made = _seeded_runs(env, tmp_path, [0, 1], {("unet", "refined"): [0, 1], ("unet", "base"): [0, 1],
+    profile, made = seeded_runs(env, tmp_path, [0, 1], {("unet", "refined"): [0, 1], ("unet", "base"): [0, 1],
                                                           ("extended_unet", "refined"): [1]})
     df = report.table2(profile)
     _assert_no_nan(df)
