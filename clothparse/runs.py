@@ -297,9 +297,10 @@ def newest_runs(profile: Profile, model: str, variant: str | None, split: str = 
     seeds without one are left out. None at all: ``FileNotFoundError`` saying which runs were found."""
     df = find_runs(profile, split=split)
     mine = df[(df["model"] == model) & ((df["variant"] == variant) if variant is not None else True)]
-    ok = mine[mine["complete"] & mine["matches_profile"]]
+    # astype(bool): an empty frame's columns are object-typed, and indexing with them picks columns, not rows
+    ok = mine[mine["complete"].astype(bool) & mine["matches_profile"].astype(bool)]
     if evaluated:
-        ok = ok[ok["evaluated"]]
+        ok = ok[ok["evaluated"].astype(bool)]
     newest = {seed: Path(g.sort_values("finished")["run_dir"].iloc[-1]) for seed, g in ok.groupby("seed")}
     if newest:
         return [newest[s] for s in profile.seeds if s in newest]

@@ -72,10 +72,6 @@ def test_find_runs_of_a_profile_without_runs_is_an_empty_table(tmp_path):
         runs.select_run(profile, "unet", evaluated=False)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="BUG: with no run folder at all, select_run(evaluated=True) "
-                   "raises KeyError('seed') instead of the FileNotFoundError: find_runs' empty frame has object "
-                   "columns, and ok[ok['evaluated']] with an empty object Series selects columns, not rows "
-                   "(runs._select)")
 def test_selecting_an_evaluated_run_of_a_profile_without_runs_says_none_was_found(tmp_path):
     profile = load_profile(tiny_profile(tmp_path))
     with pytest.raises(FileNotFoundError, match="runs found: none"):
