@@ -18,6 +18,9 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from clothparse.models.encoders import ENCODER_NAMES
+from clothparse.models.factory import MODEL_NAMES
+
 #: Keys that were renamed: the old spelling is refused with the new name (a silently ignored key would train
 #: with the default instead).
 RENAMED_KEYS = {"train.fp16": "train.amp"}
@@ -353,8 +356,6 @@ def _check(p: Profile, source: str) -> None:
         raise ProfileError(f"{source}: a profile needs a name")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", p.device):
         raise ProfileError(f"{source}: device: unknown value {p.device!r}; expected auto, cpu, cuda or cuda:N")
-    from clothparse.models.encoders import ENCODER_NAMES
-    from clothparse.models.factory import MODEL_NAMES
 
     if p.encoder_name not in ENCODER_NAMES:
         raise ProfileError(f"{source}: encoder_name: unknown encoder {p.encoder_name!r}; known: "

@@ -24,7 +24,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clothparse.categories import CLASSES
+from clothparse.datasets.store import Store
 from clothparse.keyed import COMPLETE, KeyedFolder, now, read_json, stable_hash, write_json
+from clothparse.models import build_model
+from clothparse.profiles import load_profile
+from clothparse.weights import WeightsError, load_state_dict
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,7 +123,6 @@ class RunDir:
     @staticmethod
     def profile_of(params: dict) -> Profile:
         """The profile recorded in a run's ``params`` (its ``profile_full``)."""
-        from clothparse.profiles import load_profile
 
         return load_profile(params["profile_full"])
 
@@ -161,9 +165,6 @@ class RunDir:
     # --- the model ------------------------------------------------------------------------------
     def load_model(self, device: str = "cpu"):
         """The trained model (safetensors weights) in eval mode, and the run's params."""
-        from clothparse.categories import CLASSES
-        from clothparse.models import build_model
-        from clothparse.weights import WeightsError, load_state_dict
 
         params = self.params()
         if not self.weights_path.is_file():
@@ -182,7 +183,6 @@ class RunDir:
 
     def load_store(self, split: str = "test"):
         """The store the run was evaluated on, opened read-only."""
-        from clothparse.datasets.store import Store
 
         key = self.evaluation(split).metrics()["store_key"]
         path = self.profile().work_path / "stores" / key

@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from clothparse import __version__
 from clothparse.keyed import sha256_file
+from clothparse.profiles import PARAMS_DIR, REPO_ROOT
 
 __all__ = ["CCP_COMMIT", "CCP_DIGEST", "CCP_FILES", "CCP_URL", "ChecksumError", "DownloadError", "Downloaded",
            "content_digest", "default_dest", "download_ccp"]
@@ -105,7 +106,6 @@ def content_digest(root: str | os.PathLike) -> tuple[str, int]:
 def default_dest() -> Path:
     """``data/ccp`` in the checkout (ignored by git), or in the working directory when clothparse is installed
     without one: next to the code's profiles, where a relative ``data.root`` is looked up."""
-    from clothparse.profiles import PARAMS_DIR, REPO_ROOT
 
     base = REPO_ROOT if PARAMS_DIR.is_dir() else Path.cwd()
     return base / "data" / "ccp"

@@ -35,8 +35,16 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelHubMixin
 
+from clothparse import __version__
 from clothparse.categories import CLASSES, CLOTHING
+from clothparse.images import stats_of
+from clothparse.keyed import read_json
+from clothparse.models import ENCODER_NAMES, MODEL_NAMES, build_model, deployable
+from clothparse.models.base import check_input_size
 from clothparse.parser.backends import Network
+from clothparse.parser.export import export_onnx
+from clothparse.parser.model_card import model_card
+from clothparse.runs import RunDir
 from clothparse.weights import load_state_dict, read_metadata, save_state_dict
 
 __all__ = ["ParserPackage", "PackageError", "export_package", "verify_package", "load_network", "is_package",
@@ -55,10 +63,6 @@ class PackageError(ValueError):
 # --- what goes into config.json -----------------------------------------------------------------------
 def package_config(run_dir) -> dict:
     """``config.json`` of a finished run: enough to rebuild the model, feed it and say where it came from."""
-    from clothparse import __version__
-    from clothparse.images import stats_of
-    from clothparse.keyed import read_json
-    from clothparse.runs import RunDir
 
     run = RunDir(run_dir)
     params = run.require_complete()
@@ -89,7 +93,6 @@ def _with_model_facts(config: dict, model, onnx: bool) -> dict:
 
 def _metrics(run) -> dict:
     """The valid split's scores (end of training) and the test split's without a prior, where evaluated."""
-    from clothparse.keyed import read_json
 
     out = {}
     if run.metrics_path.is_file():
@@ -103,9 +106,6 @@ def _metrics(run) -> dict:
 
 def check_config(config, source: str) -> dict:
     """``config`` if this clothparse can use it; else a :class:`PackageError` saying what differs."""
-    from clothparse.images import stats_of
-    from clothparse.models import ENCODER_NAMES, MODEL_NAMES
-    from clothparse.models.base import check_input_size
 
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise PackageError(f"{source}: {CONFIG_NAME} is not a clothparse parser's (no \"format\": \"{FORMAT}\")")
@@ -194,7 +194,6 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
     def from_run(cls, run_dir, onnx: bool = False) -> ParserPackage:
         """The package of a finished run (its weights as trained, its config and card; ``onnx``: the folder will
         hold ``model.onnx`` too, as the card says)."""
-        from clothparse.runs import RunDir
 
         model, _ = RunDir(run_dir).load_model("cpu")
         return cls(config=_with_model_facts(package_config(run_dir), model, onnx), net=model)
@@ -210,7 +209,6 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
-        from clothparse.parser.model_card import model_card
 
         return ModelCard(model_card(self.config, self._hub_mixin_info.model_card_data))
 
@@ -234,7 +232,6 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
                          config: dict | None = None, **kwargs) -> ParserPackage:
-        from clothparse.models import build_model
 
         source = model_id
         if config is None:
@@ -282,7 +279,6 @@ def export_package(run_dir, folder, onnx: bool = False, opset: int = 17) -> Path
         (folder / stale).unlink(missing_ok=True)
     package.save_pretrained(folder)
     if onnx:
-        from clothparse.parser.export import export_onnx
 
         export_onnx(run_dir, folder / ONNX_NAME, opset=opset)
     return folder
@@ -293,8 +289,6 @@ def verify_package(run_dir, folder, batch: int = 2, seed: int = 0) -> float:
     run's model's on random input; the same weights in the same model make it 0."""
     import torch
 
-    from clothparse.models import deployable
-    from clothparse.runs import RunDir
 
     expected_model, _ = RunDir(run_dir).load_model("cpu")
     package = ParserPackage.from_pretrained(folder)
@@ -324,7 +318,6 @@ def load_network(source, input_size=None, **hub) -> Network:
 
 
 def _run_network(path: Path, input_size) -> Network:
-    from clothparse.runs import RunDir
 
     model, params = RunDir(path).load_model("cpu")  # refuses another class scheme
     size = tuple(int(v) for v in params["size"])

@@ -14,8 +14,10 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from clothparse.devices import resolve_device
 from clothparse.keyed import sha256_file
 from clothparse.refine.common import PERSONS_COLUMNS, Box, Grouped
+from clothparse.weights import MissingWeightsError, WeightsError, as_state_dict, load_state_dict, torch_load
 
 #: Score from which a Mask R-CNN detection counts as a person (our choice; the paper gives none).
 DEFAULT_SCORE_THRESHOLD = 0.7
@@ -89,7 +91,6 @@ class MaskRCNNDetector:
                  **model_kwargs):
         import torch
 
-        from clothparse.devices import resolve_device
 
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
@@ -160,7 +161,6 @@ def _build_maskrcnn(weights: Any, download: bool, seed: int, model_kwargs: dict)
 def _maskrcnn_from_file(path: Path, model_kwargs: dict):
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
-    from clothparse.weights import MissingWeightsError, WeightsError, as_state_dict, load_state_dict, torch_load
 
     if not path.is_file():
         raise MissingWeightsError(path, "Mask R-CNN weights file not found")

@@ -22,9 +22,22 @@ import torch
 
 from clothparse import runs
 from clothparse.categories import CLASSES
+from clothparse.datasets.prepare import prepare
 from clothparse.devices import resolve_device
+from clothparse.evaluation.evaluate import evaluate_split
 from clothparse.images import IMAGENET_STATS
+from clothparse.models import build_model, splitter
+from clothparse.models.encoders import encoder_stats
+from clothparse.models.losses import CompoundLoss
+from clothparse.profiles import load_profile
 from clothparse.runs import RunDir
+from clothparse.training.augment import FlipRotateLighting
+from clothparse.training.callbacks import FiniteLossGuard, PositionalSeed, RunRecorder, StopAtEpoch, TupleMixedPrecision
+from clothparse.training.checkpoint import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
+from clothparse.training.distributed import DataParallel, RankShardDL, World, sync_batchnorm, world
+from clothparse.training.metrics import PooledIoU
+from clothparse.training.optim import adam
+from clothparse.weights import save_state_dict
 
 if TYPE_CHECKING:
     from clothparse.datasets.prepare import Prepared
@@ -58,7 +71,6 @@ class StoreSegmentation(torch.utils.data.Dataset):
 def augmentations(augment: bool = True) -> list:
     """The paper's 'rather conservative' augmentation: horizontal flip, small rotation, mild lighting —
     fastai's ``aug_transforms`` draws, applied on plain tensors (:mod:`clothparse.training.augment`)."""
-    from clothparse.training.augment import FlipRotateLighting
 
     return [FlipRotateLighting()] if augment else []
 
@@ -74,7 +86,6 @@ def make_dataloaders(prepared, batch_size: int = 16, device: str = "cpu", augmen
     slice of it (:class:`~clothparse.training.distributed.RankShardDL`); the valid loader is the whole split."""
     from fastai.vision.all import DataLoaders, IntToFloatTensor, Normalize, TfmdDL
 
-    from clothparse.training.distributed import RankShardDL, World
 
     world = world or World()
     train_idx, valid_idx = prepared.indices("train"), prepared.indices("valid")
@@ -108,10 +119,6 @@ def build_learner(model, dls, loss_func, lr: float, wd: float, run_dir: Path | N
     from fastai.callback.channelslast import ChannelsLast
     from fastai.learner import Learner
 
-    from clothparse.models import splitter
-    from clothparse.training.callbacks import FiniteLossGuard, TupleMixedPrecision
-    from clothparse.training.metrics import PooledIoU
-    from clothparse.training.optim import adam
 
     if amp_dtype not in ("fp16", "bf16"):
         raise ValueError(f"amp_dtype must be 'fp16' or 'bf16', got {amp_dtype!r}")
@@ -169,8 +176,6 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
     Started by torchrun (``WORLD_SIZE`` > 1), the processes train the run together, data-parallel, with the
     profile's batch as the global batch (:mod:`clothparse.training.distributed`); rank 0 writes the run folder.
     """
-    from clothparse.profiles import load_profile
-    from clothparse.training.distributed import world
 
     profile = load_profile(profile)
     profile = profile if seed is None else profile.with_seed(seed)
@@ -182,7 +187,6 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
 
 def _train(profile: Profile, model: str, variant: str, force: bool, progress: bool, prepared: Prepared | None,
            stop_after_epochs: int | None, world: World) -> Path:
-    from clothparse.datasets.prepare import prepare
 
     prepared = prepared or world.in_turn(lambda: prepare(profile, variant=variant, progress=progress))
     run = RunDir.for_training(profile, model, variant, prepared.store.meta["key"])
@@ -204,7 +208,6 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
     """Create (or reopen) the run folder; write its params and provenance (rank 0)."""
     from fastai.torch_core import set_seed
 
-    from clothparse.models.encoders import encoder_stats
 
     device = resolve_device(profile.device)
     set_seed(profile.train.seed, reproducible=True)
@@ -230,10 +233,6 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
 
 def _build(s: _Session, model: str, progress: bool) -> None:
     """The model, its data loaders and the fastai Learner (and, over several processes, its DDP wrapper)."""
-    from clothparse.models import build_model
-    from clothparse.models.encoders import encoder_stats
-    from clothparse.models.losses import CompoundLoss
-    from clothparse.training.distributed import DataParallel, sync_batchnorm
 
     cfg = s.profile.train
     net = build_model(model, input_size=s.profile.size, encoder_name=s.profile.encoder_name,
@@ -253,7 +252,6 @@ def _resume(s: _Session) -> None:
     """Continue from the last complete epoch when a whole checkpoint is there; otherwise start over.
 
     Rank 0 reads the checkpoint; every process loads the same states from it."""
-    from clothparse.training.checkpoint import apply_checkpoint, checkpoint_state, read_checkpoint, remove_checkpoint
 
     state, why_not = s.world.from_main(lambda: checkpoint_state(s.run))
     if state is None and why_not != "no checkpoint" and s.world.is_main:
@@ -276,7 +274,6 @@ def _resume(s: _Session) -> None:
 
 def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
     """Fit what is left of phase 1 (frozen) and phase 2 (unfrozen); False when this process stopped early."""
-    from clothparse.training.callbacks import PositionalSeed, RunRecorder, StopAtEpoch
 
     cfg = s.profile.train
     start_phase, start_epoch = s.start
@@ -306,10 +303,6 @@ def _fit_phases(s: _Session, stop_after_epochs: int | None) -> bool:
 
 def _finish(s: _Session, seconds: float) -> None:
     """Weights, the valid split's scores, provenance, COMPLETE; then drop the resume checkpoint (rank 0)."""
-    from clothparse.evaluation.evaluate import evaluate_split
-    from clothparse.models.encoders import encoder_stats
-    from clothparse.training.checkpoint import remove_checkpoint
-    from clothparse.weights import save_state_dict
 
     save_state_dict(s.learn.model.state_dict(), s.run.weights_path)
     valid = evaluate_split(s.learn.model, s.prepared.store, s.prepared.indices("valid"), device=s.device,
