@@ -1,7 +1,7 @@
 """``clothparse`` command line: data, train, evaluate, book, bench, parse, export.
 
 Every command and its arguments are defined here; a handler imports its module when it runs, so a module
-that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parser.parse:
+that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parser.files:
 …``, exit code 2), never a command that silently vanishes. The commands that take a ``--profile`` (data,
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
 profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
@@ -75,7 +75,7 @@ def _cmd_data(args) -> int:
     if args.dest is not None or args.force:
         raise CommandError("--dest and --force go with --download, e.g. clothparse data --download ccp --dest DIR")
     profile = _profile(args)
-    prepared = _module("prepare").prepare(profile, variant=args.variant or profile.main_variant)
+    prepared = _module("datasets.prepare").prepare(profile, variant=args.variant or profile.main_variant)
     print(data_summary(profile.name, prepared))
     return 0
 
@@ -84,7 +84,7 @@ def _cmd_download(args) -> int:
     """``data --download ccp``: fetch, verify, and say how the ``ccp`` profile finds the folder."""
     if args.set:
         raise CommandError("--download takes --dest and --force, not --set; use --set with data --profile ccp")
-    done = _module("download").download_ccp(args.dest, force=args.force)
+    done = _module("datasets.download").download_ccp(args.dest, force=args.force)
     state = "downloaded and verified" if done.fetched else "already downloaded and verified"
     print(f"ccp: {done.n_files} files {state} in {done.dest}")
     print(_ccp_hint(done.dest))
@@ -99,7 +99,7 @@ def _ccp_hint(dest: Path) -> str:
     if root is not None and root == Path(dest).resolve():
         return "the ccp profile reads this folder: clothparse data --profile ccp"
     quoted = shlex.quote(str(dest))
-    env = _module("download").CCP_ROOT_ENV
+    env = _module("datasets.download").CCP_ROOT_ENV
     return f"use it with: export {env}={quoted}  (or: clothparse data --profile ccp --set data.root={quoted})"
 
 
@@ -108,7 +108,7 @@ def _ccp_root() -> Path | None:
     profile (installed without a checkout). Read from the YAML: loading the profile imports every model."""
     import yaml
 
-    env = _module("download").CCP_ROOT_ENV
+    env = _module("datasets.download").CCP_ROOT_ENV
     try:
         profiles = _module("profiles")
         data = yaml.safe_load(profiles.profile_path("ccp").read_text()).get("data", {})
@@ -148,14 +148,15 @@ def _skips(prepared) -> tuple[int, int, Path]:
 
 def _cmd_train(args) -> int:
     profile = _profile(args)
-    run_dir = _module("train").train(profile, args.model, variant=args.variant, force=args.force, seed=args.seed)
+    run_dir = _module("training.train").train(profile, args.model, variant=args.variant, force=args.force,
+                                              seed=args.seed)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the run folder: say it once
         print(run_dir)
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    out = _module("evaluate").evaluate(args.run_dir, split=args.split, prior=args.prior, hard=args.hard,
+    out = _module("evaluation.evaluate").evaluate(args.run_dir, split=args.split, prior=args.prior, hard=args.hard,
                                        force=args.force, tta=args.tta)
     print(out)
     return 0
@@ -164,7 +165,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_claims(args) -> int:
     import pandas as pd
 
-    claims = _module("claims")
+    claims = _module("evaluation.claims")
     report = _module("report")
     profile = _profile(args)
     table = claims.claims_table(profile, split=args.split)
@@ -185,7 +186,8 @@ def _cmd_book(args) -> int:
     profile = _profile(args)
     if args.parallel < 1:
         raise CommandError(f"--parallel takes a number of workers, at least 1; got {args.parallel}")
-    result = _module("book").build_book(profile, force=args.force, build=not args.no_build, parallel=args.parallel)
+    result = _module("book.build").build_book(profile, force=args.force, build=not args.no_build,
+                                              parallel=args.parallel)
     return 0 if result.ok else 1
 
 
@@ -205,7 +207,7 @@ def _cmd_bench(args) -> int:
 
 def _cmd_parse(args) -> int:
     # a run folder or a packaged model (folder, .onnx file, Hub id): the Parser tells them apart
-    done = _module("parse").parse_files(
+    done = _module("parser.files").parse_files(
         args.paths, args.run or args.model, args.out, prior=args.prior, present=args.present, absent=args.absent,
         hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
         classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers, tta=args.tta)
@@ -233,7 +235,7 @@ def _cmd_export(args) -> int:
         return _cmd_export_package(args)
     if args.out is None:
         raise CommandError("give --out FILE (.pt, .ts, .onnx) or --package DIR")
-    export = _module("export")
+    export = _module("parser.export")
     if args.onnx and export.FORMATS.get(args.out.suffix.lower()) != "onnx":
         raise CommandError(f"--onnx exports ONNX: --out {args.out} needs the suffix .onnx (or use --package DIR)")
     path = export.export(args.run_dir, args.out, opset=args.opset)
@@ -252,7 +254,7 @@ def _cmd_export_package(args) -> int:
     """``export RUN --package DIR [--onnx]``: the Hub-layout folder, then its check against the run."""
     if args.out is not None:
         raise CommandError("give either --out FILE or --package DIR, not both")
-    package = _module("package")
+    package = _module("parser.package")
     folder = package.export_package(args.run_dir, args.package, onnx=args.onnx, opset=args.opset)
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     print(f"packaged {args.run_dir} → {folder} ({', '.join(files)})")
@@ -260,7 +262,7 @@ def _cmd_export_package(args) -> int:
         diff = package.verify_package(args.run_dir, folder)
         print(f"max |package − run| = {diff:.3g}")
         if args.onnx:
-            export = _module("export")
+            export = _module("parser.export")
             try:
                 diff = export.verify_export(args.run_dir, folder / package.ONNX_NAME)
             except export.ExportMismatchError as err:

@@ -13,18 +13,10 @@ from PIL import Image
 from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.models import build_model
+from clothparse.parser.figures import figure_cutouts, figure_results
 from clothparse.parser.garments import ClassMask, on_checkerboard
-from clothparse.parser.parse import (
-    ImageLoadError,
-    Parser,
-    class_counts,
-    figure_cutouts,
-    figure_results,
-    load_image,
-    parse,
-    summary_table,
-    upsample_argmax,
-)
+from clothparse.parser.outputs import summary_table
+from clothparse.parser.parse import ImageLoadError, Parser, class_counts, load_image, parse, upsample_argmax
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile
