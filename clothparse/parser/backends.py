@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from clothparse.categories import NUM_CLASSES
+
 __all__ = ["Network", "TorchBackend", "OnnxBackend", "MirrorAveraged", "mirror_average"]
 
 
@@ -36,6 +38,7 @@ class TorchBackend:
     takes_prior = True
 
     def __init__(self, module: torch.nn.Module, device: str, amp: bool):
+        # clothparse.models loads timm, torchvision and smp (seconds): an onnxruntime parse never needs them
         from clothparse.models import deployable
 
         self.module = deployable(module).to(device).eval()
@@ -77,8 +80,6 @@ class OnnxBackend:
         self._check_io(input_size)
 
     def _check_io(self, input_size) -> None:
-        from clothparse.categories import NUM_CLASSES
-
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or inputs[0].name != "image":
             raise ValueError(f"{self.path}: expected one input 'image' (clothparse export), got "

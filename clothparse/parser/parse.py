@@ -76,7 +76,6 @@ from clothparse.images import (
     stats_of,
     to_rgb_array,
 )
-from clothparse.models.injection import apply_hard, parse_prior
 from clothparse.parser.backends import MirrorAveraged, Network
 from clothparse.parser.colours import GarmentColours, garment_colours
 from clothparse.parser.garments import ClassMask, class_index, cutout, parse_classes
@@ -278,6 +277,9 @@ def check_batch_size(value) -> int:
 
 def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
     """``prior`` as a 8-vector (same for every image) or N×8 (one per image)."""
+    # clothparse.models loads timm, torchvision and smp (seconds): a parse without a prior needs none of them
+    from clothparse.models.injection import parse_prior
+
     if prior is None:
         return None
     if isinstance(prior, str):
@@ -396,6 +398,9 @@ class Parser:
             warnings.warn(f"{self.model_name} {why}: a prior changes its output only with hard=True", stacklevel=3)
             self._warned_soft = True
         if hard:
+            # clothparse.models loads timm, torchvision and smp (seconds): only a hard prior needs it
+            from clothparse.models.injection import apply_hard
+
             seg = apply_hard(seg, prior)
         return seg, cls
 
