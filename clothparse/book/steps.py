@@ -26,6 +26,8 @@ FAILED_DIR = BOOK / "failed"
 
 @dataclass
 class Step:
+    """One notebook execution of the book's plan (:func:`clothparse.book.build.plan`) and what became of it."""
+
     notebook: str                 # source name in notebooks/, without .ipynb
     output: str                   # path under book/notebooks/, without .ipynb
     parameters: dict
@@ -48,7 +50,7 @@ def running_path(step: Step) -> Path:
 
 
 def _inputs_digest(profile: Profile, step: Step) -> str:
-    """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
+    """The state of the runs a notebook reads (their completion markers), as the plan declares it in
     ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
 
     A model's notebooks (evaluate, injection, qualitative) read that model's trained runs — their
