@@ -156,7 +156,7 @@ def test_train_seed_reaches_train(profile_yaml, monkeypatch, capsys):
     calls = []
     fake = types.SimpleNamespace(train=lambda profile, model, **kw: calls.append((model, kw)) or "run-dir")
     real = cli._module
-    monkeypatch.setattr(cli, "_module", lambda name: fake if name == "train" else real(name))
+    monkeypatch.setattr(cli, "_module", lambda name: fake if name == "training.train" else real(name))
     code, out, _ = run_cli(capsys, "train", "--profile", profile_yaml, "--model", "unet", "--seed", 3)
     assert code == 0 and out.strip() == "run-dir"
     assert calls == [("unet", {"variant": None, "force": False, "seed": 3})]
