@@ -1,7 +1,7 @@
 """``clothparse`` command line: data, train, evaluate, book, bench, parse, export.
 
 Every command and its arguments are defined here; a handler imports its module when it runs, so a module
-that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parser.parse:
+that cannot be imported is an error naming it (``clothparse parse: error: cannot import clothparse.parser.files:
 …``, exit code 2), never a command that silently vanishes. The commands that take a ``--profile`` (data,
 train, book) also take ``--set KEY=VALUE`` (repeatable), e.g. ``--set train.epochs_unfrozen=1``: dotted
 profile keys, values read as YAML, checked like the file. ``data --download ccp [--dest DIR] [--force]``
@@ -180,14 +180,13 @@ def _cmd_claims(args) -> int:
 
 def _cmd_book(args) -> int:
     profile = _profile(args)
-    if args.parallel < 1:
-        raise CommandError(f"--parallel takes a number of workers, at least 1; got {args.parallel}")
     result = _module("book.build").build_book(profile, force=args.force, build=not args.no_build,
                                               parallel=args.parallel)
     return 0 if result.ok else 1
 
 
 def _cmd_bench(args) -> int:
+    # profiles loads torch and the model zoo; the CLI imports a stage only when its command runs (fast --help)
     from clothparse.profiles import REPO_ROOT
 
     script = REPO_ROOT / "bench" / "run.py"
@@ -203,7 +202,7 @@ def _cmd_bench(args) -> int:
 
 def _cmd_parse(args) -> int:
     # a run folder or a packaged model (folder, .onnx file, Hub id): the Parser tells them apart
-    done = _module("parser.parse").parse_files(
+    done = _module("parser.files").parse_files(
         args.paths, args.run or args.model, args.out, prior=args.prior, present=args.present, absent=args.absent,
         hard=args.hard, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
         classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers, tta=args.tta)
@@ -395,6 +394,7 @@ def error_message(err: BaseException) -> str:
 
 
 def _reported_errors() -> tuple[type[BaseException], ...]:
+    # weights loads torch: imported when an error is being reported, not at CLI start-up
     from clothparse.weights import WeightsError
 
     return WeightsError, CommandError, ImportError, OSError, ValueError, KeyError, RuntimeError

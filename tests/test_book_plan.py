@@ -5,6 +5,7 @@ import nbformat
 import pytest
 
 from clothparse.book import build as book
+from clothparse.book import steps as book_steps
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile
@@ -14,7 +15,7 @@ def _notebook_parameters(notebook: str) -> set[str]:
     """The parameters papermill reads from the notebook (a line it cannot parse is left out, and warned of)."""
     import papermill
 
-    return set(papermill.inspect_notebook(str(book.NOTEBOOKS / f"{notebook}.ipynb")))
+    return set(papermill.inspect_notebook(str(book_steps.NOTEBOOKS / f"{notebook}.ipynb")))
 
 
 def _runs(steps, notebook):
@@ -58,7 +59,7 @@ def test_every_planned_parameter_is_one_the_notebook_declares(tmp_path, notebook
 
 @pytest.mark.parametrize("notebook", ["train", "evaluate"])
 def test_set_up_and_parameters_are_removed_from_the_page(notebook):
-    nb = nbformat.read(str(book.NOTEBOOKS / f"{notebook}.ipynb"), as_version=4)
+    nb = nbformat.read(str(book_steps.NOTEBOOKS / f"{notebook}.ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].metadata["tags"] == ["parameters", "remove-cell"]
     assert code[1].metadata["tags"] == ["remove-cell"] and "P = load_profile(profile)" in code[1].source
@@ -66,24 +67,24 @@ def test_set_up_and_parameters_are_removed_from_the_page(notebook):
 
 
 def test_titles_name_the_seed_only_where_there_are_several(tmp_path):
-    src = nbformat.read(str(book.NOTEBOOKS / "train.ipynb"), as_version=4)
+    src = nbformat.read(str(book_steps.NOTEBOOKS / "train.ipynb"), as_version=4)
     for params, title in (({"model": "unet", "variant": "base"}, "# Training `unet` (base data)"),
                           ({"model": "unet", "variant": "base", "seed": 1}, "# Training `unet` (base data, seed 1)")):
         path = tmp_path / "page.ipynb"
         nbformat.write(src, str(path))
-        book._finish_page(path, {**params, "seed_note": book._seed_note(params)})
+        book_steps._finish_page(path, {**params, "seed_note": book_steps._seed_note(params)})
         assert nbformat.read(str(path), as_version=4).cells[0].source.splitlines()[0] == title
 
 
 def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
     profile = load_profile(tiny_profile(tmp_path), {"train.seeds": [0, 1]})
     step = next(s for s in book.plan(profile) if s.output == "evaluate/unet-seed1")
-    assert book._inputs_digest(profile, step) == ""
+    assert book_steps._inputs_digest(profile, step) == ""
     for run in ("unet-aaa", "extended_unet-ccc"):
         (profile.runs_path / run).mkdir(parents=True)
         (profile.runs_path / run / "COMPLETE").write_text('{"key": "a"}')
-    first = book._inputs_digest(profile, step)
+    first = book_steps._inputs_digest(profile, step)
     assert first
     (profile.runs_path / "unet-bbb").mkdir()
     (profile.runs_path / "unet-bbb" / "COMPLETE").write_text('{"key": "b"}')  # another seed's run completes
-    assert book._inputs_digest(profile, step) != first
+    assert book_steps._inputs_digest(profile, step) != first

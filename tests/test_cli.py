@@ -88,7 +88,7 @@ def test_every_command_is_defined_in_the_cli(capsys):
     (["train", "--profile", "{yaml}", "--model", "unet"], "clothparse.training.train"),
     (["evaluate", "{tmp}/run"], "clothparse.evaluation.evaluate"),
     (["book", "--profile", "{yaml}", "--no-build"], "clothparse.book.build"),
-    (["parse", "{tmp}/photo.jpg", "--run", "{tmp}/run", "--out", "{tmp}/out"], "clothparse.parser.parse"),
+    (["parse", "{tmp}/photo.jpg", "--run", "{tmp}/run", "--out", "{tmp}/out"], "clothparse.parser.files"),
     (["export", "{tmp}/run", "--out", "{tmp}/model.pt"], "clothparse.parser.export"),
 ])
 def test_a_module_that_cannot_be_imported_is_an_error_naming_it(argv, module, tmp_path, profile_yaml, capsys,
@@ -99,10 +99,10 @@ def test_a_module_that_cannot_be_imported_is_an_error_naming_it(argv, module, tm
 
 
 def test_a_broken_import_inside_the_module_names_both(tmp_path, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "clothparse.parser.parse")
+    monkeypatch.delitem(sys.modules, "clothparse.parser.files", raising=False)
     monkeypatch.setitem(sys.modules, "clothparse.parser.outputs", None)
     code, _, err = run_cli(capsys, "parse", tmp_path / "a.jpg", "--run", tmp_path, "--out", tmp_path / "out")
-    assert_message(code, err, "parse", "cannot import clothparse.parser.parse: ", "clothparse.parser.outputs")
+    assert_message(code, err, "parse", "cannot import clothparse.parser.files: ", "clothparse.parser.outputs")
 
 
 # --- profiles and --set ------------------------------------------------------------------------------------
@@ -374,7 +374,7 @@ def test_parse_checks_its_options_before_it_runs(tmp_path, random_run, capsys):
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "taken")
     assert_message(code, err, "parse", f"the output folder {tmp_path / 'taken'} is an existing file")
     with pytest.raises(ValueError, match="batch size must be a whole number of at least 1, got -1"):
-        cli._module("parse").parse_files([tmp_path / "one.png"], random_run, tmp_path / "o3", batch_size=-1)
+        cli._module("parser.files").parse_files([tmp_path / "one.png"], random_run, tmp_path / "o3", batch_size=-1)
 
 
 def test_parse_names_an_empty_folder_among_other_inputs(tmp_path, random_run, capsys):

@@ -5,8 +5,8 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from clothparse.book import build as book
-from clothparse.book.build import NOTEBOOKS
+from clothparse.book import steps as book_steps
+from clothparse.book.steps import NOTEBOOKS
 
 #: the notebooks that follow the convention so far (train, evaluate, results follow it when their owners do)
 TAGGED = ["architecture", "data", "refinement", "injection", "qualitative", "parser"]
@@ -37,5 +37,5 @@ def test_papermill_injects_after_the_parameters_cell_and_the_runner_hides_it(nam
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     injected = [i for i, t in enumerate(tags) if "injected-parameters" in t]
     assert len(injected) == 1 and "parameters" in tags[injected[0] - 1], f"{name}: papermill lost the parameters cell"
-    book._hide_injected_parameters(nb)
+    book_steps._hide_injected_parameters(nb)
     assert "remove-cell" in nb.cells[injected[0]].metadata["tags"]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from clothparse import cli
 from clothparse.book import build as book
 from clothparse.book import parallel
 from clothparse.book.build import Step
@@ -114,7 +115,7 @@ def fake_children(monkeypatch):
                        "seconds": 0.02})
 
     monkeypatch.setattr(parallel, "_in_child", in_child)
-    monkeypatch.setattr(book, "use_cached", lambda step, profile, package, log=print: False)
+    monkeypatch.setattr(parallel, "use_cached", lambda step, profile, package, log=print: False)
     return events, running
 
 
@@ -150,7 +151,7 @@ def test_cached_steps_are_not_executed_and_unblock_the_others(fake_children, mon
             return True
         return False
 
-    monkeypatch.setattr(book, "use_cached", cached)
+    monkeypatch.setattr(parallel, "use_cached", cached)
     logged = []
     out = execute_parallel(hand_plan(), profile=None, package="pkg", workers=3, log=logged.append)
     started = [name for kind, name, _ in events if kind == "start"]
@@ -160,9 +161,11 @@ def test_cached_steps_are_not_executed_and_unblock_the_others(fake_children, mon
     assert started[-1] == "results"
 
 
-def test_workers_must_be_at_least_one():
-    with pytest.raises(ValueError, match="--parallel must be at least 1, got 0"):
-        execute_parallel(hand_plan(), profile=None, package="pkg", workers=0)
+def test_workers_must_be_at_least_one(capsys):
+    with pytest.raises(ValueError, match="--parallel takes a number of workers, at least 1; got 0"):
+        book.build_book("smoke", parallel=0)
+    assert cli.main(["book", "--profile", "smoke", "--parallel", "0"]) != 0
+    assert "at least 1; got 0" in capsys.readouterr().err
 
 
 def test_the_worker_process_executes_the_step_and_writes_what_became_of_it(tmp_path, monkeypatch):
@@ -174,7 +177,7 @@ def test_the_worker_process_executes_the_step_and_writes_what_became_of_it(tmp_p
         seen.update(step=step, profile=profile.name, package=package, force=force)
         return Step(**{**step.__dict__, "status": "executed", "seconds": 1.5})
 
-    monkeypatch.setattr(book, "execute", execute)
+    monkeypatch.setattr(parallel, "execute", execute)
     spec, result = tmp_path / "spec.json", tmp_path / "result.json"
     spec.write_text(json.dumps({"step": step.__dict__, "profile": profile.to_dict(), "package": "pkg",
                                 "force": True}))

@@ -14,17 +14,10 @@ from test_images import write_inputs
 from clothparse import categories, rle
 from clothparse.categories import CLASSES, CLOTHING
 from clothparse.models import build_model
+from clothparse.parser.figures import figure_cutouts, figure_results
 from clothparse.parser.garments import ClassMask
-from clothparse.parser.parse import (
-    ImageLoadError,
-    Parser,
-    class_counts,
-    figure_cutouts,
-    figure_results,
-    parse,
-    summary_table,
-    upsample_argmax,
-)
+from clothparse.parser.outputs import summary_table
+from clothparse.parser.parse import ImageLoadError, Parser, class_counts, parse, upsample_argmax
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile

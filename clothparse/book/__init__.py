@@ -1,2 +1,2 @@
-"""The book: its plan of papermill executions, cached by their inputs (build), and their side-by-side execution
-(parallel)."""
+"""The book: its plan of papermill executions and the whole build (build), one execution cached by its inputs
+(steps), and executions side by side (parallel)."""

@@ -1,14 +1,15 @@
-"""The book runner: execute the papermill notebooks of a profile in dependency order into ``book/notebooks/``,
-skip executions whose notebook, parameters and inputs have not changed, keep a good result when a
-re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book with
-``execute_notebooks: off``.
+"""The book runner: plan the papermill notebooks of a profile in dependency order (:func:`plan`), execute them
+into ``book/notebooks/`` (one at a time or side by side: :mod:`clothparse.book.steps`,
+:mod:`clothparse.book.parallel`), skip executions whose notebook, parameters and inputs have not changed, keep
+a good result when a re-execution fails (the failed copy goes to ``book/failed/``), then build the Jupyter Book
+with ``execute_notebooks: off``.
 
 Cell tags (every notebook in ``notebooks/`` follows them, so a page shows results, not plumbing): the
 parameters cell is tagged ``["parameters", "remove-cell"]``; a set-up cell (imports, warning filters,
 ``P = load_profile(profile)``) is tagged ``remove-cell`` and holds nothing else; a code cell that computes or
 displays a result the page shows is tagged ``hide-input`` (its code collapsed behind a toggle, its output
 shown). Keep set-up apart from computation: a cell that both imports and computes is split in two. papermill's
-own ``injected-parameters`` cell gets ``remove-cell`` from the runner (``_finish_page``).
+own ``injected-parameters`` cell gets ``remove-cell`` from the runner (:mod:`clothparse.book.steps`).
 """
 from __future__ import annotations
 
@@ -23,32 +24,18 @@ from pathlib import Path
 import yaml
 
 from clothparse import runs
+from clothparse.book.parallel import execute_parallel
+from clothparse.book.steps import BOOK, FAILED_DIR, NOTEBOOKS, Step, execute
 from clothparse.devices import resolve_device
-from clothparse.keyed import KeyedFolder
+from clothparse.models.lite import LITE_WHEELS
 from clothparse.profiles import REPO_ROOT, Profile, load_profile
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
-BOOK = REPO_ROOT / "book"
-OUT = BOOK / "notebooks"
-FAILED_DIR = BOOK / "failed"
 GENERATED = BOOK / "generated"
 BUILD = REPO_ROOT / "_build"
 #: The last jupyter-book build's output, its warnings included.
 BUILD_LOG = BUILD / "jupyter-book.log"
 #: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
 PARSER_PROFILE = "parser"
-
-
-@dataclass
-class Step:
-    notebook: str                 # source name in notebooks/, without .ipynb
-    output: str                   # path under book/notebooks/, without .ipynb
-    parameters: dict
-    reads: str = "nothing"        # the runs its pages derive from: nothing | model (its trained runs) | all
-                                  # | parser (the runs of the profile named by parameters["parser_profile"])
-    status: str = "pending"       # executed | cached | failed
-    seconds: float = 0.0
-    error: str = ""
 
 
 @dataclass
@@ -122,142 +109,8 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
-def _inputs_digest(profile: Profile, step: Step) -> str:
-    """The state of the runs a notebook reads (their completion markers), as ``plan`` declares it in
-    ``step.reads``; "" for notebooks that read none (a train notebook trains its run from the data).
-
-    A model's notebooks (evaluate, injection, qualitative) read that model's trained runs — their
-    evaluations derive from them; results reads every run and evaluation; the parser page reads the runs of
-    the parser profile (trained apart, so a new parser run re-executes that page). Narrower is better: a digest
-    of all markers would go stale for every notebook each time a later one trains or evaluates something."""
-    if step.reads == "nothing":
-        return ""
-    root = profile.runs_path
-    if step.reads == "model":
-        pattern = f"{step.parameters['model']}-*/{runs.COMPLETE}"
-    elif step.reads == "all":
-        pattern = f"**/{runs.COMPLETE}"
-    elif step.reads == "parser":
-        root, pattern = load_profile(step.parameters["parser_profile"]).runs_path, f"*/{runs.COMPLETE}"
-    else:
-        raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all, parser")
-    if not root.is_dir():
-        return ""
-    markers = sorted(root.glob(pattern))
-    h = hashlib.sha256()
-    for marker in markers:
-        h.update(str(marker.relative_to(root)).encode())
-        h.update(marker.read_bytes())
-    return h.hexdigest()
-
-
-def _step_key(step: Step, profile: Profile, package: str) -> str:
-    source = (NOTEBOOKS / f"{step.notebook}.ipynb").read_bytes()
-    return runs.stable_hash({"nb": hashlib.sha256(source).hexdigest(), "params": step.parameters,
-                             "profile": profile.to_dict(), "package": package}, length=24)
-
-
-def _cache(step: Step, key: str) -> KeyedFolder:
-    """An executed page is complete for ``key`` when ``book/notebooks/<output>.key`` holds it."""
-    return KeyedFolder(OUT, key, marker=f"{step.output}.key")
-
-
-def use_cached(step: Step, profile: Profile, package: str, log=print) -> bool:
-    """Whether the page of an execution with the step's key is there; if so the step is ``cached``."""
-    out = OUT / f"{step.output}.ipynb"
-    # Upstream state enters the key of notebooks that read runs.
-    cache = _cache(step, _step_key(step, profile, package) + _inputs_digest(profile, step)[:16])
-    if not (out.is_file() and cache.is_complete()):
-        return False
-    # the page shows this execution: report its time, not the zero seconds the cache hit took
-    step.status, step.seconds = "cached", float(cache.record().get("seconds", 0.0))
-    log(f"  cached    {step.output}")
-    return True
-
-
-def execute(step: Step, profile: Profile, package: str, force: bool = False, log=print) -> Step:
-    """Execute one notebook into the book's folder, unless an execution with the same key is there."""
-    if not force and use_cached(step, profile, package, log=log):
-        return step
-    out = OUT / f"{step.output}.ipynb"
-    base_key = _step_key(step, profile, package)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    running = out.with_name(out.stem + ".running.ipynb")
-    log(f"  executing {step.output} {step.parameters}")
-    t0 = time.perf_counter()
-    try:
-        _papermill(step, running)
-    except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
-        return _failed(step, running, out, err, time.perf_counter() - t0, log)
-    step.seconds = time.perf_counter() - t0
-    _finish_page(running, {**step.parameters, "seed_note": _seed_note(step.parameters)})
-    os.replace(running, out)
-    # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
-    # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
-    _cache(step, base_key + _inputs_digest(profile, step)[:16]).mark_complete(seconds=step.seconds)
-    (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
-    step.status = "executed"
-    log(f"  done      {step.output} in {step.seconds:.0f}s")
-    return step
-
-
-def _papermill(step: Step, output: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(output), parameters=step.parameters,
-                        kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
-                        request_save_on_cell_execute=True)
-
-
-def _failed(step: Step, running: Path, out: Path, err: Exception, seconds: float, log) -> Step:
-    """Keep the last good page; move the failed execution to ``book/failed/`` for reading."""
-    text = str(err).strip()
-    step.seconds = seconds
-    step.status, step.error = "failed", f"{type(err).__name__}: {text.splitlines()[-1] if text else ''}"
-    failed = FAILED_DIR / f"{step.output}.ipynb"
-    failed.parent.mkdir(parents=True, exist_ok=True)
-    if running.is_file():
-        os.replace(running, failed)
-    keep = "kept the previous good result" if out.is_file() else "no earlier result"
-    log(f"  FAILED    {step.output} after {step.seconds:.0f}s ({step.error}); {keep}; see {failed}")
-    return step
-
-
-def _seed_note(parameters: dict) -> str:
-    """``{{seed_note}}`` in a title: ", seed 1" on the pages of one seed of several, else nothing."""
-    return f", seed {parameters['seed']}" if parameters.get("seed") is not None else ""
-
-
-def _finish_page(path: Path, parameters: dict) -> None:
-    """The executed notebook as a page: parameter values put into its markdown, papermill's cell hidden."""
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    _fill_placeholders(nb, parameters)
-    _hide_injected_parameters(nb)
-    nbformat.write(nb, str(path))
-
-
-def _fill_placeholders(nb, parameters: dict) -> None:
-    """Put parameter values into markdown (``{{model}}`` in a title), so each executed copy has its own title."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and "{{" in cell.source:
-            for key, value in parameters.items():
-                cell.source = cell.source.replace("{{" + key + "}}", str(value))
-
-
-def _hide_injected_parameters(nb) -> None:
-    """Tag papermill's ``injected-parameters`` cell ``remove-cell``: the page says its parameters in words."""
-    for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
-
-
 def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> Path:
     """The book's first page facts: profile, data, hardware, commit, and the time of every step."""
-    from clothparse.runs import device_description, git_commit
-
     device = resolve_device(profile.device)
     data, syn = profile.data, profile.data.synthetic
     data_desc = (f"synthetic, generated: {syn.n_images} images at {syn.height}×{syn.width} (seed {syn.seed})"
@@ -273,8 +126,8 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max}; "
         f"training seed{'s' if len(profile.seeds) > 1 else ''} {', '.join(map(str, profile.seeds))} |",
         f"| Encoder | {_encoder_text(profile)} |",
-        f"| Hardware | {device_description(device)} |",
-        f"| Commit | `{git_commit()}` |",
+        f"| Hardware | {runs.device_description(device)} |",
+        f"| Commit | `{runs.git_commit()}` |",
         f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
         f"{sum(s.seconds for s in steps) / 60:.1f} min (a cached step shows the time of the execution it reuses) |",
         "", "**Steps**", "", timings,
@@ -287,8 +140,6 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
 
 def _encoder_text(profile: Profile) -> str:
     """The encoder and where its weights come from, in a few words (Methods has the licences)."""
-    from clothparse.models.lite import LITE_WHEELS
-
     name, weights = profile.encoder_name, profile.encoder_weights
     if weights is None:
         source = "random initialisation"
@@ -354,14 +205,14 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
 
     ``parallel`` > 1 executes up to that many independent notebooks at once, one GPU each
     (:mod:`clothparse.book.parallel`); the pages are those of a sequential build."""
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"--parallel takes a number of workers, at least 1; got {parallel!r}")
     profile = load_profile(profile)
     result = BookResult(profile.name)
     package = _package_digest()
     t0 = time.perf_counter()
     log(f"clothparse book — profile {profile.name}")
     if parallel > 1:
-        from clothparse.book.parallel import execute_parallel
-
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:
         result.steps = [execute(step, profile, package, force=force, log=log) for step in plan(profile)]

@@ -4,7 +4,7 @@ each in a process of its own with one GPU (``CUDA_VISIBLE_DEVICES``) or, on CPUs
 
 A step starts once every step it depends on has finished (:func:`dependencies`), so it reads what it would read
 in a sequential build and its page is the same page. The dependencies follow what a step reads
-(:attr:`~clothparse.book.build.Step.reads`, the same rule that keys its cache): the data steps run first and in order
+(:attr:`~clothparse.book.steps.Step.reads`, the same rule that keys its cache): the data steps run first and in order
 (they write the data and stores every later step reads); a train step needs the data only; a step that reads a
 model's runs (its evaluations, its injection and qualitative pages) waits for every training of that model, and
 the latter two for its evaluations as well; a step that reads every run waits for everything planned before it.
@@ -23,9 +23,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from clothparse.book import build as book
-from clothparse.book.build import Step
-from clothparse.profiles import Profile, load_profile
+from clothparse.book.steps import Step, execute, fail, use_cached
+from clothparse.profiles import REPO_ROOT, Profile, load_profile
 
 __all__ = ["dependencies", "worker_envs", "execute_parallel"]
 
@@ -97,7 +96,7 @@ def execute_parallel(steps: list[Step], profile: Profile, package: str, workers:
                 if not free:
                     break
                 pending.remove(i)
-                if not force and book.use_cached(steps[i], profile, package, log=log):
+                if not force and use_cached(steps[i], profile, package, log=log):
                     done.add(i)
                     cached = True
                     continue
@@ -134,19 +133,18 @@ def _in_child(step: Step, profile: Profile, package: str, force: bool, env: dict
                                 "force": force}))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "clothparse.book.parallel", str(spec), str(result)],
-                          env={**os.environ, **env}, cwd=book.REPO_ROOT)
+                          env={**os.environ, **env}, cwd=REPO_ROOT)
     if proc.returncode == 0 and result.is_file():
         return Step(**json.loads(result.read_text()))
-    out = book.OUT / f"{step.output}.ipynb"
     err = RuntimeError(f"the worker process exited with code {proc.returncode}")
-    return book._failed(step, out.with_name(out.stem + ".running.ipynb"), out, err, time.perf_counter() - t0, log)
+    return fail(step, err, time.perf_counter() - t0, log)
 
 
 def _child_main(spec_path: str, result_path: str) -> int:
     """In the worker process: execute the step as the sequential runner does, and write what became of it."""
     sys.stdout.reconfigure(line_buffering=True)
     spec = json.loads(Path(spec_path).read_text())
-    step = book.execute(Step(**spec["step"]), load_profile(spec["profile"]), spec["package"], force=spec["force"])
+    step = execute(Step(**spec["step"]), load_profile(spec["profile"]), spec["package"], force=spec["force"])
     Path(result_path).write_text(json.dumps(step.__dict__))
     return 0
 

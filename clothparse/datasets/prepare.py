@@ -17,6 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clothparse import refine
+from clothparse.datasets import ccp, imaterialist, open_dataset
+from clothparse.datasets.split import load_or_create_split
+from clothparse.datasets.store import build_store
+from clothparse.datasets.synthetic import generate
+from clothparse.devices import resolve_device
 from clothparse.keyed import stable_hash
 from clothparse.profiles import Profile, under_repo
 
@@ -52,8 +58,6 @@ def source_root(P: Profile, progress: bool = True) -> Path:
     """The dataset folder of a profile; generates the synthetic data on first use."""
     kind = P.data.kind
     if kind == "synthetic":
-        from clothparse.datasets.synthetic import generate
-
         return Path(generate(P.work_path / "synthetic", progress=progress, **dataclasses.asdict(P.data.synthetic)))
     if not P.data.root:
         env = P.data.root_env or "data.root"
@@ -67,29 +71,20 @@ def source_root(P: Profile, progress: bool = True) -> Path:
 
 def make_detector(P: Profile, src_root: Path):
     """The person detector refinement uses (``data.detector``), on the profile's device."""
-    from clothparse import refine
-
     name = P.data.detector
     if name == "persons_csv":
         return refine.PersonsCsvDetector(src_root)
     if name == "maskrcnn":
-        from clothparse.devices import resolve_device
-
         return refine.MaskRCNNDetector(device=resolve_device(P.device))
     raise ValueError(f"unknown detector {name!r} in profile {P.name!r}; use persons_csv or maskrcnn")
 
 
 def open_reader(kind: str, root: Path):
-    from clothparse.datasets import open_dataset
-
     return open_dataset(kind, root)
 
 
 def prepare(P: Profile, variant: str = "refined", progress: bool = True) -> Prepared:
     """Source, refinement (``variant="refined"`` where the profile refines), store and split."""
-    from clothparse.datasets.split import load_or_create_split
-    from clothparse.datasets.store import build_store
-
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     kind, size = P.data.kind, tuple(P.size)
@@ -108,12 +103,10 @@ def prepare(P: Profile, variant: str = "refined", progress: bool = True) -> Prep
         notes = ["profile does not refine: the refined variant is the base data"] if variant == "refined" else []
         return _prepared(variant, src, src, base_store, base_splits, None, notes, n_source)
 
-    from clothparse.refine import refine
-
     refined_root = wdir / "refined"
     decisions = wdir / "decisions.csv"
-    report = refine(src, refined_root, make_detector(P, src), decisions=decisions if decisions.is_file() else None,
-                    progress=progress)
+    report = refine.refine(src, refined_root, make_detector(P, src),
+                           decisions=decisions if decisions.is_file() else None, progress=progress)
     store = build_store(open_reader(kind, refined_root), wdir / "stores", size=size, source=source,
                         refinement=_refinement_key(refined_root), progress=progress)
     unknown = [i for i in store.image_ids if i not in base_splits.index]
@@ -138,10 +131,8 @@ def source_fingerprint(kind: str, root: Path) -> str:
     """What identifies a source dataset's content cheaply: the relative path, size and modification time of
     every file its reader reads (annotations and photos; see the readers' ``input_stamps``), so a changed,
     repaired, added or removed file never reuses a stale store. One ``stat`` per file, no reading."""
-    if kind == "ccp":
-        from clothparse.datasets.ccp import input_stamps
-    else:  # the iMaterialist layout: imaterialist, synthetic
-        from clothparse.datasets.imaterialist import input_stamps
+    # the iMaterialist layout's reader reads imaterialist and synthetic data
+    input_stamps = ccp.input_stamps if kind == "ccp" else imaterialist.input_stamps
     return stable_hash(input_stamps(Path(root)))
 
 

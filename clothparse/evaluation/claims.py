@@ -22,6 +22,9 @@ import pandas as pd
 from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS
 from clothparse.evaluation.bootstrap import Interval, image_bootstrap, stack
 from clothparse.evaluation.metrics import _fbeta, mask_iou, per_class_iou, pooled_iou
+from clothparse.evaluation.paper import table2_row, table3_matrices, tables
+from clothparse.profiles import load_profile
+from clothparse.runs import RunDir, select_runs
 
 __all__ = ["Claim", "CLAIMS", "HEADLINE_CLAIM", "VERDICT_RULE", "verdict", "seed_interval", "claims_table",
            "pooled_excl_bg", "iou_scores", "METRICS", "confusion_excess", "macro_f1", "mean_over_seeds",
@@ -127,8 +130,6 @@ HEADLINE_CLAIM: Claim = next(c for c in CLAIMS if (c.kind, c.a, c.b) == ("models
 
 def paper_value(claim: Claim) -> float:
     """The claim's value in the paper's own tables, computed with the statistic that scores ours."""
-    from clothparse.evaluation.paper import table2_row, table3_matrices, tables
-
     t = tables()
     if claim.kind == "models":
         return table2_row(claim.a)["iou_excl_bg"] - table2_row(claim.b)["iou_excl_bg"]
@@ -190,8 +191,6 @@ class Evidence:
 
 def confusions_of(run_dirs, split: str, variant: str = "plain") -> list[np.ndarray]:
     """Per-image confusion (N×K·K) of each run, checked to cover the same test images in the same order."""
-    from clothparse.runs import RunDir
-
     out, rows = [], None
     for run_dir in run_dirs:
         these, counts = RunDir(run_dir).evaluation(split).per_image(variant)
@@ -211,8 +210,6 @@ def mean_over_seeds(groups: int, width: int, fn):
 
 def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
     """The per-image counts and statistic of a claim on a profile's runs (all of its seeds)."""
-    from clothparse.runs import select_runs
-
     main = profile.main_variant
     kk = K * K
     if claim.kind in ("models", "data"):
@@ -254,8 +251,6 @@ def evidence(claim: Claim, profile, split: str = "test") -> Evidence:
 
 def _label_counts_of(run_dir, split: str) -> np.ndarray:
     """TP/FP/FN per image and class of a run's ClassBranch (presence from the ground truth, logit > 0)."""
-    from clothparse.runs import RunDir
-
     ev = RunDir(run_dir).evaluation(split).require()
     if not ev.class_logits_path.is_file():
         raise FileNotFoundError(f"{run_dir} has no ClassBranch outputs ({ev.class_logits_path})")
@@ -290,8 +285,6 @@ def _needs(claim: Claim, profile) -> list[str]:
 def claims_table(profile, split: str = "test") -> pd.DataFrame:
     """Every claim of :data:`CLAIMS` the profile's runs can answer; the others are listed in
     ``df.attrs["not_run"]`` (claim → what is missing)."""
-    from clothparse.profiles import load_profile
-
     profile = load_profile(profile)
     rows, not_run = [], {}
     for claim in CLAIMS:

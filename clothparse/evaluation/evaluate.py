@@ -23,8 +23,14 @@ import torch
 
 from clothparse import runs
 from clothparse.categories import CLOTHING, NUM_CLOTHING
+from clothparse.datasets.prepare import prepare
 from clothparse.devices import resolve_device
+from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary, multilabel_scores, per_image_confusion
 from clothparse.images import IMAGENET_STATS, normalise_batch, stats_of
+from clothparse.models.boxes import boxes_from_masks
+from clothparse.models.injection import apply_hard, parse_prior
+from clothparse.models.losses import CompoundLoss
+from clothparse.parser.backends import mirror_average
 from clothparse.runs import RunDir
 
 VARIANTS = ("plain", "gt", "gt_hard", "no_dress")
@@ -65,12 +71,6 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     mirror image (:func:`clothparse.parser.backends.mirror_average`, what ``Parser(tta=True)`` does); class logits,
     boxes
     and the loss stay the batch's own."""
-    from clothparse.evaluation.metrics import ConfusionMatrix, iou_summary, per_image_confusion
-    from clothparse.models.boxes import boxes_from_masks
-    from clothparse.models.injection import apply_hard
-    from clothparse.models.losses import CompoundLoss
-    from clothparse.parser.backends import mirror_average
-
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
     hard_variants = HARD_VARIANTS
@@ -161,8 +161,6 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     ``tta``: the parser's mirror averaging (:func:`evaluate_split`), written to ``evaluation/<split>-tta/`` beside
     the plain evaluation, which the book's tables read.
     """
-    from clothparse.datasets.prepare import prepare
-
     run = RunDir(run_dir)
     profile = run.profile_of(run.require_complete())  # before any data work: a wrong path fails at once
     ev = run.evaluation(split, tta=tta)
@@ -191,8 +189,6 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
 
 
 def _user_prior(prior) -> torch.Tensor | None:
-    from clothparse.models.injection import parse_prior
-
     if prior is None:
         return None
     return torch.as_tensor(parse_prior(prior) if isinstance(prior, str) else prior, dtype=torch.float32)
@@ -202,8 +198,6 @@ def _write_evaluation(ev, res: dict, store, idx, keep, split: str, device: str, 
                       tta: bool = False) -> None:
     """Confusion matrices (pooled and per image), metrics.json, per_image.csv, predictions.npz (and class
     logits) of one pass."""
-    from clothparse.evaluation.metrics import multilabel_scores
-
     metrics: dict = {"split": split, "n_images": int(len(idx)), "store_key": store.meta["key"], "device": device,
                      "tta": tta, "variants": {}}
     for v in VARIANTS:

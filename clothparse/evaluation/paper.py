@@ -17,6 +17,9 @@ from importlib.resources import files
 import numpy as np
 import yaml
 
+from clothparse.categories import CLASSES
+from clothparse.evaluation.metrics import iou_summary
+
 #: Row names of Table 2 as the paper prints them → our model names (``build_model``).
 TABLE2_MODEL_NAMES: dict[str, str] = {
     "FPN": "fpn",
@@ -103,9 +106,6 @@ def table2_from_table3():
     tables disagree with each other, whatever the reconstruction.
     """
     import pandas as pd
-
-    from clothparse.categories import CLASSES
-    from clothparse.evaluation.metrics import iou_summary
 
     paper = table2_row("Our model")
     diagonal = table3_diagonal_iou()

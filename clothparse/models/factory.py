@@ -48,7 +48,7 @@ def _extended_unet_module(name: str):
     """:mod:`.extended_unet` (which holds both U-Net classes), or an ImportError that names the extra: the
     U-Net family is built from fastai's layers, which the core install (smp models only) does not have."""
     try:
-        from clothparse.models import extended_unet
+        from clothparse.models import extended_unet  # fastai: the core install (smp models) has none
     except ImportError as err:
         if (err.name or "").split(".")[0] != "fastai":
             raise

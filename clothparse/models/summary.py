@@ -6,6 +6,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from clothparse.models.base import check_input_size
+from clothparse.models.factory import MODEL_NAMES, build_model, deployable
+
 _CACHE: dict[tuple[str, str, tuple[int, int]], dict] = {}
 
 
@@ -49,8 +52,6 @@ def count_flops(model: nn.Module, input_size: tuple[int, int] = (288, 192)) -> d
     the counter does not count normalisation, so the numbers are those of training mode. The backward of a
     grouped (depthwise) convolution is counted by :func:`_conv_backward_flop`, not by torch's formula.
     """
-    from clothparse.models.factory import deployable
-
     modes = {m: m.training for m in model.modules()}
     x = torch.randn(1, 3, *input_size)
     model.train()
@@ -78,9 +79,6 @@ def model_summary(names=None, input_size: tuple[int, int] = (288, 192), encoder_
     """One row per model: ``params_m`` (millions), ``gflop_forward``, ``gflop_forward_backward``,
     ``gflop_inference`` (per image of ``input_size``, every model with the encoder ``encoder_name``; random init,
     CPU). Cached per name, encoder and size; at 288×192 each model takes a few seconds of one CPU core."""
-    from clothparse.models.base import check_input_size
-    from clothparse.models.factory import MODEL_NAMES, build_model
-
     input_size = check_input_size(input_size)
     names = list(MODEL_NAMES if names is None else ([names] if isinstance(names, str) else names))
     rows = []

@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from clothparse.categories import NUM_CLASSES
+from clothparse.models import deployable
+
 __all__ = ["Network", "TorchBackend", "OnnxBackend", "MirrorAveraged", "mirror_average"]
 
 
@@ -36,7 +39,6 @@ class TorchBackend:
     takes_prior = True
 
     def __init__(self, module: torch.nn.Module, device: str, amp: bool):
-        from clothparse.models import deployable
 
         self.module = deployable(module).to(device).eval()
         self.device, self.amp = device, bool(amp) and device.startswith("cuda")
@@ -77,8 +79,6 @@ class OnnxBackend:
         self._check_io(input_size)
 
     def _check_io(self, input_size) -> None:
-        from clothparse.categories import NUM_CLASSES
-
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or inputs[0].name != "image":
             raise ValueError(f"{self.path}: expected one input 'image' (clothparse export), got "

@@ -28,6 +28,9 @@ import torch
 from torch import nn
 
 from clothparse.categories import CLASSES, CLOTHING
+from clothparse.images import stats_of
+from clothparse.models import deployable
+from clothparse.runs import RunDir
 
 __all__ = ["ExportMismatchError", "export", "export_torchscript", "export_onnx", "verify_export",
            "load_export"]
@@ -52,9 +55,6 @@ class _Deployed(nn.Module):
 
 
 def _deployed(run_dir) -> tuple[_Deployed, dict, tuple[int, int]]:
-    from clothparse.models import deployable
-    from clothparse.runs import RunDir
-
     model, params = RunDir(run_dir).load_model("cpu")
     model = deployable(model).eval()
     size = tuple(int(v) for v in params["size"])
@@ -69,8 +69,6 @@ def _example(size: tuple[int, int], batch: int = 2, seed: int = 0) -> torch.Tens
 
 
 def _sidecar(path: Path, run_dir, params: dict, size, fmt: str, with_classes: bool) -> None:
-    from clothparse.images import stats_of
-
     mean, std = stats_of(params.get("normalisation", "imagenet"))
     info = {"run": str(Path(run_dir).resolve()), "model": params["model"], "format": fmt,
             "input": {"name": "image", "shape": ["B", 3, size[0], size[1]], "dtype": "float32",

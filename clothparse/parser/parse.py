@@ -40,9 +40,9 @@ cut-outs) are still at the original size. **Unreadable or missing files**: :func
 :class:`ParseFailure` in its place and goes on (the command line uses that: reported, skipped, exit code 1).
 A batch size below 1 is a ``ValueError`` (:func:`check_batch_size`).
 
-Reading the inputs lives in :mod:`clothparse.images`, the files, table and figure made of results in
-:mod:`clothparse.parser.outputs` (``clothparse parse`` is :func:`parse_files`); their names are importable
-from here too.
+Reading the inputs lives in :mod:`clothparse.images`; the files and table made of results in
+:mod:`clothparse.parser.outputs`, their figures in :mod:`clothparse.parser.figures`, and ``clothparse parse``
+(files in, an output folder out) is :func:`clothparse.parser.files.parse_files`.
 """
 from __future__ import annotations
 
@@ -58,9 +58,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from clothparse import rle
 from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES, NUM_CLOTHING, OVERLAY_ALPHA, overlay
+from clothparse.datasets.store import resize_image
+from clothparse.devices import resolve_device
 from clothparse.images import (
     IMAGE_EXTENSIONS,
     WORK_MAX_SIDE,
@@ -69,27 +72,20 @@ from clothparse.images import (
     expand_inputs,
     load_batches,
     load_image,
+    normalise_batch,
+    stats_of,
     to_rgb_array,
 )
 from clothparse.masks import class_counts, tight_boxes
+from clothparse.models.injection import apply_hard, parse_prior
+from clothparse.parser.backends import MirrorAveraged, Network
 from clothparse.parser.colours import GarmentColours, garment_colours
 from clothparse.parser.garments import ClassMask, class_index, cutout, parse_classes
-from clothparse.parser.outputs import (
-    SUMMARY_COLUMNS,
-    ParsedFiles,
-    figure_cutouts,
-    figure_results,
-    parse_files,
-    prior_text,
-    summary_row,
-    summary_table,
-    write_outputs,
-)
+from clothparse.parser.package import load_network
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
-           "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "write_outputs",
-           "SUMMARY_COLUMNS", "summary_row", "summary_table", "figure_results", "figure_cutouts", "prior_text",
-           "parse_files", "ParsedFiles", "overlay", "ClassMask", "class_counts", "check_batch_size"]
+           "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "overlay", "ClassMask",
+           "class_counts", "check_batch_size"]
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -251,8 +247,6 @@ def upsample_argmax(logits: torch.Tensor, size: tuple[int, int], max_elements: i
 def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if mask.shape == tuple(shape):
         return mask
-    from PIL import Image
-
     return np.asarray(Image.fromarray(mask).resize((shape[1], shape[0]), Image.Resampling.NEAREST))
 
 
@@ -266,7 +260,6 @@ def check_batch_size(value) -> int:
 
 def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
     """``prior`` as a 8-vector (same for every image) or N×8 (one per image)."""
-    from clothparse.models.injection import parse_prior
 
     if prior is None:
         return None
@@ -314,9 +307,6 @@ class Parser:
                  min_area: float = 0.0005, colours: bool = True, colour_options: dict | None = None,
                  amp: bool | None = None, work_max_side: int = WORK_MAX_SIDE, normalisation=None,
                  workers: int | None = None, tta: bool = False):
-        from clothparse.parser.backends import Network
-        from clothparse.parser.package import load_network
-
         if (run is None) == (model is None):
             raise ValueError("give exactly one of run= (a run folder) or model= (an nn.Module)")
         if run is not None:
@@ -339,8 +329,6 @@ class Parser:
         (``owner/name``; ``revision``, ``token``, ``cache_dir``, ``local_files_only`` go to the download).
         ``input_size``, if given, must be the package's own; ``**options`` are :class:`Parser`'s (``device``,
         ``batch_size``, ``min_area``, ``colours``, …)."""
-        from clothparse.parser.package import load_network
-
         hub = {"revision": revision, "token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
         parser = cls.__new__(cls)
         parser._setup(load_network(name_or_path, input_size=input_size, **hub), **options)
@@ -349,10 +337,6 @@ class Parser:
     def _setup(self, network, device: str | None = None, batch_size: int = 8, min_area: float = 0.0005,
                colours: bool = True, colour_options: dict | None = None, amp: bool | None = None,
                work_max_side: int = WORK_MAX_SIDE, workers: int | None = None, tta: bool = False) -> None:
-        from clothparse.devices import resolve_device
-        from clothparse.images import stats_of
-        from clothparse.parser.backends import MirrorAveraged
-
         self.device = resolve_device(device)
         self.amp = self.device.startswith("cuda") if amp is None else amp
         self.network = network.backend(self.device, self.amp)
@@ -384,10 +368,6 @@ class Parser:
     # the network on a batch of loaded images
     @torch.inference_mode()
     def _forward(self, loaded: list[LoadedImage], prior: torch.Tensor | None, hard: bool):
-        from clothparse.datasets.store import resize_image
-        from clothparse.images import normalise_batch
-        from clothparse.models.injection import apply_hard
-
         batch = np.stack([resize_image(li.image, self.input_size) for li in loaded])
         x = normalise_batch(torch.from_numpy(batch).to(self.device), self.stats)
         if prior is not None:
@@ -399,6 +379,7 @@ class Parser:
             warnings.warn(f"{self.model_name} {why}: a prior changes its output only with hard=True", stacklevel=3)
             self._warned_soft = True
         if hard:
+
             seg = apply_hard(seg, prior)
         return seg, cls
 
@@ -477,8 +458,6 @@ class Parser:
 
 def _as_list(images) -> list:
     """One image (path, PIL image, array) or a sequence of them, as a list."""
-    from PIL import Image
-
     if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)
                                                         and images.dtype != object):
         return [images]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clothparse import rle
+from clothparse.datasets.imaterialist import resize_nearest, semantic_mask
 from clothparse.refine.common import JPEG_QUALITY, Box
 
 
@@ -106,8 +107,6 @@ def gt_span(rows: pd.DataFrame, image_id: str, image: np.ndarray
         return None, runs_span(_instance_runs(rows, h, w), h, w), None
     # Two real Kaggle images carry a wrong size in train.csv; like the reader, fit the
     # masks to the image (nearest neighbour); the crop's rows then state the true size.
-    from clothparse.datasets.imaterialist import resize_nearest
-
     masks, h, w = instance_masks(rows)
     note = f"{image_id}: csv {h}×{w}, image {image.shape[0]}×{image.shape[1]}"
     h, w = image.shape[:2]
@@ -129,8 +128,6 @@ def semantic(rows: pd.DataFrame, masks: list[np.ndarray], h: int, w: int, catego
         for m in masks:
             out[m] = 1
         return out
-    from clothparse.datasets.imaterialist import semantic_mask
-
     instances = []
     for c, m in zip(rows["ClassId"], masks):
         cid = str(c).split("_")[0]

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from clothparse.categories import overlay
+from clothparse.categories import imaterialist_category_map, overlay
 from clothparse.refine.cache import CACHE_FILE, DetectionCache, detector_key
 from clothparse.refine.common import Box, load_image, read_train_csv
 from clothparse.refine.crop import instance_masks, semantic
@@ -67,8 +67,6 @@ def figure_examples(report: RefineReport | str | os.PathLike, n: int = 3, *, ima
         raise ValueError(f"{out}: refine kept no cropped image to show")
     category_map = None
     if (src / "label_descriptions.json").is_file():
-        from clothparse.categories import imaterialist_category_map
-
         category_map = imaterialist_category_map(src / "label_descriptions.json")
     detections = {}
     if (out / CACHE_FILE).is_file():   # the full-image detections of this run, for the red boxes

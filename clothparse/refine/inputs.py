@@ -9,6 +9,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from clothparse.categories import imaterialist_category_map
+from clothparse.datasets.imaterialist import input_stamps
 from clothparse.keyed import sha256_file
 from clothparse.refine.common import REFINE_VERSION, Grouped, hash_json, read_train_csv
 
@@ -79,8 +81,6 @@ def refine_key(src: Path, identity: dict, margins: tuple[float, ...], decisions_
     """What decides the output: the source's annotation files, the size and modification time of every
     image (a repaired or replaced photo is refined again), the detector, the margins, the decisions and
     the version."""
-    from clothparse.datasets.imaterialist import input_stamps
-
     labels, persons = src / "label_descriptions.json", src / "persons.csv"
     return hash_json({"version": REFINE_VERSION, "train_csv": sha256_file(src / "train.csv"),
                       "images": hash_json(input_stamps(src)),
@@ -98,8 +98,6 @@ def read_source(src: Path) -> Source:
         raise ValueError(f"{persons_path}: no ImageId column (have {list(persons.columns)})")
     category_map = None
     if (src / "label_descriptions.json").is_file():
-        from clothparse.categories import imaterialist_category_map
-
         category_map = imaterialist_category_map(src / "label_descriptions.json")
     return Source(src, table, Grouped(table), persons, Grouped(persons) if persons is not None else None,
                   category_map)

@@ -13,6 +13,7 @@ from typing import Sequence
 import pandas as pd
 
 from clothparse.datasets.base import SkipReport
+from clothparse.evaluation.paper import tables
 from clothparse.refine.common import REFINE_VERSION, Box
 
 RECORD_COLUMNS = ["image_id", "status", "n_persons", "margin", "x_min", "x_max", "n_persons_last",
@@ -135,8 +136,6 @@ def load_report(out_root: str | os.PathLike) -> RefineReport:
 
 def stage_table(report: RefineReport | str | os.PathLike) -> pd.DataFrame:
     """The stage counts of a run beside the paper's numbers (section 4.1), one row per stage."""
-    from clothparse.evaluation.paper import tables
-
     if not isinstance(report, RefineReport):
         report = RefineReport.load(report)
     paper = tables()["dataset"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clothparse.models import build_model, model_summary
 from clothparse.report.common import _no_nan
 
 #: Box colours by a part's role.
@@ -131,8 +132,6 @@ def trace_model(model, input_size: tuple[int, int] = (288, 192)) -> tuple[list[d
 def _as_model(model, input_size, encoder_name: str = "resnet34"):
     """A model built by name with the encoder ``encoder_name`` (random weights), or the given module as it is."""
     if isinstance(model, str):
-        from clothparse.models import build_model
-
         return build_model(model, encoder_name=encoder_name, input_size=input_size, encoder_weights=None)
     return model
 
@@ -144,8 +143,6 @@ def architecture_table(model_name=None, input_size: tuple[int, int] = (288, 192)
     traced parts in call order (module, type, role, output shape, parameters)."""
     input_size = tuple(int(v) for v in input_size)
     if model_name is None:
-        from clothparse.models import model_summary
-
         names = {"params_m": "parameters (M)", "gflop_forward": "GFLOP forward",
                  "gflop_forward_backward": "GFLOP forward+backward", "gflop_inference": "GFLOP inference"}
         return _no_nan(model_summary(input_size=input_size, encoder_name=encoder_name).rename(columns=names))
@@ -192,7 +189,7 @@ def _injection_target(model, names: list[str]) -> tuple[str | None, int | None]:
 
 def _implied_edges(model, recs, edges, injection, merge_to) -> list[tuple[int, int]]:
     """Flows the tensor identities miss: new tensors built inside forward (concatenations, injections)."""
-    from clothparse.models import FastaiUnet
+    from clothparse.models import FastaiUnet  # its module loads fastai, which only the fastai U-Nets need
 
     names = [r["name"] for r in recs]
     trunk = [i for i, r in enumerate(recs) if r["kind"] != "branch"]

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, NUM_CLASSES, PALETTE, SHORT_LABELS
+from clothparse.evaluation.paper import TABLE2_MODEL_NAMES
+from clothparse.profiles import load_profile
 from clothparse.runs import RunDir, read_json
 
 #: How a missing number is shown (tables never hold NaN).
@@ -89,8 +91,6 @@ def _no_nan(df: pd.DataFrame) -> pd.DataFrame:
 
 def _profile(profile):
     """The typed profile of a name, path, mapping or :class:`~clothparse.profiles.Profile`."""
-    from clothparse.profiles import load_profile
-
     return load_profile(profile)
 
 
@@ -101,8 +101,6 @@ def main_variant(profile) -> str:
 
 def model_label(model: str) -> str:
     """The paper's Table 2 name of a model (``"Our model (extended_unet)"``)."""
-    from clothparse.evaluation.paper import TABLE2_MODEL_NAMES
-
     inverse = {v: k for k, v in TABLE2_MODEL_NAMES.items()}
     if model in inverse:
         return f"{inverse[model]} ({model})"

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import NUM_CLASSES
+from clothparse.evaluation.metrics import column_percent, row_percent
 from clothparse.evaluation.paper import table3_matrices
 from clothparse.report.common import DIFF, OURS, PAPER, TABLE3_LABELS, _model_name, _no_nan
 from clothparse.runs import RunDir
@@ -28,11 +29,6 @@ def confusion(run_dir, split: str = "test", variant: str = "plain") -> np.ndarra
 
 def _percents(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row % and column % of a count matrix (NaN for a class with no pixels)."""
-    from clothparse.evaluation.metrics import (  # fastai comes with it: imported when a table needs it
-        column_percent,
-        row_percent,
-    )
-
     return row_percent(cm), column_percent(cm)
 
 

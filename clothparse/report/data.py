@@ -12,8 +12,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clothparse.categories import CLASSES, CLOTHING, overlay
+from clothparse.categories import (
+    CCP_EXCLUDED,
+    CCP_MERGE,
+    CCP_SUIT_POLICY,
+    CLASSES,
+    CLOTHING,
+    imaterialist_category_map,
+    overlay,
+)
+from clothparse.datasets.split import split_distribution
+from clothparse.evaluation.paper import tables
 from clothparse.masks import classes_present
+from clothparse.refine import stage_table
 from clothparse.report.common import _cell_size, _clean, _legend, _no_nan
 
 SPLITS = ("train", "valid", "test")
@@ -39,8 +50,6 @@ def data_overview(prepared) -> pd.DataFrame:
 
 def split_table(prepared) -> pd.DataFrame:
     """Split sizes, ours beside the paper's 30,429 / 3,913 / 9,128."""
-    from clothparse.evaluation.paper import tables
-
     paper = tables()["dataset"]["split"]
     counts = prepared.splits.value_counts()
     n, pn = len(prepared.splits), sum(paper.values())
@@ -53,8 +62,6 @@ def split_table(prepared) -> pd.DataFrame:
 def _distribution(prepared) -> pd.DataFrame:
     """Per split (and ``all``), % of images containing each clothing class (and none), and the count; NaN
     for an empty split."""
-    from clothparse.datasets.split import split_distribution
-
     df = split_distribution(list(prepared.store.classes), prepared.splits.to_numpy())
     cols = [c for c in df.columns if c != "count"]
     df[cols] = 100 * df[cols]
@@ -91,8 +98,6 @@ def figure_class_distribution(prepared):
 def merge_table(prepared) -> pd.DataFrame:
     """How the source's categories map to the 9 classes: the iMaterialist table (from the dataset's
     ``label_descriptions.json``) or, for CCP, the label groups of ``categories.CCP_MERGE``."""
-    from clothparse.categories import CCP_EXCLUDED, CCP_MERGE, CCP_SUIT_POLICY, imaterialist_category_map
-
     ld = Path(prepared.source_root) / "label_descriptions.json"
     if ld.is_file():
         return imaterialist_category_map(ld).merge_table().set_index("id")
@@ -105,8 +110,6 @@ def merge_table(prepared) -> pd.DataFrame:
 
 def refine_stages(prepared) -> pd.DataFrame:
     """The refinement's stage counts beside the paper's (``refine.stage_table``), without NaN."""
-    from clothparse.refine import stage_table
-
     if prepared.refine_report is None:
         raise ValueError("this prepared dataset was not refined (profile data.refine is off, or a CCP profile)")
     return _no_nan(stage_table(Path(prepared.data_root)))

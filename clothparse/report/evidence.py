@@ -10,8 +10,9 @@ import pandas as pd
 
 from clothparse.categories import CLASSES, SHORT_LABELS
 from clothparse.evaluation.bootstrap import image_bootstrap, stack
-from clothparse.evaluation.claims import METRICS, iou_scores, mean_over_seeds
+from clothparse.evaluation.claims import HEADLINE_CLAIM, METRICS, confusions_of, iou_scores, mean_over_seeds
 from clothparse.report.common import _profile, model_label
+from clothparse.runs import select_runs
 
 HEADLINE = METRICS[:3]
 VERDICT_COLOURS = {"agrees": "#2a9d4b", "contradicts": "#c0392b", "inconclusive": "#8a8a8a"}
@@ -32,9 +33,6 @@ def model_intervals(profile, split: str = "test", variant: str | None = None) ->
     """Long frame (model, metric, estimate, low, high, seeds, seed sd) for every evaluated model of the
     profile: the metric averaged over its seeds, its 95 % bootstrap interval over test images, and the
     standard deviation over seeds (NaN with one seed)."""
-    from clothparse.evaluation.claims import confusions_of
-    from clothparse.runs import select_runs
-
     p = _profile(profile)
     rows, missing = [], []
     for model in p.models:
@@ -153,8 +151,6 @@ def _count(n: int, one: str, many: str) -> str:
 def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
     """The numbers of the prose: Our model and the plain U-Net with their intervals, their difference with
     its interval and verdict, the paper's difference, and the counts of verdicts. Empty without both models."""
-    from clothparse.evaluation.claims import HEADLINE_CLAIM
-
     row = claims[claims["claim"] == HEADLINE_CLAIM.text]
     excl = intervals[intervals["metric"] == HEADLINE[0]].set_index("model")
     ours, unet = model_label("extended_unet"), model_label("unet")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from clothparse.models.losses import CompoundLoss
 from clothparse.report.common import _json_or_empty, _no_nan
 from clothparse.runs import RunDir
 
@@ -51,8 +52,6 @@ def _epoch_axes(axes) -> None:
 def _figure_one_run(run_dir):
     """Total loss (train/valid), each loss term × its weight, valid pooled IoU excl. bg."""
     import matplotlib.pyplot as plt
-
-    from clothparse.models.losses import CompoundLoss
 
     h = _history(run_dir)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from clothparse.evaluation.paper import table2_from_table3
 from clothparse.report.common import MISSING, _json_or_empty, _no_nan, _profile, grouped
 from clothparse.runs import RunDir, find_runs
 
@@ -49,6 +50,4 @@ def consistency_table() -> pd.DataFrame:
     """Table 2's IoUs of "Our model" beside the same IoUs recomputed from the paper's Table 3: shows the
     paper's "IoU excl. bg"/"IoU overall" are pooled IoUs (see
     :func:`clothparse.evaluation.paper.table2_from_table3`)."""
-    from clothparse.evaluation.paper import table2_from_table3
-
     return _no_nan(table2_from_table3())

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS
+from clothparse.evaluation.metrics import PAPER_F_AVERAGE
+from clothparse.evaluation.paper import TABLE2_MODEL_NAMES, table2_row, tables
 from clothparse.report.common import (
     DIFF,
     IOU_COLUMNS,
@@ -99,8 +101,6 @@ def _seeds_iou(run_dirs: Sequence, split: str) -> tuple[dict, dict | None]:
 
 
 def _table2_block(model: str, run_dirs: Sequence, split: str) -> tuple[str, dict, dict | None, dict | None]:
-    from clothparse.evaluation.paper import TABLE2_MODEL_NAMES, table2_row
-
     ours, sd = _seeds_iou(run_dirs, split)
     paper = _paper_iou(table2_row(model)) if model in TABLE2_MODEL_NAMES.values() else None
     return model_label(model), ours, paper, sd
@@ -114,8 +114,6 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
     per-class numbers). Models without an evaluated run are left out and listed in ``df.attrs["missing"]``.
     With several seeds, *ours* is their mean and *seed sd* their spread; ``df.attrs["n_seeds"]``: label → seeds.
     """
-    from clothparse.evaluation.paper import TABLE2_MODEL_NAMES
-
     p = _profile(profile)
     models = list(models) if models is not None else list(p.models)
     papers = set(TABLE2_MODEL_NAMES.values())
@@ -160,8 +158,6 @@ def selected_runs(profile, variant: str | None = None, split: str = "test", eval
 def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFrame:
     """Table 1: the plain U-Net trained on the base vs the refined data (both tested on the refined test split);
     with several seeds, the mean and *seed sd* over them as in :func:`table2`."""
-    from clothparse.evaluation.paper import tables
-
     p = _profile(profile)
     model = model or (p.table1_models[0] if p.table1_models else "unet")
     t1 = tables()["table1_dataset_refinement"]
@@ -179,8 +175,6 @@ def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFra
 def table5(run_dir, split: str = "test") -> pd.DataFrame:
     """Table 5: the model without / with ground-truth class injection (plus the hard and the 'no dress'
     variants, which the paper does not tabulate), beside the paper's two rows."""
-    from clothparse.evaluation.paper import tables
-
     t5 = tables()["table5_gt_injection"]
     columns = ("IoU ex. bg", *SHORT_LABELS)
     variants = eval_metrics(run_dir, split)["variants"]
@@ -215,9 +209,6 @@ def _classbranch(run_dir, split) -> dict:
 def table4(run_dir, split: str = "test", average: str | None = None) -> pd.DataFrame:
     """Table 4: ClassBranch F1, F2 (``average``: macro by default, see ``metrics.PAPER_F_AVERAGE``),
     % of images with an exactly right label set, per-class accuracy — ours, the paper's, the difference."""
-    from clothparse.evaluation.metrics import PAPER_F_AVERAGE
-    from clothparse.evaluation.paper import tables
-
     average = average or PAPER_F_AVERAGE
     cb = _classbranch(run_dir, split)
     t4 = tables()["table4_classbranch"]
@@ -233,8 +224,6 @@ def table4(run_dir, split: str = "test", average: str | None = None) -> pd.DataF
 def table4_averages(run_dir, split: str = "test") -> pd.DataFrame:
     """F1 and F2 of the ClassBranch under each averaging (samples, micro, macro), beside the paper's
     single number (the paper does not say which average it used)."""
-    from clothparse.evaluation.paper import tables
-
     cb = _classbranch(run_dir, split)
     t4 = tables()["table4_classbranch"]
     rows = {f"F{b}": {**{a: cb[f"f{b}"][a] for a in ("samples", "micro", "macro")}, "paper": t4[f"f{b}"]}
