@@ -10,13 +10,14 @@ import importlib
 from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __version__ = "0.1.0"
-__all__ = ["CLASSES", "CLOTHING", "NUM_CLASSES", "build_model", "load_profile"]
+__all__ = ["CLASSES", "CLOTHING", "NUM_CLASSES", "Parser", "build_model", "load_profile"]
 
 # Functions named like their module (train, evaluate, parse) are imported from the module,
 # e.g. ``from clothparse.parser.parse import parse``: a lazy attribute would be shadowed by the submodule.
 _LAZY = {
     "build_model": ("clothparse.models", "build_model"),
     "load_profile": ("clothparse.profiles", "load_profile"),
+    "Parser": ("clothparse.parser.parse", "Parser"),
 }
 
 
