@@ -7,6 +7,9 @@ ResNet34 body, the paper's, still builds and runs in about a second at that size
 from __future__ import annotations
 
 import math
+import re
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -258,6 +261,11 @@ def test_ablation_classbranch_only_multiplies(built):
     torch.testing.assert_close(a[:, 3] - b[:, 3], torch.full_like(a[:, 3], float(expected)))  # pants channel
     keep = [c for c in range(9) if c != 3]
     torch.testing.assert_close(a[:, keep], b[:, keep])          # background and other classes untouched
+    n_dec = model.decode(*model.encode(x), SIZE).shape[1]
+    assert model.tail.convpath[0][0].in_channels == n_dec + 3   # nothing concatenated
+    loss = CompoundLoss()
+    loss(model(x), _mask())
+    assert set(loss.last_terms) == {"seg", "cls", "total"}      # no BBBranch, no box term
 
 
 # --- 3.3 Loss function ---------------------------------------------------------------------------------
@@ -355,11 +363,12 @@ class _Watch(Callback):
                                                      if p.ndim == 1],
                             "rest_trainable": [p.requires_grad for n, p in m.named_parameters()
                                                if not n.startswith("encoder.")],
-                            "lrs": [], "wds": set()})
+                            "lrs": [], "moms": [], "wds": set()})
 
     def before_batch(self):
         if self.training:
             self.phases[-1]["lrs"].append(self.opt.hypers[-1]["lr"])
+            self.phases[-1]["moms"].append(self.opt.hypers[-1]["mom"])
             self.phases[-1]["wds"] |= {h["wd"] for h in self.opt.hypers}
 
     def after_loss(self):
@@ -441,6 +450,8 @@ def test_adam_decoupled_wd_one_cycle(two_phases):
         cycle = combined_cos(0.25, 1e-4 / 25, 1e-4, 1e-4 / 1e5)
         np.testing.assert_allclose(lrs, [cycle(i / len(lrs)) for i in range(len(lrs))], rtol=1e-6)
         assert lrs[0] == pytest.approx(4e-6) and lrs.max() == pytest.approx(1e-4, rel=0.05)
+        moms = combined_cos(0.25, 0.95, 0.85, 0.95)  # Adam's β1 cycles against the lr
+        np.testing.assert_allclose(phase["moms"], [moms(i / len(lrs)) for i in range(len(lrs))], rtol=1e-6)
 
 
 def test_box_targets_from_the_augmented_mask(two_phases):
@@ -458,3 +469,16 @@ def test_box_targets_from_the_augmented_mask(two_phases):
         torch.testing.assert_close(box_term, expected)
         moved += int(sum(not torch.equal(t, raw) for t in target))
     assert moved > 0  # some masks were flipped/rotated: these boxes are not the stored mask's
+
+
+# --- the table ------------------------------------------------------------------------------------------
+def test_methods_table_cites_every_test():
+    """The table in book/methods.md cites each test of this file once, and only tests that exist here."""
+    page = (Path(__file__).resolve().parents[1] / "book" / "methods.md").read_text(encoding="utf-8")
+    section = page.split("## The implementation against the paper's text", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`test_" in line]
+    cited = [name for line in rows for name in re.findall(r"`(test_\w+)`", line.rsplit("|", 2)[-2])]
+    here = {name for name in dir(sys.modules[__name__]) if name.startswith("test_")}
+    here.discard("test_methods_table_cites_every_test")
+    assert len(cited) == len(set(cited)), "a test is cited twice"
+    assert set(cited) == here, (sorted(set(cited) - here), sorted(here - set(cited)))
