@@ -26,6 +26,7 @@ import yaml
 from clothparse import runs
 from clothparse.book.parallel import execute_parallel
 from clothparse.book.steps import BOOK, FAILED_DIR, NOTEBOOKS, Step, execute
+from clothparse.datasets.download import ensure_ccp
 from clothparse.devices import resolve_device
 from clothparse.models.lite import LITE_WHEELS
 from clothparse.profiles import REPO_ROOT, LossConfig, Profile, load_profile
@@ -228,6 +229,7 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
     package = _package_digest()
     t0 = time.perf_counter()
     log(f"clothparse book — profile {profile.name}")
+    ensure_ccp(profile, log=log)  # a fresh clone's ccp book fetches its photos first (and says so)
     if parallel > 1:
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:
