@@ -50,9 +50,12 @@ fi
 if [ "$DEVICE" = cuda ] && [ -d work/ccp_data/photos ]; then
   echo "== 7. real photos: CCP at 288x192, unet and extended_unet, random encoder, fp16"
   export CLOTHPARSE_CCP_ROOT=$PWD/work/ccp_data
-  timeout 100 $PY -m clothparse.cli data --profile ccp 2>&1 | grep -v -i warn | tail -2
+  # the ccp profile is sized for a CPU; this check keeps its GPU setting
+  GPU_CCP="--set size=[288,192] --set encoder_name=resnet34 --set encoder_weights=null --set train.batch_size=16
+    --set train.epochs_frozen=0 --set train.epochs_unfrozen=30"
+  timeout 100 $PY -m clothparse.cli data --profile ccp $GPU_CCP 2>&1 | grep -v -i warn | tail -2
   for m in unet extended_unet; do
-    timeout 120 $PY -m clothparse.cli train --profile ccp --model $m --device $DEVICE > "$OUT/train_$m.log" 2>&1
+    timeout 120 $PY -m clothparse.cli train --profile ccp $GPU_CCP --model $m --device $DEVICE > "$OUT/train_$m.log" 2>&1
     run=$(tail -1 "$OUT/train_$m.log"); echo "$m -> $run"
     [ -d "$run" ] && timeout 40 $PY -m clothparse.cli evaluate "$run" > /dev/null 2>&1
     [ -d "$run" ] && mkdir -p "$OUT/$m" && cp "$run"/*.json "$run"/history.csv "$OUT/$m/" \

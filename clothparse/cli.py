@@ -298,7 +298,8 @@ def _data_train_book(sub) -> None:
                    help="the data variant (default: the profile's own, refined where it refines)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="shortcut for --set device=…")
     t.add_argument("--seed", type=int, default=None,
-                   help="the training seed of this run (default: the profile's train.seed; one run per seed)")
+                   help="the training seed of this run (default: train.seed where the model trains it, else the "
+                        "model's first seed in train.model_seeds / train.seeds; one run per seed)")
     t.add_argument("--force", action="store_true", help="retrain even if a completed run exists")
     t.set_defaults(func=_cmd_train)
 

@@ -75,6 +75,10 @@ class TrainConfig:
     # Several training seeds (`seeds: [0, 1, 2]`): each is a run of its own (train.seed set to it) and the
     # tables show their mean and spread. () = the one run of `seed`. Not part of a run's id.
     seeds: tuple[int, ...] = ()
+    # Per-model seed lists (`model_seeds: {unet: [0, 1, 2]}`) where models need different numbers of runs: the
+    # pairs a verdict rests on get their training variance measured, the rest of the book keeps its time. A
+    # model not named trains `seeds` (else `seed`). Not part of a run's id, for the reason `seeds` is not.
+    model_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # Mixed precision (autocast) — auto: on a GPU only; true on a CPU autocasts in bf16 (see
     # train.resolve_amp_dtype)
     amp: Union[Literal["auto"], bool] = "auto"
@@ -90,6 +94,17 @@ class TrainConfig:
     # The per-epoch resume checkpoint (model + Adam's moments, ~3x model.safetensors) is deleted once the
     # run is complete; keep it to continue training by hand. It does not change the model, so not the run id.
     keep_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The weights of the compound loss's terms (:class:`~clothparse.models.losses.CompoundLoss`). The
+    defaults are the paper's, chosen so the three terms contribute about evenly on iMaterialist; on other data
+    one term may dominate, and rebalancing it is an ablation of its own (a run id of its own)."""
+
+    seg: float = 1.0     # weighted cross-entropy of the segmentation
+    cls: float = 0.5     # ClassBranch BCE
+    box: float = 75.0    # BBBranch smooth L1
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class Profile:
     encoder_weights: str | None = None            # None | "imagenet" | path to a state dict of the encoder
     device: str = "auto"                          # auto | cpu | cuda | cuda:N
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     work_dir: str = "work"                        # generated data and stores: <work_dir>/<profile>/...
     runs_dir: str = "runs"                        # run folders: <runs_dir>/<profile>/<run-id>/
 
@@ -141,6 +157,34 @@ class Profile:
         """The training seeds: ``train.seeds`` where given, else the one ``train.seed``."""
         return self.train.seeds or (self.train.seed,)
 
+    def seeds_for(self, model: str) -> tuple[int, ...]:
+        """The training seeds of one model: its ``train.model_seeds`` entry, else :attr:`seeds`."""
+        return self.train.model_seeds.get(model) or self.seeds
+
+    def default_seed(self, model: str) -> int:
+        """The seed a model trains when none is asked for: ``train.seed`` where it is one of the model's seeds
+        (the run a one-seed profile makes), else the model's first seed."""
+        seeds = self.seeds_for(model)
+        return self.train.seed if self.train.seed in seeds else seeds[0]
+
+    def seeds_text(self) -> str:
+        """The training seeds in words: ``seed 0``, ``seeds 0, 1, 2`` or, with per-model lists, each list and
+        the models that train it."""
+        by_seeds: dict[tuple[int, ...], list[str]] = {}
+        for model in self.models:
+            by_seeds.setdefault(self.seeds_for(model), []).append(model)
+
+        def words(seeds):
+            return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        if len(by_seeds) <= 1:
+            return words(next(iter(by_seeds), self.seeds))
+        return "; ".join(f"{words(seeds)} ({', '.join(models)})" for seeds, models in by_seeds.items())
+
+    def only_seed(self, seed: int) -> Profile:
+        """The same profile with one training seed for every model: ``seed``."""
+        one = self.with_seed(seed)
+        return dataclasses.replace(one, train=dataclasses.replace(one.train, seeds=(), model_seeds={}))
+
     def with_seed(self, seed: int) -> Profile:
         """The same profile training with ``seed`` (``train.seed``; ``train.seeds`` is left as it is)."""
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -148,11 +192,17 @@ class Profile:
         return dataclasses.replace(self, train=dataclasses.replace(self.train, seed=seed))
 
     def to_dict(self) -> dict:
-        """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back. ``train.seeds``
-        appears only where given: :func:`load_profile` refuses an empty list."""
+        """Plain JSON-able mapping (lists for tuples) that :func:`load_profile` reads back. ``train.seeds``,
+        ``train.model_seeds`` and ``loss`` appear only where given (not the defaults): the plain form of a
+        profile that does not use them — a book step's cache key, a run's recorded profile — stays as it was
+        before they existed, and :func:`load_profile` refuses an empty seed list."""
         plain = _plain(dataclasses.asdict(self))
         if not self.train.seeds:
             del plain["train"]["seeds"]
+        if not self.train.model_seeds:
+            del plain["train"]["model_seeds"]
+        if self.loss == LossConfig():
+            del plain["loss"]
         return plain
 
     def replace(self, overrides: dict[str, Any]) -> Profile:
@@ -203,6 +253,7 @@ def load_profile(name_or_path: str | os.PathLike | dict | Profile, overrides: di
         raise ProfileError(f"{source}: train.seeds: an empty list; give at least one seed or leave the key out")
     profile = _typed(Profile, raw, "", source)
     _check(profile, source)
+    _check_seeds_and_loss(profile, source)
     root_env = profile.data.root_env
     if root_env and os.environ.get(root_env):
         profile = dataclasses.replace(profile, data=dataclasses.replace(profile.data, root=os.environ[root_env]))
@@ -259,7 +310,8 @@ def _set_dotted(raw: dict, dotted: str, value: Any, source: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ProfileError(f"{source}: cannot set {dotted!r}: {part!r} is not a mapping")
-    _field_types(hints, leaf, dotted, source)
+    if get_origin(hints) is not dict:  # a mapping's entries (train.model_seeds.unet) are checked with their value
+        _field_types(hints, leaf, dotted, source)
     node[leaf] = value
 
 
@@ -305,6 +357,8 @@ def _value(value: Any, tp: Any, key: str, source: str):
         raise ProfileError(f"{source}: {key}: unknown value {value!r}; expected one of {known}")
     if origin is tuple:
         return _tuple_value(value, tp, key, source)
+    if origin is dict:
+        return _dict_value(value, tp, key, source)
     if tp is type(None):
         if value is None:
             return None
@@ -344,6 +398,14 @@ def _tuple_value(value, tp, key, source):
     if len(value) != len(args):
         raise ProfileError(f"{source}: {key}: expected a list of {len(args)} values, got {list(value)!r}")
     return tuple(_value(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+
+
+def _dict_value(value, tp, key, source):
+    key_type, value_type = get_args(tp)
+    if not isinstance(value, dict):
+        raise ProfileError(f"{source}: {key}: expected a mapping, got {value!r} ({type(value).__name__})")
+    return {_value(k, key_type, f"{key} (a key)", source): _value(v, value_type, f"{key}.{k}", source)
+            for k, v in value.items()}
 
 
 def _check(p: Profile, source: str) -> None:
@@ -386,3 +448,21 @@ def _check(p: Profile, source: str) -> None:
     if p.train.epochs_frozen + p.train.epochs_unfrozen == 0:
         raise ProfileError(f"{source}: train: epochs_frozen + epochs_unfrozen is 0; nothing would train")
 
+
+
+def _check_seeds_and_loss(p: Profile, source: str) -> None:
+    """Per-model seed lists name known models, each list one or more distinct seeds; the loss weights are ≥ 0,
+    the segmentation's > 0 (a branch's 0 switches that term off, an ablation; the segmentation cannot go)."""
+    for model, seeds in p.train.model_seeds.items():
+        key = f"train.model_seeds.{model}"
+        if model not in MODEL_NAMES:
+            raise ProfileError(f"{source}: train.model_seeds: unknown model {model!r}; known: {', '.join(MODEL_NAMES)}")
+        if not seeds:
+            raise ProfileError(f"{source}: {key}: an empty list; give at least one seed or leave the model out")
+        if len(set(seeds)) != len(seeds):
+            raise ProfileError(f"{source}: {key}: {list(seeds)} repeats a seed; each seed is one run")
+    for term in ("cls", "box"):
+        if getattr(p.loss, term) < 0:
+            raise ProfileError(f"{source}: loss.{term}: must be ≥ 0, got {getattr(p.loss, term)}")
+    if p.loss.seg <= 0:
+        raise ProfileError(f"{source}: loss.seg: must be positive, got {p.loss.seg}")

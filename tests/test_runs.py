@@ -61,6 +61,38 @@ def test_find_and_select_runs_of_several_seeds(env, tmp_path):
     assert runs.find_runs(env["profile"])["seed"].tolist() == [0, 0, 0]
 
 
+def test_seeds_per_model_select_each_models_own_runs(env, tmp_path):
+    """train.model_seeds: unet's three seeds are its runs (the tables' mean); extended_unet keeps its one seed, and
+    its seed-2 run, not one of its seeds, is not selected."""
+    written = {("unet", "refined"): [0, 1, 2], ("extended_unet", "refined"): [0, 2]}
+    profile, made = seeded_runs(env, tmp_path, [0], written)
+    profile = profile.replace({"train.model_seeds": {"unet": [0, 1, 2]}})
+    unet = [made[("unet", "refined", s)]["run_dir"] for s in (0, 1, 2)]
+    ext0 = made[("extended_unet", "refined", 0)]["run_dir"]
+    assert runs.select_runs(profile, "unet") == unet and runs.select_runs(profile, "extended_unet") == [ext0]
+    assert runs.select_run(profile, "unet", seed=2) == unet[2] and runs.select_run(profile, "extended_unet") == ext0
+    df = runs.find_runs(profile).set_index(["model", "seed"])
+    assert df.loc[("unet", 1), "matches_profile"] and not df.loc[("extended_unet", 2), "matches_profile"]
+    with pytest.raises(FileNotFoundError, match=r"any of the seeds \[0, 1, 2\].*--seed 0"):
+        runs.select_runs(profile.replace({"runs_dir": str(tmp_path / "none")}), "unet")
+
+
+def test_a_run_trained_with_other_loss_weights_is_not_the_profiles_run(env, tmp_path):
+    """A loss ablation has a run id of its own and is never taken for the paper-weighted run, either way round."""
+    profile = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs")})
+    ablation = profile.replace({"loss.box": 10.0})
+    run = write_fake_run(ablation, "unet", "refined", env["store"], env["test_rows"], seed=1, classbranch=False)
+    assert runs.loss_weights(RunDir(run["run_dir"]).params()) == {"seg": 1.0, "cls": 0.5, "box": 10.0}
+    assert runs.select_run(ablation, "unet") == run["run_dir"]
+    assert not RunDir(run["run_dir"]).matches(profile)
+    # a paper-weighted run recorded with its weights (as training records them) is not the ablation's either
+    paper = RunDir(env["runs"][("unet", "refined")]["run_dir"])
+    assert runs.loss_weights(paper.params()) == {"seg": 1.0, "cls": 0.5, "box": 75.0}
+    assert paper.matches(env["profile"]) and not paper.matches(env["profile"].replace({"loss.box": 10.0}))
+    assert not paper.matches(env["profile"].replace({"loss.box": 10.0}), {**paper.params(),
+                                                                          "loss": {"seg": 1.0, "cls": 0.5, "box": 75}})
+
+
 def test_find_runs_of_a_profile_without_runs_is_an_empty_table(tmp_path):
     profile = load_profile(tiny_profile(tmp_path))
     assert not profile.runs_path.exists()

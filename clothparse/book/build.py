@@ -26,9 +26,10 @@ import yaml
 from clothparse import runs
 from clothparse.book.parallel import execute_parallel
 from clothparse.book.steps import BOOK, FAILED_DIR, NOTEBOOKS, Step, execute
+from clothparse.datasets.download import ensure_ccp
 from clothparse.devices import resolve_device
 from clothparse.models.lite import LITE_WHEELS
-from clothparse.profiles import REPO_ROOT, Profile, load_profile
+from clothparse.profiles import REPO_ROOT, LossConfig, Profile, load_profile
 
 GENERATED = BOOK / "generated"
 BUILD = REPO_ROOT / "_build"
@@ -54,9 +55,9 @@ def plan(profile: Profile) -> list[Step]:
     """The notebook executions of a profile, in dependency order (training before evaluation before results).
 
     Every training and evaluation is a step of its own, Table 1's base-data runs included, one per training
-    seed of the profile (``train.seeds``; the first seed's pages keep the plain names, the others end in
-    ``-seed<s>``), so the display pages (results, injection, …) only read runs and never train or evaluate
-    anything themselves."""
+    seed of the model (``train.model_seeds``, else ``train.seeds``; the first seed's pages keep the plain names,
+    the others end in ``-seed<s>``), so the display pages (results, injection, …) only read runs and never
+    train or evaluate anything themselves."""
     name = profile.name
     steps = [Step("architecture", "architecture", {"profile": name}),
              Step("data", "data", {"profile": name})]
@@ -67,12 +68,12 @@ def plan(profile: Profile) -> list[Step]:
         trained += [("refined", m) for m in profile.table1_models if m not in profile.models]
         trained += [("base", m) for m in profile.table1_models]
     for variant, model in trained:
-        for suffix, extra in _seeds(profile):
+        for suffix, extra in _seeds(profile, model):
             steps.append(Step("train", f"train/{model}-{variant}{suffix}",
                               {"profile": name, "model": model, "variant": variant, **extra}))
     for variant, model in trained:
         output = f"evaluate/{model}" if variant == profile.main_variant else f"evaluate/{model}-{variant}"
-        for suffix, extra in _seeds(profile):
+        for suffix, extra in _seeds(profile, model):
             steps.append(Step("evaluate", output + suffix, {"profile": name, "model": model, "variant": variant,
                                                             **extra}, reads="model"))
     focus = _focus_model(profile)
@@ -86,13 +87,15 @@ def plan(profile: Profile) -> list[Step]:
     return steps
 
 
-def _seeds(profile: Profile) -> list[tuple[str, dict]]:
-    """Per training seed: the suffix of its pages' names and its extra step parameters. The first seed keeps
-    the plain names, the ones the book's table of contents links; a one-seed profile passes no seed (its
-    notebooks read it from the profile), so its steps' parameters do not depend on how the seed is given."""
-    if len(profile.seeds) == 1:
+def _seeds(profile: Profile, model: str) -> list[tuple[str, dict]]:
+    """Per training seed of ``model``: the suffix of its pages' names and its extra step parameters. The first
+    seed keeps the plain names, the ones the book's table of contents links; a model whose one seed is
+    ``train.seed`` passes no seed (its notebooks read it from the profile), so its steps' parameters do not
+    depend on how the seed is given."""
+    seeds = profile.seeds_for(model)
+    if seeds == (profile.train.seed,):
         return [("", {})]
-    return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(profile.seeds)]
+    return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(seeds)]
 
 
 def _focus_model(profile: Profile) -> str:
@@ -122,9 +125,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"| Data | {data_desc}; refined: {profile.refines} |",
         f"| Input size (H×W) | {profile.size[0]}×{profile.size[1]} |",
         f"| Models | {', '.join(profile.models)} |",
-        f"| Schedule | batch {profile.train.batch_size}, {profile.train.epochs_frozen} frozen + "
-        f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max}; "
-        f"training seed{'s' if len(profile.seeds) > 1 else ''} {', '.join(map(str, profile.seeds))} |",
+        f"| Schedule | {_schedule_text(profile)} |",
         f"| Encoder | {_encoder_text(profile)} |",
         f"| Hardware | {runs.device_description(device)} |",
         f"| Commit | `{runs.git_commit()}` |",
@@ -136,6 +137,22 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
     path = GENERATED / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _schedule_text(profile: Profile) -> str:
+    """Batch, epochs of the two phases, learning rate, the training seeds (per model where they differ) and the
+    loss weights where they are not the paper's."""
+    t = profile.train
+    return (f"batch {t.batch_size}, {t.epochs_frozen} frozen + {t.epochs_unfrozen} unfrozen epochs, "
+            f"lr_max {t.lr_max}; training {profile.seeds_text()}{_loss_text(profile)}")
+
+
+def _loss_text(profile: Profile) -> str:
+    """The loss weights where they are not the paper's (an ablation), else nothing."""
+    w = profile.loss
+    if w == LossConfig():
+        return ""
+    return f"; loss weights seg {w.seg:g}, cls {w.cls:g}, box {w.box:g} (the paper's: 1, 0.5, 75)"
 
 
 def _encoder_text(profile: Profile) -> str:
@@ -212,6 +229,7 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
     package = _package_digest()
     t0 = time.perf_counter()
     log(f"clothparse book — profile {profile.name}")
+    ensure_ccp(profile, log=log)  # a fresh clone's ccp book fetches its photos first (and says so)
     if parallel > 1:
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:

@@ -59,7 +59,7 @@ def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:
 def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int = 64,
                    variants: tuple[str, ...] = ("plain",), keep: np.ndarray | None = None,
                    progress: bool = True, user_prior: torch.Tensor | None = None, user_hard: bool = False,
-                   stats=IMAGENET_STATS, tta: bool = False) -> dict:
+                   stats=IMAGENET_STATS, tta: bool = False, loss_weights: dict | None = None) -> dict:
     """Evaluate ``model`` on store rows ``indices``. Returns, per variant, the confusion matrix, its summary and
     one confusion matrix per image (N×K×K int32, in ``indices`` order; ``result[variant]``), plus for
     ``plain`` per-image loss and class logits; ``result["summary"]`` is the plain summary.
@@ -70,7 +70,8 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
     normalisation the model was trained with. ``tta``: the segmentation is the mirror average of the batch and its
     mirror image (:func:`clothparse.parser.backends.mirror_average`, what ``Parser(tta=True)`` does); class logits,
     boxes
-    and the loss stay the batch's own."""
+    and the loss stay the batch's own. ``loss_weights`` (``seg``, ``cls``, ``box``; default the paper's): the
+    weights of the per-image loss, the run's own (the qualitative study sorts images by it)."""
     model = model.to(device).eval()
     indices = np.asarray(indices, dtype=np.int64)
     hard_variants = HARD_VARIANTS
@@ -84,7 +85,8 @@ def evaluate_split(model, store, indices, device: str = "cpu", batch_size: int =
             hard_variants = hard_variants | {"user"}
     keep_set = set(np.asarray(keep if keep is not None else [], dtype=np.int64).tolist())
     cms = {v: ConfusionMatrix() for v in variants}
-    loss_fn = CompoundLoss()
+    loss_fn = CompoundLoss() if loss_weights is None else CompoundLoss(
+        seg_weight=loss_weights["seg"], class_weight=loss_weights["cls"], box_weight=loss_weights["box"])
     per_image, class_logits, gt_present, kept = [], [], [], {v: {} for v in variants}
     image_counts: dict[str, list[torch.Tensor]] = {v: [] for v in variants}
     amp = device.startswith("cuda")
@@ -182,7 +184,8 @@ def evaluate(run_dir: Path | str, split: str = "test", prior=None, hard: bool = 
     res = evaluate_split(model, prepared.store, idx, device=device, batch_size=profile.evaluate.batch_size,
                          variants=VARIANTS + (("user",) if user_prior is not None else ()), keep=keep,
                          progress=progress, user_prior=user_prior, user_hard=hard,
-                         stats=stats_of(params.get("normalisation", "imagenet")), tta=tta)
+                         stats=stats_of(params.get("normalisation", "imagenet")), tta=tta,
+                         loss_weights=runs.loss_weights(params))
     _write_evaluation(ev, res, prepared.store, idx, keep, split, device, user_prior, hard, tta)
     folder.mark_complete(split=split, prior=_prior_key(prior), hard=hard, tta=tta)
     return ev.path

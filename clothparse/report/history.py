@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from clothparse.models.losses import CompoundLoss
 from clothparse.report.common import _json_or_empty, _no_nan
-from clothparse.runs import RunDir
+from clothparse.runs import RunDir, loss_weights
 
-#: Loss terms of ``history.csv`` (``train_<term>``, ``valid_<term>``) → the CompoundLoss weight they train with.
-_LOSS_TERMS = {"seg": "seg_weight", "cls": "class_weight", "box": "box_weight"}
+#: Loss terms of ``history.csv`` (``train_<term>``, ``valid_<term>``), named as the profile's ``loss`` weights.
+_LOSS_TERMS = ("seg", "cls", "box")
 _VALID_IOU = "valid IoU excl. bg (pooled, %)"
 
 
@@ -59,10 +58,11 @@ def _figure_one_run(run_dir):
         if col in h:
             axes[0].plot(h["x"], h[col], style, marker="o", ms=3, label=col.replace("_", " "))
     axes[0].set_title("compound loss")
-    # Weighted as in training: the paper chose the weights so that the terms contribute about evenly.
-    loss = CompoundLoss()
-    for i, (term, attr) in enumerate(_LOSS_TERMS.items()):
-        wt = getattr(loss, attr)
+    # Weighted as the run trained (the paper chose its weights so that the terms contribute about evenly):
+    # a term that dominates here is what a rebalanced `loss` profile key is for.
+    weights = loss_weights(RunDir(run_dir).params())
+    for i, term in enumerate(_LOSS_TERMS):
+        wt = weights[term]
         for part, style in (("train", "-"), ("valid", "--")):
             col = f"{part}_{term}"
             if col in h and h[col].notna().any():

@@ -11,6 +11,7 @@ unless the profile's ``train.keep_checkpoint`` is true.
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -145,6 +146,12 @@ def resolve_amp_dtype(amp_dtype: str, device: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def compound_loss(profile: Profile) -> CompoundLoss:
+    """The paper's compound loss with the profile's term weights (``loss``; the paper's by default)."""
+    w = profile.loss
+    return CompoundLoss(seg_weight=w.seg, class_weight=w.cls, box_weight=w.box)
+
+
 @dataclass
 class _Session:
     """What one process's share of a training run works with."""
@@ -170,15 +177,16 @@ def train(profile: Profile | str, model: str, variant: str | None = None, force:
     The steps: open the run folder, build the learner, resume from a checkpoint if there is a whole one,
     fit the two phases, finish (weights, valid metrics, COMPLETE). ``stop_after_epochs`` ends this process's
     work after that many epochs (used to test resume). ``variant`` defaults to the data the profile's models
-    train on (``profile.main_variant``: refined where the profile refines, else base). ``seed`` (default: the
-    profile's ``train.seed``) trains that seed's run (one of ``train.seeds``, or any other).
+    train on (``profile.main_variant``: refined where the profile refines, else base). ``seed`` trains that
+    seed's run (one of the model's seeds, ``train.model_seeds`` or ``train.seeds``, or any other); default
+    :meth:`Profile.default_seed`: ``train.seed`` where the model trains it, else the model's first seed.
 
     Started by torchrun (``WORLD_SIZE`` > 1), the processes train the run together, data-parallel, with the
     profile's batch as the global batch (:mod:`clothparse.training.distributed`); rank 0 writes the run folder.
     """
 
     profile = load_profile(profile)
-    profile = profile if seed is None else profile.with_seed(seed)
+    profile = profile.with_seed(profile.default_seed(model) if seed is None else seed)
     variant = variant or profile.main_variant
     with world(resolve_device(profile.device)) as w:
         w.batch_per_process(profile.train.batch_size)  # refuse a batch the processes cannot share before any work
@@ -223,6 +231,7 @@ def _open_run(profile: Profile, model: str, variant: str, run: RunDir, prepared:
             **runs.training_params(profile, model, variant), "profile": profile.name,
             "store_key": prepared.store.meta["key"], "data_root": str(prepared.data_root), "device": device,
             "amp": amp, "amp_dtype": amp_dtype if amp else None, "classes": list(CLASSES),
+            "loss": dataclasses.asdict(profile.loss),
             "normalisation": dict(zip(("mean", "std"), encoder_stats(profile.encoder_name))),
             "profile_full": profile.to_dict()})
         prov = runs.read_json(run.provenance_path) if run.provenance_path.is_file() else {
@@ -241,7 +250,7 @@ def _build(s: _Session, model: str, progress: bool) -> None:
     dls = make_dataloaders(s.prepared, batch_size=cfg.batch_size, device=s.device, augment=cfg.augment,
                            num_workers=cfg.num_workers, stats=encoder_stats(s.profile.encoder_name), world=s.world)
     cbs = [DataParallel(s.world)] if s.world.distributed else []
-    s.learn = build_learner(net, dls, CompoundLoss(), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, amp=s.amp,
+    s.learn = build_learner(net, dls, compound_loss(s.profile), lr=cfg.lr_max, wd=cfg.wd, run_dir=s.run.path, amp=s.amp,
                             cbs=cbs, amp_dtype=s.amp_dtype, channels_last=cfg.channels_last)
     if not progress or not s.world.is_main:  # no bars, and no raw epoch lists printed by fastai's Recorder either
         s.learn.remove_cbs([cb for cb in s.learn.cbs if type(cb).__name__ == "ProgressCallback"])
