@@ -88,3 +88,14 @@ def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
     (profile.runs_path / "unet-bbb").mkdir()
     (profile.runs_path / "unet-bbb" / "COMPLETE").write_text('{"key": "b"}')  # another seed's run completes
     assert book_steps._inputs_digest(profile, step) != first
+
+
+def test_the_summary_page_names_the_cpu_and_its_vector_instructions(tmp_path, monkeypatch):
+    from clothparse import runs
+
+    monkeypatch.setattr(book, "GENERATED", tmp_path / "generated")
+    profile = load_profile(tiny_profile(tmp_path), {"device": "cpu"})
+    text = book.write_summary(profile, book.plan(profile), 60.0).read_text()
+    hardware = next(line for line in text.splitlines() if line.startswith("| Hardware |"))
+    assert runs.cpu_model() in hardware and runs.cpu_capability() in hardware
+    assert "bit-identical only on the same kind of CPU" in hardware

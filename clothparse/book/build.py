@@ -126,7 +126,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"{profile.train.epochs_unfrozen} unfrozen epochs, lr_max {profile.train.lr_max}; "
         f"training seed{'s' if len(profile.seeds) > 1 else ''} {', '.join(map(str, profile.seeds))} |",
         f"| Encoder | {_encoder_text(profile)} |",
-        f"| Hardware | {runs.device_description(device)} |",
+        f"| Hardware | {_hardware_text(device)} |",
         f"| Commit | `{runs.git_commit()}` |",
         f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
         f"{sum(s.seconds for s in steps) / 60:.1f} min (a cached step shows the time of the execution it reuses) |",
@@ -136,6 +136,17 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
     path = GENERATED / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _hardware_text(device: str) -> str:
+    """The device, the CPU's model and PyTorch's CPU kernels: the same commit's CPU build gives other numbers
+    on a CPU with other vector instructions (its kernels sum in another order)."""
+    text = runs.device_description(device)
+    if not str(device).startswith("cuda"):
+        return (f"{text}. A CPU rerun of this build is bit-identical only on the same kind of CPU (same model, "
+                "same PyTorch kernels); elsewhere its numbers differ in the last digits, and training "
+                "amplifies that")
+    return f"{text}; host CPU {runs.cpu_model()} (PyTorch CPU kernels: {runs.cpu_capability()})"
 
 
 def _encoder_text(profile: Profile) -> str:
