@@ -196,8 +196,8 @@ def _hardware_text(device: str) -> str:
     text = runs.device_description(device)
     if not str(device).startswith("cuda"):
         return (f"{text}. A CPU rerun of this build is bit-identical only on the same kind of CPU (same model, "
-                "same PyTorch kernels); elsewhere its numbers differ in the last digits, and training "
-                "amplifies that")
+                "same PyTorch kernels): on another, PyTorch sums in another order, and training turns those "
+                "last-bit differences into other numbers")
     return f"{text}; host CPU {runs.cpu_model()} (PyTorch CPU kernels: {runs.cpu_capability()})"
 
 
