@@ -456,3 +456,4 @@ def test_the_peers_numbers_of_a_run_come_from_its_confusion_matrix(env):
     cm = np.load(runs.RunDir(run["run_dir"]).evaluation("test").confusion_path("plain"))
     assert df.loc["pixel accuracy", "ours (%)"] == pytest.approx(100 * np.trace(cm) / cm.sum())
     assert "left out" in report.MEAN_CONVENTION
+    assert "73.38" in df.loc["IoU excl. bg, pooled", "reported by"]      # the paper's Table 2, "Our model"
