@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -154,6 +155,11 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     out = _module("evaluation.evaluate").evaluate(args.run_dir, split=args.split, prior=args.prior, hard=args.hard,
                                        force=args.force, tta=args.tta)
+    metrics_path = Path(out) / "metrics.json"
+    if metrics_path.is_file():  # the test split's numbers without a prior, the folder with everything last
+        metrics = json.loads(metrics_path.read_text())
+        print(f"{metrics.get('split')} split, {metrics.get('n_images')} images, no prior:")
+        print(_module("evaluation.metrics").summary_text(metrics["variants"]["plain"]))
     print(out)
     return 0
 

@@ -353,17 +353,42 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name: ``/proc/cpuinfo``'s "model name" on Linux, else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_capability() -> str:
+    """The vector instructions PyTorch's CPU kernels use here (``AVX512``, ``AVX2``, ``DEFAULT``, ...): the same
+    code on a CPU with other ones sums in another order, so its float results differ in the last bits."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # torch builds without the query
+        return "unknown"
+
+
 def device_description(device: str) -> str:
     import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    return (f"CPU {cpu_model()} (PyTorch kernels: {cpu_capability()}), {os.cpu_count()} cores, "
+            f"{torch.get_num_threads()} threads")
 
 
 def provenance(device: str, seed: int) -> dict:
-    """Who/what/where of a run: git commit, package versions, device, seed, Python, host, start time."""
+    """Who/what/where of a run: git commit, package versions, device, the CPU's model and the vector
+    instructions PyTorch's CPU kernels use (a CPU rerun is bit-identical only where both are alike), seed, Python,
+    host, start time."""
     return {
         "git_commit": git_commit(),
         "packages": package_versions(),
@@ -371,6 +396,8 @@ def provenance(device: str, seed: int) -> dict:
         "platform": platform.platform(),
         "device": str(device),
         "device_description": device_description(device),
+        "cpu_model": cpu_model(),
+        "cpu_capability": cpu_capability(),
         "seed": seed,
         "started": now(),
     }

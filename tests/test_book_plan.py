@@ -1,11 +1,16 @@
 """The book's plan without executing anything: one train and one evaluate step per training seed (the first
 seed's pages keep the one-seed names and parameters), every step's parameters are ones its notebook
-declares, titles name the seed, and the model pages' input digest covers the runs of every seed."""
+declares, titles name the seed, and the model pages' input digest covers the runs of every seed; the summary
+page's hardware; what the build prints (a progress line per step, the time left from the last executions) and
+that its kernels run without ipykernel's TCP warning."""
+import tempfile
+
 import nbformat
 import pytest
 
 from clothparse.book import build as book
 from clothparse.book import steps as book_steps
+from clothparse.keyed import KeyedFolder
 from clothparse.profiles import load_profile
 
 from conftest import tiny_profile
@@ -110,3 +115,63 @@ def test_seeds_per_model_plan_a_step_per_seed_of_each_model(tmp_path):
     assert book._schedule_text(profile.replace({"loss.box": 10})).endswith(
         "; loss weights seg 1, cls 0.5, box 10 (the paper's: 1, 0.5, 75)")
 
+
+def test_the_summary_page_names_the_cpu_and_its_vector_instructions(tmp_path, monkeypatch):
+    from clothparse import runs
+
+    monkeypatch.setattr(book, "GENERATED", tmp_path / "generated")
+    profile = load_profile(tiny_profile(tmp_path), {"device": "cpu"})
+    text = book.write_summary(profile, book.plan(profile), 60.0).read_text()
+    hardware = next(line for line in text.splitlines() if line.startswith("| Hardware |"))
+    assert runs.cpu_model() in hardware and runs.cpu_capability() in hardware
+    assert "bit-identical only on the same kind of CPU" in hardware
+
+
+# --- what the build prints -----------------------------------------------------------------------------------
+def test_the_progress_line():
+    assert book.progress_line(3, 24, "train/unet-refined", 245.9, 21 * 60 + 10) == \
+        "[3/24] train/unet-refined — 4:05 elapsed, about 21 min left"
+    assert book.progress_line(24, 24, "parser", 3725, 30) == "[24/24] parser — 62:05 elapsed, under a minute left"
+    assert book.progress_line(1, 5, "architecture", 0.4, None) == "[1/5] architecture — 0:00 elapsed"
+
+
+def test_the_time_left_comes_from_the_last_executions_of_the_steps(tmp_path):
+    fake = [book_steps.Step("data", "data", {}), book_steps.Step("train", "train/a-refined", {}),
+            book_steps.Step("train", "train/b-refined", {}), book_steps.Step("train", "train/new-refined", {}),
+            book_steps.Step("results", "results", {})]
+    (tmp_path / "train").mkdir()
+    for page, seconds in (("data", 30.0), ("train/a-refined", 600.0), ("train/b-refined", 300.0), ("results", 90.0)):
+        KeyedFolder(tmp_path, "k", marker=f"{page}.key").mark_complete(seconds=seconds)
+    (tmp_path / "train" / "broken.key").write_text("{not json")
+    previous = book.previous_seconds(fake, tmp_path)
+    assert previous == {"data": 30.0, "train/a-refined": 600.0, "train/b-refined": 300.0, "results": 90.0}
+    progress = book.Progress(fake, previous, started=100.0)
+    assert progress.expected(fake[3]) == 450.0          # not executed before: the mean of its notebook's steps
+    assert progress.seconds_left(0) == 30 + 600 + 300 + 450 + 90
+    assert progress.seconds_left(4) == 90
+    assert progress.line(1, now=160.0) == "[2/5] train/a-refined — 1:00 elapsed, about 24 min left"
+    assert progress.line(4, now=1600.0) == "[5/5] results — 25:00 elapsed, about 2 min left"
+    # a step of a notebook never executed counts as the mean of all known steps
+    other = book.Progress([*fake, book_steps.Step("claims", "claims", {})], previous)
+    assert other.expected(other.steps[-1]) == (30 + 600 + 300 + 90) / 4
+    # the first build: no estimate, only the elapsed time
+    first = book.Progress(fake, book.previous_seconds(fake, tmp_path / "none"), started=0.0)
+    assert first.seconds_left(0) is None and first.line(0, now=5.0) == "[1/5] data — 0:05 elapsed"
+
+
+def test_a_notebook_runs_without_the_kernels_tcp_warning(tmp_path, capfd, monkeypatch):
+    pm = pytest.importorskip("papermill")
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path / "in.ipynb"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    with book_steps.kernel_options() as options:
+        kernel = options["config"]["KernelManager"]
+        assert kernel["transport"] == "ipc" and kernel["ip"].startswith(str(tmp_path / "tmp"))
+        out = pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                  progress_bar=False, **options)
+    assert out.cells[0].outputs[0]["text"].strip() == "42"
+    assert "without encryption" not in capfd.readouterr().err
+    assert not list((tmp_path / "tmp").iterdir())    # the kernel's sockets and their folder are gone

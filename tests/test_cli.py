@@ -459,3 +459,22 @@ def test_train_refuses_pickled_files(data_profile, tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--profile", data_profile, "--model", "unet")
     assert_message(code, err, "train", f"{run.checkpoint_path}: refused to load", "pickled Python objects")
     assert not marker.exists() and not run.is_complete()
+
+
+def test_evaluate_prints_the_papers_and_the_peers_numbers_then_the_folder(tmp_path, capsys, monkeypatch):
+    from clothparse.evaluation import evaluate as evaluation
+    from clothparse.evaluation.metrics import iou_summary
+
+    folder = tmp_path / "run" / "evaluation" / "test"
+    folder.mkdir(parents=True)
+    summary = iou_summary(np.diag([60, 20, 10, 5, 5, 0, 0, 0, 0]) + 1)
+    (folder / "metrics.json").write_text(json.dumps({"split": "test", "n_images": 8, "variants": {"plain": summary}}))
+    monkeypatch.setattr(evaluation, "evaluate", lambda run_dir, **kw: folder)
+    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "run")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "test split, 8 images, no prior:" and lines[-1] == str(folder)
+    for label, key in (("pixel accuracy", "pixel_accuracy"), ("mean IoU with background", "mean_overall"),
+                       ("mean IoU excl. background", "mean_excl_bg"),
+                       ("IoU excl. background, pooled", "pooled_excl_bg")):
+        line = next(x for x in lines if x.startswith(label))
+        assert line.endswith(f"{summary[key]:.2f} %"), line

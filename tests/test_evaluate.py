@@ -202,6 +202,8 @@ def test_evaluate_writes_files_that_agree_with_each_other(env, untrained_run):
     assert metrics["split"] == "test" and metrics["n_images"] == len(rows) == 8 and metrics["tta"] is False
     assert metrics["store_key"] == store.meta["key"] and metrics["device"] == "cpu"
     assert set(metrics["variants"]) == set(VARIANTS) and "classbranch" not in metrics and "user_prior" not in metrics
+    for key in ("pixel_accuracy", "mean_overall", "mean_excl_bg", "pooled_excl_bg", "pooled_overall"):
+        assert all(np.isfinite(metrics["variants"][v][key]) for v in VARIANTS), key
     assert not ev.class_logits_path.exists()                     # a plain U-Net has no ClassBranch
     preds = np.load(ev.predictions_path)
     assert np.array_equal(preds["rows"], rows)                   # the qualitative sample holds the whole split

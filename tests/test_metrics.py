@@ -14,8 +14,10 @@ from clothparse.evaluation.metrics import (
     mean_iou,
     multilabel_scores,
     per_class_iou,
+    pixel_accuracy,
     pooled_iou,
     row_percent,
+    summary_text,
 )
 from clothparse.training.metrics import PooledIoU
 
@@ -95,6 +97,35 @@ def test_pooled_differs_from_mean_when_classes_differ_in_size():
     cm[2, 2], cm[2, 1] = 1, 9
     assert pooled_iou(cm) == pytest.approx(91 / (100 + 10 + 9))   # ΣTP / Σ(TP+FP+FN)
     assert mean_iou(cm) == pytest.approx((90 / 109 + 1 / 10) / 2)
+
+
+def test_the_peers_numbers_of_a_hand_made_matrix():
+    # rows = ground truth; class 3 is absent from both ground truth and prediction, class 2 only predicted
+    cm = np.array([[50, 5, 5, 0],
+                   [10, 30, 0, 0],
+                   [0, 0, 0, 0],
+                   [0, 0, 0, 0]])
+    assert pixel_accuracy(cm) == pytest.approx(80 / 100)                  # trace / sum
+    iou_bg, iou_1, iou_2 = 50 / (60 + 60 - 50), 30 / (40 + 35 - 30), 0.0  # class 3: 0/0, left out of the means
+    assert mean_iou(cm, include_background=True) == pytest.approx((iou_bg + iou_1 + iou_2) / 3)
+    assert mean_iou(cm, include_background=False) == pytest.approx((iou_1 + iou_2) / 2)
+    s = iou_summary(cm, class_names=("bg", "a", "b", "c"))
+    assert s["pixel_accuracy"] == pytest.approx(80.0)
+    assert s["mean_overall"] == pytest.approx(100 * (iou_bg + iou_1) / 3)
+    assert s["mean_excl_bg"] == pytest.approx(100 * iou_1 / 2)
+    assert s["pooled_excl_bg"] == pytest.approx(100 * 30 / (45 + 5))      # the paper's numbers unchanged
+    assert np.isnan(pixel_accuracy(np.zeros((3, 3))))
+
+
+def test_the_summary_text_labels_every_number():
+    cm = np.diag([5, 3, 2, 0, 0, 0, 0, 0, 0])
+    text = summary_text(iou_summary(cm))
+    assert "pixel accuracy, all classes (as CCP reports)" in text and "100.00 %" in text
+    assert "mean IoU with background" in text and "mean IoU excl. background" in text
+    assert "IoU excl. background, pooled (the paper's)" in text
+    old = {k: v for k, v in iou_summary(cm).items() if k != "pixel_accuracy"}  # an evaluation from before
+    line = next(x for x in summary_text(old).splitlines() if x.startswith("pixel accuracy"))
+    assert line.endswith("–")
 
 
 def _random_multilabel(seed, b=200, c=8):

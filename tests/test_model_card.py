@@ -13,6 +13,7 @@ def config(**changes) -> dict:
         "normalisation": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         "parameters": 24436917, "onnx": False,
         "metrics": {"test": {"n_images": 812, "pooled_excl_bg": 61.234, "mean_excl_bg": 55.55, "mask": 90.06,
+                             "mean_overall": 58.04, "pixel_accuracy": 88.23,
                              "per_class": {c: 10.0 * i for i, c in enumerate(reversed(CLASSES))}},
                     "valid": {"n_images": 400, "pooled_excl_bg": 60.0, "mean_excl_bg": None, "mask": 89.0}},
         "run": {"id": "extended_unet-0123456789ab", "profile": "paper", "data": "imaterialist", "variant": "refined",
@@ -44,7 +45,10 @@ def test_the_card_names_the_model_and_how_to_use_it():
 
 def test_the_scores_of_each_split_and_per_class_in_the_classes_order():
     lines = model_card(config()).split("\n")
-    test, valid = lines.index("| test | 812 | 61.2 | 55.5 | 90.1 |"), lines.index("| valid | 400 | 60.0 | – | 89.0 |")
+    test = lines.index("| test | 812 | 61.2 | 55.5 | 58.0 | 88.2 | 90.1 |")
+    valid = lines.index("| valid | 400 | 60.0 | – | – | – | 89.0 |")  # a run scored before pixel accuracy
+    header = lines[test - 2]
+    assert "mean IoU with background" in header and "pixel accuracy" in header and "mean IoU excl. background" in header
     assert test + 1 == valid                                           # test first, then valid
     assert "Per class (test):" in lines
     header = lines.index("| " + " | ".join(CLASSES) + " |")
@@ -57,7 +61,7 @@ def test_a_card_without_test_scores_shows_valid_and_without_scores_says_so():
     only_valid = config(metrics={"valid": {"pooled_excl_bg": 12.34, "per_class": {"dress": 3.0, "gown": 9.0,
                                                                                   "top": 1.25}}})
     lines = model_card(only_valid).split("\n")
-    assert "| valid | – | 12.3 | – | – |" in lines and not any(line.startswith("| test |") for line in lines)
+    assert "| valid | – | 12.3 | – | – | – | – |" in lines and not any(line.startswith("| test |") for line in lines)
     assert "Per class (valid):" in lines
     assert "| top | dress |" in lines and "| 1.2 | 3.0 |" in lines       # the package's classes only, its order
     for none in ({}, {"test": {}, "valid": None}):

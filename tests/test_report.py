@@ -28,6 +28,7 @@ from clothparse.evaluation.metrics import (  # noqa: E402
 )
 from clothparse.evaluation.paper import table2_row, tables  # noqa: E402
 from clothparse.profiles import load_profile  # noqa: E402
+from clothparse.report import tables as report_tables  # noqa: E402
 from clothparse.report.confusion_matrices import _heatmap, _matrix_frame  # noqa: E402
 
 
@@ -36,13 +37,19 @@ def env(tmp_path_factory):
     return make_fake_runs(tmp_path_factory.mktemp("report"))
 
 
+@pytest.fixture
+def papers_data(monkeypatch):
+    """The fake runs' tables as on the paper's data (iMaterialist), where ours − paper rows are shown."""
+    monkeypatch.setattr(report_tables, "compares_with_paper", lambda profile: True)
+
+
 def _assert_no_nan(df: pd.DataFrame):
     assert not df.isna().to_numpy().any()
     assert "nan" not in df.to_html().lower()
 
 
 # --- Tables 1, 2, 5 -------------------------------------------------------------------------------------------
-def test_table2_values_beside_the_paper(env):
+def test_table2_values_beside_the_paper(env, papers_data):
     df = report.table2(env["profile"], models=["unet", "extended_unet", "fpn"])
     _assert_no_nan(df)
     assert df.attrs["missing"] == ["fpn"]
@@ -89,7 +96,7 @@ def test_table1_base_vs_refined(env):
     assert df.loc[("Base", "paper"), "IoU excl. bg"] == tables()["table1_dataset_refinement"]["Base"]["iou_excl_bg"]
 
 
-def test_tables_1_and_2_show_the_mean_and_spread_over_seeds(env, tmp_path):
+def test_tables_1_and_2_show_the_mean_and_spread_over_seeds(env, tmp_path, papers_data):
     profile, made = seeded_runs(env, tmp_path, [0, 1], {("unet", "refined"): [0, 1], ("unet", "base"): [0, 1],
                                                           ("extended_unet", "refined"): [1]})
     df = report.table2(profile)
@@ -121,7 +128,7 @@ def test_tables_1_and_2_show_the_mean_and_spread_over_seeds(env, tmp_path):
     assert report.SEED_SD not in report.table2(env["profile"]).index.get_level_values(1)
 
 
-def test_table5_injection_rows(env):
+def test_table5_injection_rows(env, papers_data):
     run = env["runs"][("extended_unet", "refined")]
     df = report.table5(run["run_dir"])
     _assert_no_nan(df)
@@ -133,6 +140,26 @@ def test_table5_injection_rows(env):
     assert df.loc[("With GT", "ours"), "IoU ex. bg"] == pytest.approx(gt["pooled_excl_bg"])
     assert df.loc[("With GT", "paper"), "IoU ex. bg"] == 87.37
     assert df.loc[("With GT", "ours − paper"), "Top"] == pytest.approx(gt["per_class"]["top"] - 87.62)
+
+
+def test_on_synthetic_data_ours_stands_beside_the_paper_without_a_difference(env):
+    run = env["runs"][("extended_unet", "refined")]["run_dir"]
+    assert env["profile"].data.kind == "synthetic" and not report.compares_with_paper(env["profile"])
+    for df in (report.table2(env["profile"]), report.table1(env["profile"]), report.table2_run(run),
+               report.table5(run)):
+        _assert_no_nan(df)
+        assert report.DIFF not in df.index.get_level_values(-1) and "paper" in df.index.get_level_values(-1)
+    assert list(report.table4(run).index) == ["ours", "paper"]
+    note = report.paper_comparison_note(env["profile"])
+    assert "synthetic" in note and "(claims.ipynb)" in note and note.count(". ") == 0  # one sentence
+
+
+def test_only_the_papers_data_is_compared_by_difference(env):
+    assert report.compares_with_paper(load_profile("paper"))
+    assert report.paper_comparison_note(load_profile("paper")) == ""
+    for name in ("ccp", "default"):
+        assert not report.compares_with_paper(load_profile(name))
+        assert "Claims" in report.paper_comparison_note(load_profile(name))
 
 
 def test_rounded_keeps_dashes(env):
@@ -194,7 +221,7 @@ def test_table3_shows_dash_for_a_class_without_pixels(tmp_path, env):
 
 
 # --- Table 4 ---------------------------------------------------------------------------------------------------
-def test_table4_classbranch(env):
+def test_table4_classbranch(env, papers_data):
     run = env["runs"][("extended_unet", "refined")]
     cb = run["metrics"]["classbranch"]
     df = report.table4(run["run_dir"])
@@ -412,3 +439,21 @@ def test_grouped_table_shows_one_table_per_column_group_and_keeps_its_data():
     # columns in no group get a table of their own; a frame without groups is one table
     assert report.grouped(df.assign(extra=1.0), IOU_GROUPS)._repr_html_().count("<table") == 3
     assert report.GroupedTable(df)._repr_html_().count("<table") == 1
+
+
+def test_the_peers_numbers_of_a_run_come_from_its_confusion_matrix(env):
+    run = env["runs"][("unet", "refined")]
+    s = run["metrics"]["variants"]["plain"]
+    df = report.peer_metrics(run["run_dir"])
+    _assert_no_nan(df)
+    assert list(df.index) == ["IoU excl. bg, pooled", "pixel accuracy", "mean IoU with background",
+                              "mean IoU excl. bg"]
+    for label, key in (("pixel accuracy", "pixel_accuracy"), ("mean IoU with background", "mean_overall"),
+                       ("mean IoU excl. bg", "mean_excl_bg"), ("IoU excl. bg, pooled", "pooled_excl_bg")):
+        assert df.loc[label, "ours (%)"] == pytest.approx(s[key]), label
+    assert "88.23" in df.loc["pixel accuracy", "reported by"] and "LIP 59.4" in df.loc["mean IoU with background",
+                                                                                        "reported by"]
+    cm = np.load(runs.RunDir(run["run_dir"]).evaluation("test").confusion_path("plain"))
+    assert df.loc["pixel accuracy", "ours (%)"] == pytest.approx(100 * np.trace(cm) / cm.sum())
+    assert "left out" in report.MEAN_CONVENTION
+    assert "73.38" in df.loc["IoU excl. bg, pooled", "reported by"]      # the paper's Table 2, "Our model"

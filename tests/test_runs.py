@@ -269,10 +269,24 @@ def test_an_evaluation_is_complete_whatever_its_key_and_reads_its_per_image_coun
 # --- provenance ---------------------------------------------------------------------------------------------------
 def test_the_provenance_of_a_run(tmp_path):
     prov = runs.provenance("cpu", seed=7)
-    assert set(prov) == {"git_commit", "packages", "python", "platform", "device", "device_description", "seed",
-                         "started"}
+    assert set(prov) == {"git_commit", "packages", "python", "platform", "device", "device_description", "cpu_model",
+                         "cpu_capability", "seed", "started"}
     assert prov["seed"] == 7 and prov["device"] == "cpu" and prov["device_description"].startswith("CPU ")
+    # a CPU rerun matches only on the same CPU model with the same PyTorch kernels: both are named
+    assert prov["cpu_model"] and prov["cpu_capability"] and prov["cpu_capability"] != "unknown"
+    assert prov["cpu_model"] in prov["device_description"] and prov["cpu_capability"] in prov["device_description"]
     assert prov["packages"]["torch"] and prov["packages"]["numpy"] and set(prov["packages"]) == set(runs.PACKAGES)
     assert prov["started"].endswith("+00:00")
     assert runs.git_commit(tmp_path) is None                               # not a repository
     json.dumps(prov)                                                       # recorded as JSON as it is
+
+
+def test_the_cpu_model_comes_from_cpuinfo_or_platform(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6338\n")
+    real_path = runs.Path
+    monkeypatch.setattr(runs, "Path", lambda p: cpuinfo if str(p) == "/proc/cpuinfo" else real_path(p))
+    assert runs.cpu_model() == "Intel(R) Xeon(R) Gold 6338"
+    monkeypatch.setattr(runs, "Path", lambda p: tmp_path / "absent")            # not Linux
+    monkeypatch.setattr(runs.platform, "processor", lambda: "arm")
+    assert runs.cpu_model() == "arm"

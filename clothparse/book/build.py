@@ -25,9 +25,10 @@ import yaml
 
 from clothparse import runs
 from clothparse.book.parallel import execute_parallel
-from clothparse.book.steps import BOOK, FAILED_DIR, NOTEBOOKS, Step, execute
+from clothparse.book.steps import BOOK, FAILED_DIR, NOTEBOOKS, OUT, Step, execute
 from clothparse.datasets.download import ensure_ccp
 from clothparse.devices import resolve_device
+from clothparse.keyed import KeyedFolder
 from clothparse.models.lite import LITE_WHEELS
 from clothparse.profiles import REPO_ROOT, LossConfig, Profile, load_profile
 
@@ -104,6 +105,57 @@ def _focus_model(profile: Profile) -> str:
     return "extended_unet" if "extended_unet" in profile.models else (branch_models or list(profile.models))[0]
 
 
+def previous_seconds(steps: list[Step], pages: Path = OUT) -> dict[str, float]:
+    """The seconds the last execution of each step's page took (its marker ``<page>.key`` in ``pages``, written
+    when the page was finished, and kept when a later build reused or failed to redo it), by page; {} before
+    the first build."""
+    out = {}
+    for step in steps:
+        seconds = KeyedFolder(pages, "", marker=f"{step.output}.key").record().get("seconds")
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            out[step.output] = float(seconds)
+    return out
+
+
+@dataclass
+class Progress:
+    """The build's progress line before each step: ``[k/N] page — m:ss elapsed, about M min left``, the time left
+    from the last executions' times of the steps still to run (:func:`previous_seconds`). A step the last build did
+    not have counts as the mean of the known steps of its notebook, else of all; with no earlier build the line
+    has no estimate. It counts every step as executing: a rebuild whose steps turn out cached is faster."""
+
+    steps: list[Step]
+    previous: dict[str, float]
+    started: float = field(default_factory=time.perf_counter)
+
+    def expected(self, step: Step) -> float | None:
+        if step.output in self.previous:
+            return self.previous[step.output]
+        same = [self.previous[s.output] for s in self.steps
+                if s.notebook == step.notebook and s.output in self.previous]
+        known = same or list(self.previous.values())
+        return sum(known) / len(known) if known else None
+
+    def seconds_left(self, k: int) -> float | None:
+        """The expected seconds of steps ``k`` (0-based, about to start) to the last; None without an earlier build."""
+        if not self.previous:
+            return None
+        return sum(self.expected(s) or 0.0 for s in self.steps[k:])
+
+    def line(self, k: int, now: float | None = None) -> str:
+        elapsed = (time.perf_counter() if now is None else now) - self.started
+        return progress_line(k + 1, len(self.steps), self.steps[k].output, elapsed, self.seconds_left(k))
+
+
+def progress_line(k: int, n: int, page: str, elapsed: float, left: float | None) -> str:
+    """``[3/24] train/unet-refined — 4:05 elapsed, about 21 min left`` (``left`` None: no estimate)."""
+    minutes, seconds = divmod(int(elapsed), 60)
+    line = f"[{k}/{n}] {page} — {minutes}:{seconds:02d} elapsed"
+    if left is None:
+        return line
+    return line + (", under a minute left" if left < 60 else f", about {max(1, round(left / 60))} min left")
+
+
 def _package_digest() -> str:
     """Changes to the library invalidate cached notebook executions."""
     h = hashlib.sha256()
@@ -127,7 +179,7 @@ def write_summary(profile: Profile, steps: list[Step], total_seconds: float) -> 
         f"| Models | {', '.join(profile.models)} |",
         f"| Schedule | {_schedule_text(profile)} |",
         f"| Encoder | {_encoder_text(profile)} |",
-        f"| Hardware | {runs.device_description(device)} |",
+        f"| Hardware | {_hardware_text(device)} |",
         f"| Commit | `{runs.git_commit()}` |",
         f"| Built | {runs.now()}: this build {total_seconds / 60:.1f} min; the executions behind its pages "
         f"{sum(s.seconds for s in steps) / 60:.1f} min (a cached step shows the time of the execution it reuses) |",
@@ -153,6 +205,17 @@ def _loss_text(profile: Profile) -> str:
     if w == LossConfig():
         return ""
     return f"; loss weights seg {w.seg:g}, cls {w.cls:g}, box {w.box:g} (the paper's: 1, 0.5, 75)"
+
+
+def _hardware_text(device: str) -> str:
+    """The device, the CPU's model and PyTorch's CPU kernels: the same commit's CPU build gives other numbers
+    on a CPU with other vector instructions (its kernels sum in another order)."""
+    text = runs.device_description(device)
+    if not str(device).startswith("cuda"):
+        return (f"{text}. A CPU rerun of this build is bit-identical only on the same kind of CPU (same model, "
+                "same PyTorch kernels): on another, PyTorch sums in another order, and training turns those "
+                "last-bit differences into other numbers")
+    return f"{text}; host CPU {runs.cpu_model()} (PyTorch CPU kernels: {runs.cpu_capability()})"
 
 
 def _encoder_text(profile: Profile) -> str:
@@ -233,7 +296,14 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
     if parallel > 1:
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:
-        result.steps = [execute(step, profile, package, force=force, log=log) for step in plan(profile)]
+        steps = plan(profile)
+        progress = Progress(steps, previous_seconds(steps), started=t0)
+        if not progress.previous:
+            log("  (no earlier build: no estimate of the time left)")
+        for k, step in enumerate(steps):
+            log(progress.line(k))
+            execute(step, profile, package, force=force, log=log)
+        result.steps = steps
     total = time.perf_counter() - t0
     write_summary(profile, result.steps, total)
     runs.write_json(GENERATED / "steps.json", [s.__dict__ for s in result.steps])

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,9 +134,27 @@ def execute(step: Step, profile: Profile, package: str, force: bool = False, log
 def _papermill(step: Step, output: Path) -> None:
     import papermill as pm  # the book extra: the planning and the tests of the book run without it
 
-    pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(output), parameters=step.parameters,
-                        kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
-                        request_save_on_cell_execute=True)
+    with kernel_options() as options:
+        pm.execute_notebook(str(NOTEBOOKS / f"{step.notebook}.ipynb"), str(output), parameters=step.parameters,
+                            kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False,
+                            request_save_on_cell_execute=True, **options)
+
+
+@contextmanager
+def kernel_options() -> Iterator[dict]:
+    """papermill's options for a kernel that talks over unix sockets in a private temporary folder (mode 0700).
+
+    Over TCP, ipykernel warns on stderr once per notebook that the connection is unencrypted — noise between the
+    build's progress lines, about a port on localhost that only this user's kernel uses; over IPC nothing
+    leaves the machine and it has nothing to warn of. The folder is short (a socket path is limited to ~100
+    bytes, more than the Jupyter runtime folder under a long home leaves). Windows has no IPC transport: TCP."""
+    if os.name == "nt":
+        yield {}
+        return
+    from traitlets.config import Config  # with papermill, the book extra
+
+    with tempfile.TemporaryDirectory(prefix="clothparse-kernel-") as tmp:
+        yield {"config": Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(tmp, "kernel")}})}
 
 
 def fail(step: Step, err: Exception, seconds: float, log=print) -> Step:

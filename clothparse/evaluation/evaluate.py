@@ -39,7 +39,8 @@ HARD_VARIANTS = frozenset({"gt_hard"})
 DRESS = CLOTHING.index("dress")
 #: Part of an evaluation's key: raised when an evaluation writes new files, so older ones are redone.
 #: 2: per-image confusion matrices (``per_image_confusion.npz``), what the bootstrap intervals resample.
-EVALUATION_FORMAT = 2
+#: 3: pixel accuracy in metrics.json's summaries.
+EVALUATION_FORMAT = 3
 
 
 def variant_prior(variant: str, present: torch.Tensor) -> torch.Tensor | None:

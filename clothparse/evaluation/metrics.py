@@ -6,6 +6,10 @@ per-class IoUs (the usual mIoU, reported beside them, labelled); only so does th
 back its Table 2 (:func:`clothparse.evaluation.paper.table2_from_table3`). "IoU Mask" is the IoU of clothing vs
 background with the clothing classes merged.
 
+Other clothing parsers report other numbers: CCP's paper pixel accuracy (``trace / sum`` of the matrix), SCHP and
+SegFormer-based parsers the mean IoU *with* background (LIP, ATR). :func:`iou_summary` gives both beside the
+paper's, labelled (:data:`SUMMARY_LABELS`), so a reader compares like with like.
+
 Confusion matrices have rows = ground truth, columns = predicted, as the paper's Table 3.
 """
 from __future__ import annotations
@@ -17,7 +21,8 @@ from clothparse.categories import CLASSES, CLOTHING, NUM_CLASSES
 
 __all__ = [
     "ConfusionMatrix", "per_class_iou", "pooled_iou", "mean_iou", "mask_iou", "row_percent", "column_percent",
-    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "per_image_confusion",
+    "iou_summary", "multilabel_scores", "PAPER_F_AVERAGE", "per_image_confusion", "pixel_accuracy", "SUMMARY_LABELS",
+    "summary_text",
 ]
 
 
@@ -160,12 +165,20 @@ def pooled_iou(cm, include_background: bool = False) -> float:
 
 
 def mean_iou(cm, include_background: bool = False) -> float:
-    """The usual mIoU of one matrix: mean of the per-class IoUs, ignoring classes absent from both GT and
-    prediction."""
+    """The usual mIoU of one matrix: mean of the per-class IoUs over the classes present in the ground truth or
+    the prediction. A class absent from both has no IoU (0/0) and is left out of the mean, not counted as 0
+    or 1; a class only predicted, or only in the ground truth, counts with IoU 0. NaN if no class is present."""
     iou = per_class_iou(cm)[0 if include_background else 1:]
     if np.all(np.isnan(iou)):
         return float("nan")
     return float(np.nanmean(iou))
+
+
+def pixel_accuracy(cm) -> float:
+    """The share of pixels whose class is right, over all classes (background included): trace / sum; NaN for
+    an empty matrix. CCP's paper reports it (88.23 % there)."""
+    m = _as_matrix(cm)
+    return _ratio(np.trace(m, axis1=-2, axis2=-1), m.sum((-2, -1)))
 
 
 def mask_iou(cm) -> float:
@@ -188,7 +201,8 @@ def column_percent(cm) -> np.ndarray:
 
 
 def iou_summary(cm, class_names: tuple[str, ...] = CLASSES) -> dict:
-    """All IoU variants in percent, labelled: pooled (the paper's) and mean (mIoU), mask, per class."""
+    """All IoU variants in percent, labelled: pooled (the paper's) and mean (mIoU), mask, pixel accuracy (the
+    peers'), per class. :data:`SUMMARY_LABELS` names each key in words."""
     m = _as_matrix(cm)
     if len(class_names) != m.shape[0]:
         raise ValueError(f"{len(class_names)} class names for a {m.shape[0]}-class matrix")
@@ -199,8 +213,32 @@ def iou_summary(cm, class_names: tuple[str, ...] = CLASSES) -> dict:
         "mean_excl_bg": 100 * mean_iou(m, include_background=False),
         "mean_overall": 100 * mean_iou(m, include_background=True),
         "mask": 100 * mask_iou(m),
+        "pixel_accuracy": 100 * pixel_accuracy(m),
         "per_class": {name: float(100 * v) for name, v in zip(class_names, pc)},
     }
+
+
+#: The summary's numbers in words, in the order they are printed: the paper's pooled IoUs, then what the peers
+#: report (CCP: pixel accuracy; SCHP, SegFormer parsers: mean IoU with background).
+SUMMARY_LABELS: dict[str, str] = {
+    "pooled_excl_bg": "IoU excl. background, pooled (the paper's)",
+    "pooled_overall": "IoU overall, pooled (the paper's)",
+    "mask": "IoU clothing vs background (the paper's IoU Mask)",
+    "pixel_accuracy": "pixel accuracy, all classes (as CCP reports)",
+    "mean_overall": "mean IoU with background (as SCHP, SegFormer parsers report)",
+    "mean_excl_bg": "mean IoU excl. background",
+}
+
+
+def summary_text(summary: dict) -> str:
+    """A summary of :func:`iou_summary` as aligned lines ``label  value %``; a number the summary lacks (an
+    evaluation written before it was computed) is shown as "–"."""
+    width = max(map(len, SUMMARY_LABELS.values()))
+    lines = []
+    for key, label in SUMMARY_LABELS.items():
+        v = summary.get(key)
+        lines.append(f"{label:<{width}}  " + ("–" if v is None or np.isnan(v) else f"{v:6.2f} %"))
+    return "\n".join(lines)
 
 
 # --- multilabel (ClassBranch, Table 4) ----------------------------------------------------------------

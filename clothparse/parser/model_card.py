@@ -13,16 +13,19 @@ def _scores(metrics: dict, classes: list[str]) -> list[str]:
     if not metrics.get("test") and not metrics.get("valid"):
         return ["The run was not evaluated: no scores."]
     lines = ["Intersection over union in %, each split pooled over its images (`pooled`: one IoU of all pixels; "
-             "`mean`: the mean of the per-class IoUs), computed by clothparse's evaluation; `test` without a "
-             "prior.", "",
+             "`mean`: the mean of the per-class IoUs over the classes present in the ground truth or the "
+             "prediction), computed by clothparse's evaluation; `test` without a prior. Other parsers report "
+             "other numbers: pixel accuracy (the share of pixels whose class is right, background included; "
+             "CCP's paper) and the mean IoU with background (SCHP, SegFormer parsers).", "",
              "| split | images | pooled IoU excl. background | mean IoU excl. background | "
-             "IoU clothing vs background |",
-             "|---|---:|---:|---:|---:|"]
+             "mean IoU with background | pixel accuracy | IoU clothing vs background |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for split in ("test", "valid"):
         m = metrics.get(split)
         if m:
             lines.append(f"| {split} | {m.get('n_images') or '–'} | {_iou(m.get('pooled_excl_bg'))} | "
-                         f"{_iou(m.get('mean_excl_bg'))} | {_iou(m.get('mask'))} |")
+                         f"{_iou(m.get('mean_excl_bg'))} | {_iou(m.get('mean_overall'))} | "
+                         f"{_iou(m.get('pixel_accuracy'))} | {_iou(m.get('mask'))} |")
     found = (metrics.get("test") or metrics.get("valid") or {}).get("per_class") or {}
     per_class = {c: found[c] for c in classes if c in found}
     if per_class:

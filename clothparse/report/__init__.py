@@ -5,7 +5,8 @@ notebooks call them as ``report.<name>`` and display the result. Where each one 
 
 ============================  ==========================================================================
 :mod:`.tables`                Table 1 (base vs refined data), Table 2 (every model), Table 4 (ClassBranch),
-                              Table 5 (ground-truth injection); :func:`selected_runs`
+                              Table 5 (ground-truth injection); :func:`selected_runs`; the numbers other
+                              parsers report (:func:`peer_metrics`)
 :mod:`.confusion_matrices`    Table 3: confusion matrices, their diagonals, the top confusions, heatmaps
 :mod:`.architecture`          Figure 1 (:func:`architecture_figure`), :func:`trace_model`, the model table
 :mod:`.data`                  the data pages: overview, split, class distribution, merge, refinement, examples
@@ -17,11 +18,11 @@ notebooks call them as ``report.<name>`` and display the result. Where each one 
 :mod:`.common`                :data:`MISSING`, :data:`SOURCES`, :data:`IOU_COLUMNS`, :func:`rounded`, names
 ============================  ==========================================================================
 
-Comparison tables put *ours*, the *paper*'s number and their difference on separate rows of one table
-(a row index ``(…, source)``); a row exists only where there is a number to show, and a missing value is
-the string ``"—"``, never ``NaN`` (:data:`MISSING`). Values are not rounded here — :func:`rounded` does
-that for display. Run folders are found with :func:`clothparse.runs.find_runs` / :func:`select_run` and
-read through :class:`clothparse.runs.RunDir`; a ``run_dir`` argument is a path or a ``RunDir``.
+Comparison tables put *ours*, the *paper*'s number and, on the paper's data only, their difference on
+separate rows of one table (a row index ``(…, source)``); a row exists only where there is a number to show,
+and a missing value is the string ``"—"``, never ``NaN`` (:data:`MISSING`). Values are not rounded here —
+:func:`rounded` does that for display. Run folders are found with :func:`clothparse.runs.find_runs` /
+:func:`select_run` and read through :class:`clothparse.runs.RunDir`; a ``run_dir`` argument is a path or a ``RunDir``.
 """
 from __future__ import annotations
 
@@ -78,7 +79,11 @@ from clothparse.report.history import figure_history, history_table, run_overvie
 from clothparse.report.predictions import figure_loss_sorted, figure_no_dress, loss_sorted_selection
 from clothparse.report.provenance import consistency_table, provenance_table
 from clothparse.report.tables import (
+    MEAN_CONVENTION,
+    compares_with_paper,
     has_classbranch,
+    paper_comparison_note,
+    peer_metrics,
     selected_runs,
     table1,
     table2,
@@ -100,4 +105,5 @@ __all__ = [
     "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
     "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
     "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
+    "peer_metrics", "MEAN_CONVENTION", "compares_with_paper", "paper_comparison_note",
 ]

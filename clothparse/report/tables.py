@@ -3,9 +3,11 @@ refined data; Table 2: every model; Table 5: ground-truth injection) and the Cla
 (Table 4). Table 3 (confusion matrices) is in :mod:`.confusion_matrices`.
 
 A comparison puts *ours*, the *paper*'s number and their difference on separate rows (a row index
-``(…, source)``); a row exists only where there is a number to show. Where a profile trains several seeds
-(``train.seeds``), Tables 1 and 2 show the mean over seeds as *ours* and their standard deviation as
-*seed sd*, and ``df.attrs["n_seeds"]`` says how many seeds each row has.
+``(…, source)``); a row exists only where there is a number to show. The difference row exists only where the
+data is the paper's (:func:`compares_with_paper`): on synthetic data or CCP *ours − paper* would measure the data,
+not the method, so there ours stands beside the paper's and the claims page says what can be compared. Where a
+profile trains several seeds (``train.seeds``), Tables 1 and 2 show the mean over seeds as *ours* and their
+standard deviation as *seed sd*, and ``df.attrs["n_seeds"]`` says how many seeds each row has.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, CLOTHING, SHORT_LABELS
-from clothparse.evaluation.metrics import PAPER_F_AVERAGE
+from clothparse.evaluation.metrics import PAPER_F_AVERAGE, iou_summary
 from clothparse.evaluation.paper import TABLE2_MODEL_NAMES, table2_row, tables
 from clothparse.report.common import (
     DIFF,
@@ -71,10 +73,26 @@ def _over_seeds(rows: Sequence[dict]) -> tuple[dict, dict | None]:
     return df.mean().to_dict(), df.std(ddof=1).to_dict()
 
 
+def compares_with_paper(profile) -> bool:
+    """Whether the profile's numbers can be subtracted from the paper's: only on the paper's data
+    (``data.kind: imaterialist``); elsewhere a difference measures the data, not the method."""
+    return _profile(profile).data.kind == "imaterialist"
+
+
+def paper_comparison_note(profile) -> str:
+    """One sentence for a page whose tables show no *ours − paper* row ("" where they do)."""
+    p = _profile(profile)
+    if compares_with_paper(p):
+        return ""
+    return (f"Profile `{p.name}` trains on {p.data.kind} data, not the paper's iMaterialist, so its numbers stand "
+            "beside the paper's without a difference row: what this build can say about the paper's claims — "
+            "differences between models, measured on the same data — is on the [Claims](claims.ipynb) page.")
+
+
 def _comparison(blocks: Sequence[tuple], columns: Sequence[str],
-                names: tuple[str, str] = ("model", "source")) -> pd.DataFrame:
+                names: tuple[str, str] = ("model", "source"), diff: bool = True) -> pd.DataFrame:
     """Blocks ``(label, ours, paper[, seed_sd])`` → rows ``(label, ours)``, ``(label, seed sd)`` where there is
-    one, and where the paper has numbers ``(label, paper)``, ``(label, ours − paper)``."""
+    one, and where the paper has numbers ``(label, paper)`` and, with ``diff``, ``(label, ours − paper)``."""
     rows, index = [], []
     for label, ours, paper, *sd in blocks:
         o = {c: ours.get(c, np.nan) for c in columns}
@@ -87,8 +105,9 @@ def _comparison(blocks: Sequence[tuple], columns: Sequence[str],
             pp = {c: paper.get(c, np.nan) for c in columns}
             rows.append(pp)
             index.append((label, PAPER))
-            rows.append({c: o[c] - pp[c] for c in columns})
-            index.append((label, DIFF))
+            if diff:
+                rows.append({c: o[c] - pp[c] for c in columns})
+                index.append((label, DIFF))
     df = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=list(names)), columns=list(columns),
                       dtype=float)
     return _no_nan(df)
@@ -129,15 +148,18 @@ def table2(profile, split: str = "test", models: Sequence[str] | None = None) ->
         n_seeds[blocks[-1][0]] = len(run_dirs)
     if not blocks:
         raise FileNotFoundError(f"profile {p.name!r}: no evaluated run of any of {models} in {p.runs_path}")
-    df = grouped(_comparison(blocks, IOU_COLUMNS), IOU_GROUPS)
+    df = grouped(_comparison(blocks, IOU_COLUMNS, diff=compares_with_paper(p)), IOU_GROUPS)
     df.attrs.update(missing=missing, n_seeds=n_seeds)
     return df
 
 
 def table2_run(run_dir, split: str = "test") -> pd.DataFrame:
-    """One run's Table 2 row (ours, and the paper's row and the difference when the paper has the model)."""
-    model = RunDir(run_dir).params()["model"]
-    return grouped(_comparison([_table2_block(model, [run_dir], split)], IOU_COLUMNS), IOU_GROUPS)
+    """One run's Table 2 row (ours, and where the paper has the model its row and, on the paper's data, the
+    difference)."""
+    run = RunDir(run_dir)
+    model = run.params()["model"]
+    return grouped(_comparison([_table2_block(model, [run_dir], split)], IOU_COLUMNS,
+                               diff=compares_with_paper(run.profile())), IOU_GROUPS)
 
 
 def selected_runs(profile, variant: str | None = None, split: str = "test", evaluated: bool = False) -> pd.DataFrame:
@@ -167,7 +189,8 @@ def table1(profile, model: str | None = None, split: str = "test") -> pd.DataFra
         ours, sd = _seeds_iou(run_dirs, split)
         blocks.append((label, ours, _paper_iou(t1[label]), sd))
         n_seeds[label] = len(run_dirs)
-    df = grouped(_comparison(blocks, IOU_COLUMNS, names=("dataset", "source")), IOU_GROUPS)
+    df = grouped(_comparison(blocks, IOU_COLUMNS, names=("dataset", "source"), diff=compares_with_paper(p)),
+                 IOU_GROUPS)
     df.attrs["n_seeds"] = n_seeds
     return df
 
@@ -189,7 +212,36 @@ def table5(run_dir, split: str = "test") -> pd.DataFrame:
             e = t5[paper_key]
             paper = {"IoU ex. bg": e["iou_excl_bg"], **dict(zip(SHORT_LABELS, e["per_class"]))}
         blocks.append((label, ours, paper))
-    return _comparison(blocks, columns, names=("setting", "source"))
+    return _comparison(blocks, columns, names=("setting", "source"),
+                       diff=compares_with_paper(RunDir(run_dir).profile()))
+
+
+# --- the numbers other parsers report --------------------------------------------------------------------
+#: Per number: what it is, and who reports it (on their own data, so a value to place, not to compare with).
+PEER_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("pooled_excl_bg", "IoU excl. bg, pooled", "Σ TP / Σ (TP + FP + FN) over the 8 clothing classes",
+     "the paper ({paper} on iMaterialist)"),
+    ("pixel_accuracy", "pixel accuracy", "share of pixels whose class is right, background included (trace / sum "
+     "of the confusion matrix)", "CCP's paper (88.23 on CCP)"),
+    ("mean_overall", "mean IoU with background", "mean of the per-class IoUs, background included",
+     "SCHP, SegFormer parsers (LIP 59.4, ATR 82.3)"),
+    ("mean_excl_bg", "mean IoU excl. bg", "mean of the per-class IoUs of the 8 clothing classes", "—"),
+)
+#: How the means treat a class absent from the test split's ground truth and from the predictions.
+MEAN_CONVENTION = ("The means are over the classes present in the ground truth or the prediction: a class absent "
+                   "from both has no IoU (0/0) and is left out, a class only predicted or only annotated counts 0.")
+
+
+def peer_metrics(run_dir, split: str = "test") -> pd.DataFrame:
+    """The run's numbers as other clothing parsers report them — pixel accuracy, mean IoU with and without
+    background — beside the paper's pooled IoU, each with what it is and who reports it (:data:`PEER_METRICS`;
+    the means' convention for absent classes: :data:`MEAN_CONVENTION`). Computed from the saved confusion
+    matrix (no prior), so an evaluation written before these numbers were stored shows them too."""
+    summary = iou_summary(np.load(RunDir(run_dir).evaluation(split).require().confusion_path("plain")))
+    paper = table2_row("extended_unet")["iou_excl_bg"]
+    rows = [{"metric": label, "ours (%)": summary[key], "what it is": what, "reported by": who.format(paper=paper)}
+            for key, label, what, who in PEER_METRICS]
+    return _no_nan(pd.DataFrame(rows).set_index("metric"))
 
 
 # --- Table 4: ClassBranch --------------------------------------------------------------------------------
@@ -218,7 +270,8 @@ def table4(run_dir, split: str = "test", average: str | None = None) -> pd.DataF
             **{lab: cb["per_class_accuracy"][n] for lab, n in zip(labels, CLOTHING)}}
     paper = {"F1": t4["f1"], "F2": t4["f2"], "% of images": t4["exact_match_images"],
              **{lab: t4["per_class_accuracy"][n] for lab, n in zip(labels, CLOTHING)}}
-    return _comparison([("ClassBranch", ours, paper)], columns, names=("branch", "source")).droplevel(0)
+    return _comparison([("ClassBranch", ours, paper)], columns, names=("branch", "source"),
+                       diff=compares_with_paper(RunDir(run_dir).profile())).droplevel(0)
 
 
 def table4_averages(run_dir, split: str = "test") -> pd.DataFrame:
