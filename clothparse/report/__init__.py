@@ -12,8 +12,10 @@ notebooks call them as ``report.<name>`` and display the result. Where each one 
 :mod:`.history`               training curves, ``history.csv``, one run at a glance
 :mod:`.predictions`           Figure 5 ("no dress" prior) and Figure 6 (images sorted by loss)
 :mod:`.provenance`            which runs, from which commit and device; the paper's own consistency
-:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table and
-                              its forest plot, the headline numbers of the prose
+:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table (and
+                              across builds) and its forest plot, the headline numbers of the prose
+:mod:`.gap`                   Our model and the ablations minus the plain U-Net per epoch, the weighted
+                              loss terms' shares, the evidence page's paragraph
 :mod:`.common`                :data:`MISSING`, :data:`SOURCES`, :data:`IOU_COLUMNS`, :func:`rounded`, names
 ============================  ==========================================================================
 
@@ -66,6 +68,8 @@ from clothparse.report.data import (
     split_table,
 )
 from clothparse.report.evidence import (
+    claims_across,
+    claims_by_profile,
     claims_display,
     figure_claims,
     figure_class_intervals,
@@ -100,4 +104,5 @@ __all__ = [
     "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
     "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
     "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
+    "claims_by_profile", "claims_across",
 ]

@@ -10,7 +10,15 @@ import pandas as pd
 
 from clothparse.categories import CLASSES, SHORT_LABELS
 from clothparse.evaluation.bootstrap import image_bootstrap, stack
-from clothparse.evaluation.claims import HEADLINE_CLAIM, METRICS, confusions_of, iou_scores, mean_over_seeds
+from clothparse.evaluation.claims import (
+    CLAIMS,
+    HEADLINE_CLAIM,
+    METRICS,
+    claims_table,
+    confusions_of,
+    iou_scores,
+    mean_over_seeds,
+)
 from clothparse.report.common import _profile, model_label
 from clothparse.runs import select_runs
 
@@ -166,3 +174,41 @@ def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
         "n_claims": int(len(claims)),
         **{f"n_{v}": int(counts.get(v, 0)) for v in VERDICT_COLOURS},
     }
+
+
+# --- the claims across builds ----------------------------------------------------------------------------------
+def claims_by_profile(profile, others=("default", "ccp"), split: str = "test") -> dict:
+    """Profile name → :func:`clothparse.evaluation.claims.claims_table`: this profile's first, then each of
+    ``others`` (names, paths or profiles) whose runs answer at least one claim; a profile without evaluated runs
+    (or whose file is missing) is left out."""
+    p = _profile(profile)
+    tables = {p.name: claims_table(p, split)}
+    for other in others:
+        try:
+            q = _profile(other)
+        except (FileNotFoundError, ValueError):
+            continue
+        if q.name in tables or not q.runs_path.is_dir():
+            continue
+        t = claims_table(q, split)
+        if len(t):
+            tables[q.name] = t
+    return tables
+
+
+def claims_across(tables: dict) -> pd.DataFrame:
+    """One table of :func:`claims_by_profile`'s tables: the paper's value, then per profile (a column level)
+    ours with its 95 % interval, the seeds (and sd) and the verdict; "—" where a profile does not test a claim.
+    Rows are the claims in the order of :data:`clothparse.evaluation.claims.CLAIMS`."""
+    displays = {name: claims_display(t) for name, t in tables.items() if len(t)}
+    order = [(c.table, c.text) for c in CLAIMS]
+    index = pd.MultiIndex.from_tuples([k for k in order if any(k in d.index for d in displays.values())],
+                                      names=["table", "claim"])
+    paper = pd.concat([d["paper"] for d in displays.values()]).groupby(level=[0, 1]).first()
+    parts = {("paper", ""): paper.reindex(index)}
+    for name, d in displays.items():
+        for column in ("ours [95 % interval]", "seeds (sd)", "verdict"):
+            parts[(name, column)] = d[column].reindex(index)
+    out = pd.DataFrame(parts, index=index).fillna("—")
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["build", ""])
+    return out

@@ -24,7 +24,7 @@ from clothparse.runs import RunDir, newest_runs, run_seed
 __all__ = ["BASELINE", "CONTENDERS", "TERMS", "DOMINANT_SHARE", "valid_iou", "gap_by_epoch", "gap_table",
            "gap_summary", "gap_sentence", "figure_gap", "loss_weights", "loss_shares", "profile_loss_shares",
            "shares_table", "dominant_terms", "figure_loss_shares", "pair_claims", "evidence_paragraph",
-           "paragraph_numbers", "has_runs"]
+           "paragraph_numbers", "has_runs", "thin_epochs"]
 
 BASELINE = "unet"
 #: Our model and the paper's two ablations, each compared with the plain U-Net.
@@ -393,3 +393,14 @@ def evidence_paragraph(claims: pd.DataFrame, summary: pd.DataFrame, shares: pd.D
 def paragraph_numbers(text: str) -> list[float]:
     """The numbers a paragraph states, in order (for tests: each must be one a table shows)."""
     return [float(x) for x in re.findall(r"[+-]?\d+(?:\.\d+)?", text)]
+
+
+def thin_epochs(table: pd.DataFrame, at_most: int = 8) -> pd.DataFrame:
+    """The rows of at most ``at_most`` epochs, evenly spread, the first and the last included (a table indexed
+    by epoch, or with an ``epoch`` level): a 30-epoch schedule read at a glance."""
+    epochs = table.index.get_level_values("epoch")
+    unique = np.unique(epochs)
+    if len(unique) <= at_most:
+        return table
+    keep = unique[np.unique(np.linspace(0, len(unique) - 1, at_most).round().astype(int))]
+    return table[epochs.isin(keep)]
