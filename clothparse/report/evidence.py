@@ -177,12 +177,13 @@ def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
 
 
 # --- the claims across builds ----------------------------------------------------------------------------------
-def claims_by_profile(profile, others=("default", "ccp"), split: str = "test") -> dict:
-    """Profile name → :func:`clothparse.evaluation.claims.claims_table`: this profile's first, then each of
-    ``others`` (names, paths or profiles) whose runs answer at least one claim; a profile without evaluated runs
-    (or whose file is missing) is left out."""
+def claims_by_profile(profile, others=("default", "ccp"), split: str = "test",
+                      table: pd.DataFrame | None = None) -> dict:
+    """Profile name → :func:`clothparse.evaluation.claims.claims_table`: this profile's first (``table`` when
+    already computed), then each of ``others`` (names, paths or profiles) whose runs answer at least one claim;
+    a profile without evaluated runs (or whose file is missing) is left out."""
     p = _profile(profile)
-    tables = {p.name: claims_table(p, split)}
+    tables = {p.name: claims_table(p, split) if table is None else table}
     for other in others:
         try:
             q = _profile(other)

@@ -24,7 +24,7 @@ from clothparse.runs import RunDir, newest_runs, run_seed
 __all__ = ["BASELINE", "CONTENDERS", "TERMS", "DOMINANT_SHARE", "valid_iou", "gap_by_epoch", "gap_table",
            "gap_summary", "gap_sentence", "figure_gap", "loss_weights", "loss_shares", "profile_loss_shares",
            "shares_table", "dominant_terms", "figure_loss_shares", "pair_claims", "evidence_paragraph",
-           "paragraph_numbers", "has_runs", "thin_epochs"]
+           "paragraph_numbers", "has_runs", "thin_epochs", "dominance_sentence"]
 
 BASELINE = "unet"
 #: Our model and the paper's two ablations, each compared with the plain U-Net.
@@ -359,20 +359,23 @@ def evidence_paragraph(claims: pd.DataFrame, summary: pd.DataFrame, shares: pd.D
     ours = _comparison("extended_unet")
     head = claims[claims["claim"].str.startswith("extended_unet > unet")]
     if head.empty:
-        return (f"Profile {profile_name} has no evaluated pair of Our model and the plain U-Net, so this page "
-                "cannot say whether Our model beats it here.")
-    r = head.iloc[0]
-    seeds = "one training seed, so the spread of training is not measured" if r["seeds"] == 1 else \
-        f"{int(r['seeds'])} training seeds"
-    text = [f"On this build ({profile_name}, {seeds}) Our model − plain U-Net is {r['ours']:.2f} "
-            f"[{r['low']:.2f}, {r['high']:.2f}] points of test IoU excl. bg (95 % interval over test images) where "
-            f"the paper reports {r['paper']:+.2f}: this build {_VERDICT_WORDS[r['verdict']]}."]
+        text = [f"Profile {profile_name} has no evaluated pair of Our model and the plain U-Net, so this page "
+                "cannot say whether Our model beats it on the test split here."]
+    else:
+        r = head.iloc[0]
+        seeds = "one training seed, so the spread of training is not measured" if r["seeds"] == 1 else \
+            f"{int(r['seeds'])} training seeds"
+        text = [f"On this build ({profile_name}, {seeds}) Our model − plain U-Net is {r['ours']:.2f} "
+                f"[{r['low']:.2f}, {r['high']:.2f}] points of test IoU excl. bg (95 % interval over test images) "
+                f"where the paper reports {r['paper']:+.2f}: this build {_VERDICT_WORDS[r['verdict']]}."]
     if ours in summary.index:
         s = summary.loc[ours]
         text.append(f"On the validation split the gap is {s['first epoch']:+.2f} after epoch 1, "
                     f"{s['at its start']:+.2f} at epoch {s['last third from epoch']} and {s['final']:+.2f} after "
-                    f"epoch {s['epochs']}: over the last third of training it {_TREND_WORDS[s['trend']]}"
-                    f" ({s['change over last third']:+.2f} points).")
+                    f"epoch {s['epochs']}" + (" (one seed, no interval)" if s["seeds"] == 1 else
+                                              f" [{s['final low']:+.2f}, {s['final high']:+.2f}] ({SEED_INTERVAL})")
+                    + f": over the last third of training it {_TREND_WORDS[s['trend']]} "
+                    f"({s['change over last third']:+.2f} points).")
     if not shares.empty:
         label = model_label("extended_unet").split(" (")[0]
         table = shares_table(shares)
@@ -387,7 +390,28 @@ def evidence_paragraph(claims: pd.DataFrame, summary: pd.DataFrame, shares: pd.D
                         f"{terms} of the loss (evenly would be a third each), and the largest share a term reaches "
                         f"is {top}'s {largest:.1f} %, " + ("above" if largest > DOMINANT_SHARE else "not above")
                         + f" the {DOMINANT_SHARE:.0f} % at which a term dominates.")
+    verdict = None if head.empty else head.iloc[0]["verdict"]
+    trend = summary.loc[ours, "trend"] if ours in summary.index else None
+    text.append(_conclusion(verdict, trend))
     return " ".join(text)
+
+
+def _conclusion(verdict: str | None, trend: str | None) -> str:
+    """What the claim and the gap's course support together, in a sentence."""
+    if verdict is None:
+        return "Without the test-split claim the training curves above are the only evidence here."
+    if verdict == "agrees":
+        return "The evidence supports the paper's headline on this build."
+    later = {"narrows": "but the gap shrinks at the end of training, so a longer schedule may change the answer",
+             "closes": "but the gap closes at the end of training, so the short schedule may be all that is behind it",
+             "stays": "and the gap does not close at the end of training",
+             "widens": "and the gap widens at the end of training",
+             "ahead": "though on the validation split Our model is ahead at the end of training"}.get(trend, "")
+    if verdict == "contradicts":
+        return ("The evidence supports a deficit of Our model on this build, not the paper's gain"
+                + (f", {later}." if later else "."))
+    return ("This build cannot tell Our model from the plain U-Net on the test split"
+            + (f", {later}." if later else "."))
 
 
 def paragraph_numbers(text: str) -> list[float]:
@@ -404,3 +428,12 @@ def thin_epochs(table: pd.DataFrame, at_most: int = 8) -> pd.DataFrame:
         return table
     keep = unique[np.unique(np.linspace(0, len(unique) - 1, at_most).round().astype(int))]
     return table[epochs.isin(keep)]
+
+
+def dominance_sentence(dominant: pd.DataFrame) -> str:
+    """:func:`dominant_terms` in words."""
+    if dominant.empty:
+        return f"No weighted term is above {DOMINANT_SHARE:.0f} % of the loss in any epoch."
+    return "Terms that dominate the loss: " + "; ".join(
+        f"{r['model']} ({r['part']}): {r['term']} in {r['epochs']} of {r['of']} epochs, up to "
+        f"{r['largest share']:.1f} %" for r in dominant.to_dict("records")) + "."
