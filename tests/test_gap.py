@@ -162,9 +162,11 @@ def test_claims_across_two_builds(env, tmp_path):
     empty = load_profile({**tiny_profile(tmp_path / "empty"), "name": "empty"})
     tables = report.claims_by_profile(env["profile"], others=[other, empty, env["profile"]])
     assert list(tables) == ["tiny", "other"]   # a build without evaluated runs is left out
+    assert report.absent_builds(tables, [other, empty]) == ["empty"]
     across = report.claims_across(tables)
     assert list(across.columns.get_level_values(0).unique()) == ["paper", "tiny", "other"]
-    assert list(across.columns)[1:4] == [("tiny", "ours [95 % interval]"), ("tiny", "seeds (sd)"), ("tiny", "verdict")]
+    assert list(across.columns)[1:] == [("tiny", "ours [95 % interval]"), ("tiny", "verdict"),
+                                        ("other", "ours [95 % interval]"), ("other", "verdict")]
     for name, t in tables.items():
         shown = report.claims_display(t)
         head = ("Table 2", claims.HEADLINE_CLAIM.text)

@@ -68,6 +68,7 @@ from clothparse.report.data import (
     split_table,
 )
 from clothparse.report.evidence import (
+    absent_builds,
     claims_across,
     claims_by_profile,
     claims_display,
@@ -104,5 +105,5 @@ __all__ = [
     "class_distribution", "figure_class_distribution", "merge_table", "refine_stages", "figure_examples",
     "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
     "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
-    "claims_by_profile", "claims_across",
+    "claims_by_profile", "claims_across", "absent_builds",
 ]

@@ -199,7 +199,8 @@ def claims_by_profile(profile, others=("default", "ccp"), split: str = "test",
 
 def claims_across(tables: dict) -> pd.DataFrame:
     """One table of :func:`claims_by_profile`'s tables: the paper's value, then per profile (a column level)
-    ours with its 95 % interval, the seeds (and sd) and the verdict; "—" where a profile does not test a claim.
+    ours with its 95 % interval and the verdict; "—" where a profile does not test a claim. (Each build's
+    seeds are on its own claims table: a column more per build would not fit the page.)
     Rows are the claims in the order of :data:`clothparse.evaluation.claims.CLAIMS`."""
     displays = {name: claims_display(t) for name, t in tables.items() if len(t)}
     order = [(c.table, c.text) for c in CLAIMS]
@@ -208,8 +209,21 @@ def claims_across(tables: dict) -> pd.DataFrame:
     paper = pd.concat([d["paper"] for d in displays.values()]).groupby(level=[0, 1]).first()
     parts = {("paper", ""): paper.reindex(index)}
     for name, d in displays.items():
-        for column in ("ours [95 % interval]", "seeds (sd)", "verdict"):
+        for column in ("ours [95 % interval]", "verdict"):
             parts[(name, column)] = d[column].reindex(index)
     out = pd.DataFrame(parts, index=index).fillna("—")
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["build", ""])
     return out
+
+
+def absent_builds(tables: dict, others) -> list[str]:
+    """The names of ``others`` that :func:`claims_by_profile` left out (no evaluated runs on this machine)."""
+    names = []
+    for other in others:
+        try:
+            name = _profile(other).name
+        except (FileNotFoundError, ValueError):
+            name = str(other)
+        if name not in tables and name not in names:
+            names.append(name)
+    return names
