@@ -9,6 +9,7 @@ import re
 import shutil
 
 import matplotlib
+import papermill
 
 matplotlib.use("Agg")
 
@@ -17,12 +18,13 @@ from fake_runs import make_fake_runs, seeded_runs, write_fake_run, write_history
 
 from clothparse import report  # noqa: E402
 from clothparse.book import build as book  # noqa: E402
+from clothparse.book import steps as book_steps  # noqa: E402
 from clothparse.evaluation import claims  # noqa: E402
 from clothparse.profiles import load_profile  # noqa: E402
 from clothparse.report import gap  # noqa: E402
 from clothparse.runs import RunDir, read_json, write_json  # noqa: E402
 
-from conftest import tiny_profile  # noqa: E402
+from conftest import tiny_profile, write_profile  # noqa: E402
 
 UNET_IOU = [0.20, 0.30, 0.40, 0.50, 0.60, 0.65]
 OURS_IOU = [0.25, 0.28, 0.35, 0.46, 0.58, 0.66]          # gaps +5, −2, −5, −4, −2, +1 points
@@ -185,8 +187,23 @@ def test_the_evidence_page_follows_the_claims_page_in_the_plan(tmp_path):
     assert names.index("evidence") == names.index("claims") + 1
     evidence = steps[names.index("evidence")]
     assert evidence.reads == "all" and evidence.parameters["profile"] == "tiny"
-    import papermill
-
     for step in (evidence, steps[names.index("claims")]):
         assert set(step.parameters) <= set(papermill.inspect_notebook(str(book.NOTEBOOKS / f"{step.notebook}.ipynb")))
     assert re.search(r"file: book/notebooks/evidence\n", (book.REPO_ROOT / "_toc.yml").read_text())
+
+
+def test_a_page_comparing_builds_is_redone_when_another_build_completes_a_run(tmp_path):
+    profile = load_profile(tiny_profile(tmp_path))
+    other_yaml = write_profile({**tiny_profile(tmp_path / "o"), "name": "other"}, tmp_path / "other.yaml")
+    alone = book_steps.Step("claims", "claims", {"profile": "tiny"}, reads="all")
+    step = book_steps.Step("claims", "claims", {"profile": "tiny", "other_profiles": [str(other_yaml)]}, reads="all")
+    assert book_steps._inputs_digest(profile, step) == ""
+    (profile.runs_path / "unet-aaa").mkdir(parents=True)
+    (profile.runs_path / "unet-aaa" / "COMPLETE").write_text('{"key": "a"}')
+    first = book_steps._inputs_digest(profile, step)
+    assert first == book_steps._inputs_digest(profile, alone)   # no other build's runs: the key of before
+    other_runs = load_profile(other_yaml).runs_path / "unet-bbb"
+    other_runs.mkdir(parents=True)
+    (other_runs / "COMPLETE").write_text('{"key": "b"}')
+    assert book_steps._inputs_digest(profile, step) != first
+    assert book_steps._inputs_digest(profile, alone) == first

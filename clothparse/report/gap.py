@@ -15,6 +15,7 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from clothparse.evaluation.claims import CLAIMS, claim_row, paper_value, seed_interval
 from clothparse.models.losses import CompoundLoss
@@ -187,8 +188,6 @@ def figure_gap(gap: pd.DataFrame, title: str | None = None):
     shaded = "one seed: no interval" if gap.empty or (gap["seeds"] == 1).all() else f"shaded: {SEED_INTERVAL}"
     ax.set_title(title or f"gap to the plain U-Net on the validation split (dashed: the paper's; {shaded})",
                  fontsize=9)
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
