@@ -4,6 +4,8 @@ the headline numbers the prose of the first and the results page is written from
 """
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -191,7 +193,12 @@ def claims_by_profile(profile, others=("default", "ccp"), split: str = "test",
             continue
         if q.name in tables or not q.runs_path.is_dir():
             continue
-        t = claims_table(q, split)
+        try:
+            t = claims_table(q, split)
+        except (ValueError, KeyError) as err:
+            # another build's broken evaluation must not take this build's page down with it
+            warnings.warn(f"claims of profile {q.name!r} left out: {err}", stacklevel=2)
+            continue
         if len(t):
             tables[q.name] = t
     return tables
