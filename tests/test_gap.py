@@ -138,7 +138,7 @@ def test_the_paragraph_states_the_tables_numbers_and_no_other(env):
     last = gap.shares_table(shares).loc[("Our model", "train", 6)]
     expected = [shown["ours [95 % interval]"], shown["paper"], f"{s['first epoch']:+.2f}", f"{s['at its start']:+.2f}",
                 f"{s['final']:+.2f}", f"{s['change over last third']:+.2f}", f"epoch {s['last third from epoch']}",
-                f"epoch {s['epochs']}", *(f"{t} {last[t]:.1f} %" for t in gap.TERMS), "seg's 62.5 %"]
+                f"epoch {s['epochs']}", *(f"{t} is {last[t]:.1f} %" for t in gap.TERMS), "seg's 62.5 %"]
     assert shown["ours [95 % interval]"] == f"{pair['ours'][0]:.2f} [{pair['low'][0]:.2f}, {pair['high'][0]:.2f}]"
     rest = text
     for piece in expected:

@@ -381,12 +381,12 @@ def evidence_paragraph(claims: pd.DataFrame, summary: pd.DataFrame, shares: pd.D
         if label in table.index.get_level_values("model"):
             train = table.loc[(label, "train")]
             final = train.iloc[-1]
-            terms = ", ".join(f"{t} {final[t]:.1f} %" for t in TERMS if t in final and np.isfinite(final[t]))
+            parts = [f"{t} is {final[t]:.1f} %" for t in TERMS if t in final and np.isfinite(final[t])]
+            terms = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
             top = max((t for t in TERMS if t in train), key=lambda t: train[t].max())
             largest = float(train[top].max())
-            even = "more or less evenly" if largest <= DOMINANT_SHARE else "unevenly"
-            text.append(f"Its weighted loss terms contribute {even}: in the last epoch of training they are "
-                        f"{terms} of the loss (evenly would be a third each), and the largest share a term reaches "
+            text.append(f"Of Our model's weighted loss terms (the paper meant them to contribute about evenly, a third "
+                        f"each), in the last epoch of training {terms} of the loss; the largest share a term reaches "
                         f"is {top}'s {largest:.1f} %, " + ("above" if largest > DOMINANT_SHARE else "not above")
                         + f" the {DOMINANT_SHARE:.0f} % at which a term dominates.")
     verdict = None if head.empty else head.iloc[0]["verdict"]
