@@ -140,3 +140,19 @@ def write_fake_run(profile, model, variant, store, test_rows, seed, classbranch)
     runs.write_json(run.metrics_path, {"valid": metrics["variants"]["gt"], "epochs": 3})
     ev.folder({"split": "test", "prior": None, "hard": False}).mark_complete(split="test", prior=None, hard=False)
     return {"run_dir": run.path, "run": run, "metrics": metrics, "preds": preds, "gt": gt, "loss": loss}
+
+
+def write_history(run_dir, iou, train=None, valid=None, weights=None):
+    """Replace a run's ``history.csv`` as RunRecorder writes it: ``iou`` the valid IoU excl. bg (fraction) per
+    epoch, ``train``/``valid`` each term's *unweighted* mean per epoch ({"seg": [...], "cls": [...], ...}), and
+    ``<part>_total`` their sum weighted by ``weights`` (default: the paper's 1, 0.5, 75)."""
+    weights = weights or {"seg": 1.0, "cls": 0.5, "box": 75.0}
+    n = len(iou)
+    h = {"phase": [1] + [2] * (n - 1), "epoch": [0] + list(range(n - 1)), "global_epoch": list(range(n)),
+         "lr": [1e-3] * n, "seconds": [1.0] * n, "iou_excl_bg": list(iou)}
+    for part, terms in (("train", train), ("valid", valid)):
+        if terms:
+            h.update({f"{part}_{t}": list(v) for t, v in terms.items()})
+            h[f"{part}_total"] = [sum(weights[t] * terms[t][i] for t in terms) for i in range(n)]
+            h[f"{part}_loss"] = h[f"{part}_total"]
+    pd.DataFrame(h).to_csv(RunDir(run_dir).history_path, index=False)

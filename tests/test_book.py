@@ -26,7 +26,8 @@ CHAPTERS = ["book/intro", "book/methods", "book/reproduce", "book/notebooks/arch
             "book/notebooks/refinement", "book/notebooks/results", "book/notebooks/injection",
             "book/notebooks/qualitative", "book/notebooks/train/unet-refined", "book/notebooks/train/unet-base",
             "book/notebooks/train/extended_unet-refined", "book/notebooks/evaluate/unet",
-            "book/notebooks/evaluate/extended_unet", "book/notebooks/parser", "book/notebooks/claims", "book/api",
+            "book/notebooks/evaluate/extended_unet", "book/notebooks/parser", "book/notebooks/claims",
+            "book/notebooks/evidence", "book/api",
             "book/references"]
 
 

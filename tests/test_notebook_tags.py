@@ -9,7 +9,7 @@ from clothparse.book import steps as book_steps
 from clothparse.book.steps import NOTEBOOKS
 
 #: the notebooks that follow the convention so far (train, evaluate, results follow it when their owners do)
-TAGGED = ["architecture", "data", "refinement", "injection", "qualitative", "parser"]
+TAGGED = ["architecture", "data", "refinement", "injection", "qualitative", "parser", "evidence"]
 
 
 def _code_cells(name):

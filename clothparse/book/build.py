@@ -38,6 +38,8 @@ BUILD = REPO_ROOT / "_build"
 BUILD_LOG = BUILD / "jupyter-book.log"
 #: The profile of the shipped parser, whose runs the parser page shows (the book never trains it).
 PARSER_PROFILE = "parser"
+#: The builds whose claims the claims and evidence pages show beside this one's, where their runs exist.
+COMPARED_PROFILES = ("default", "ccp")
 
 
 @dataclass
@@ -81,7 +83,9 @@ def plan(profile: Profile) -> list[Step]:
     steps.append(Step("injection", "injection", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("qualitative", "qualitative", {"profile": name, "model": focus}, reads="model"))
     steps.append(Step("results", "results", {"profile": name}, reads="all"))
-    steps.append(Step("claims", "claims", {"profile": name}, reads="all"))
+    others = [p for p in COMPARED_PROFILES if p != name]
+    steps.append(Step("claims", "claims", {"profile": name, "other_profiles": others}, reads="all"))
+    steps.append(Step("evidence", "evidence", {"profile": name, "other_profiles": others}, reads="all"))
     if (NOTEBOOKS / "parser.ipynb").is_file():
         # the shipped parser: a run of the parser profile, trained apart (`clothparse train --profile parser`)
         steps.append(Step("parser", "parser", {"profile": name, "parser_profile": PARSER_PROFILE}, reads="parser"))

@@ -58,7 +58,8 @@ def _inputs_digest(profile: Profile, step: Step) -> str:
 
     A model's notebooks (evaluate, injection, qualitative) read that model's trained runs — their
     evaluations derive from them; results reads every run and evaluation; the parser page reads the runs of
-    the parser profile (trained apart, so a new parser run re-executes that page). Narrower is better: a digest
+    the parser profile (trained apart, so a new parser run re-executes that page); a page that compares builds
+    (claims, evidence: ``other_profiles``) reads those profiles' runs as well. Narrower is better: a digest
     of all markers would go stale for every notebook each time a later one trains or evaluates something."""
     if step.reads == "nothing":
         return ""
@@ -71,13 +72,18 @@ def _inputs_digest(profile: Profile, step: Step) -> str:
         root, pattern = load_profile(step.parameters["parser_profile"]).runs_path, f"*/{runs.COMPLETE}"
     else:
         raise ValueError(f"step {step.output}: reads={step.reads!r}; known: nothing, model, all, parser")
-    if not root.is_dir():
+    roots = [root]
+    if step.reads == "all":
+        # the pages that compare builds also read the runs of the profiles named in "other_profiles"
+        roots += [load_profile(other).runs_path for other in step.parameters.get("other_profiles", ())]
+    if not any(r.is_dir() for r in roots):
         return ""
-    markers = sorted(root.glob(pattern))
     h = hashlib.sha256()
-    for marker in markers:
-        h.update(str(marker.relative_to(root)).encode())
-        h.update(marker.read_bytes())
+    for i, r in enumerate(roots):
+        for marker in sorted(r.glob(pattern)) if r.is_dir() else []:
+            # the first root hashed as before, so a page comparing no other build keeps its cache key
+            h.update((f"{i}:" if i else "").encode() + str(marker.relative_to(r)).encode())
+            h.update(marker.read_bytes())
     return h.hexdigest()
 
 

@@ -13,8 +13,10 @@ notebooks call them as ``report.<name>`` and display the result. Where each one 
 :mod:`.history`               training curves, ``history.csv``, one run at a glance
 :mod:`.predictions`           Figure 5 ("no dress" prior) and Figure 6 (images sorted by loss)
 :mod:`.provenance`            which runs, from which commit and device; the paper's own consistency
-:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table and
-                              its forest plot, the headline numbers of the prose
+:mod:`.evidence`              IoUs with 95 % intervals over test images and seeds, the claims table (and
+                              across builds) and its forest plot, the headline numbers of the prose
+:mod:`.gap`                   Our model and the ablations minus the plain U-Net per epoch, the weighted
+                              loss terms' shares, the evidence page's paragraph
 :mod:`.common`                :data:`MISSING`, :data:`SOURCES`, :data:`IOU_COLUMNS`, :func:`rounded`, names
 ============================  ==========================================================================
 
@@ -67,6 +69,9 @@ from clothparse.report.data import (
     split_table,
 )
 from clothparse.report.evidence import (
+    absent_builds,
+    claims_across,
+    claims_by_profile,
     claims_display,
     figure_claims,
     figure_class_intervals,
@@ -106,4 +111,5 @@ __all__ = [
     "provenance_table", "overlay", "model_intervals", "intervals_table", "figure_class_intervals",
     "claims_display", "figure_claims", "headline", "headline_sentence", "GroupedTable", "grouped",
     "peer_metrics", "MEAN_CONVENTION", "compares_with_paper", "paper_comparison_note",
+    "claims_by_profile", "claims_across", "absent_builds",
 ]

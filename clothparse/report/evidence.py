@@ -4,13 +4,23 @@ the headline numbers the prose of the first and the results page is written from
 """
 from __future__ import annotations
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from clothparse.categories import CLASSES, SHORT_LABELS
 from clothparse.evaluation.bootstrap import image_bootstrap, stack
-from clothparse.evaluation.claims import HEADLINE_CLAIM, METRICS, confusions_of, iou_scores, mean_over_seeds
+from clothparse.evaluation.claims import (
+    CLAIMS,
+    HEADLINE_CLAIM,
+    METRICS,
+    claims_table,
+    confusions_of,
+    iou_scores,
+    mean_over_seeds,
+)
 from clothparse.report.common import _profile, model_label
 from clothparse.runs import select_runs
 
@@ -166,3 +176,61 @@ def headline(claims: pd.DataFrame, intervals: pd.DataFrame) -> dict:
         "n_claims": int(len(claims)),
         **{f"n_{v}": int(counts.get(v, 0)) for v in VERDICT_COLOURS},
     }
+
+
+# --- the claims across builds ----------------------------------------------------------------------------------
+def claims_by_profile(profile, others=("default", "ccp"), split: str = "test",
+                      table: pd.DataFrame | None = None) -> dict:
+    """Profile name → :func:`clothparse.evaluation.claims.claims_table`: this profile's first (``table`` when
+    already computed), then each of ``others`` (names, paths or profiles) whose runs answer at least one claim;
+    a profile without evaluated runs (or whose file is missing) is left out."""
+    p = _profile(profile)
+    tables = {p.name: claims_table(p, split) if table is None else table}
+    for other in others:
+        try:
+            q = _profile(other)
+        except (FileNotFoundError, ValueError):
+            continue
+        if q.name in tables or not q.runs_path.is_dir():
+            continue
+        try:
+            t = claims_table(q, split)
+        except (ValueError, KeyError) as err:
+            # another build's broken evaluation must not take this build's page down with it
+            warnings.warn(f"claims of profile {q.name!r} left out: {err}", stacklevel=2)
+            continue
+        if len(t):
+            tables[q.name] = t
+    return tables
+
+
+def claims_across(tables: dict) -> pd.DataFrame:
+    """One table of :func:`claims_by_profile`'s tables: the paper's value, then per profile (a column level)
+    ours with its 95 % interval and the verdict; "—" where a profile does not test a claim. (Each build's
+    seeds are on its own claims table: a column more per build would not fit the page.)
+    Rows are the claims in the order of :data:`clothparse.evaluation.claims.CLAIMS`."""
+    displays = {name: claims_display(t) for name, t in tables.items() if len(t)}
+    order = [(c.table, c.text) for c in CLAIMS]
+    index = pd.MultiIndex.from_tuples([k for k in order if any(k in d.index for d in displays.values())],
+                                      names=["table", "claim"])
+    paper = pd.concat([d["paper"] for d in displays.values()]).groupby(level=[0, 1]).first()
+    parts = {("paper", ""): paper.reindex(index)}
+    for name, d in displays.items():
+        for column in ("ours [95 % interval]", "verdict"):
+            parts[(name, column)] = d[column].reindex(index)
+    out = pd.DataFrame(parts, index=index).fillna("—")
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["build", ""])
+    return out
+
+
+def absent_builds(tables: dict, others) -> list[str]:
+    """The names of ``others`` that :func:`claims_by_profile` left out (no evaluated runs on this machine)."""
+    names = []
+    for other in others:
+        try:
+            name = _profile(other).name
+        except (FileNotFoundError, ValueError):
+            name = str(other)
+        if name not in tables and name not in names:
+            names.append(name)
+    return names
