@@ -97,17 +97,16 @@ def test_a_model_page_digest_covers_the_runs_of_every_seed(tmp_path):
 
 def test_seeds_per_model_plan_a_step_per_seed_of_each_model(tmp_path):
     """train.model_seeds: unet's pages per seed; extended_unet, whose one seed is train.seed, keeps the one-seed
-    pages and parameters; a model whose one seed is another passes it."""
+    pages and parameters; a model whose one seed is another passes it; Table 1's base-data run trains
+    train.seeds (model_seeds are for the main variant)."""
     profile = load_profile(tiny_profile(tmp_path), {"train.model_seeds": {"unet": [0, 1, 2]}})
     steps = book.plan(profile)
     trains, evals = _runs(steps, "train"), _runs(steps, "evaluate")
     assert [o for o, _ in trains] == ["train/unet-refined", "train/unet-refined-seed1", "train/unet-refined-seed2",
-                                      "train/extended_unet-refined",
-                                      "train/unet-base", "train/unet-base-seed1", "train/unet-base-seed2"]
+                                      "train/extended_unet-refined", "train/unet-base"]
     assert [o for o, _ in evals] == ["evaluate/unet", "evaluate/unet-seed1", "evaluate/unet-seed2",
-                                     "evaluate/extended_unet", "evaluate/unet-base", "evaluate/unet-base-seed1",
-                                     "evaluate/unet-base-seed2"]
-    assert [p.get("seed") for _, p in trains] == [0, 1, 2, None, 0, 1, 2]
+                                     "evaluate/extended_unet", "evaluate/unet-base"]
+    assert [p.get("seed") for _, p in trains] == [0, 1, 2, None, None]
     other = book.plan(load_profile(tiny_profile(tmp_path), {"train.model_seeds": {"extended_unet": [4]}}))
     assert [p for o, p in _runs(other, "train") if "extended_unet" in o] == [
         {"profile": "tiny", "model": "extended_unet", "variant": "refined", "seed": 4}]

@@ -71,12 +71,12 @@ def plan(profile: Profile) -> list[Step]:
         trained += [("refined", m) for m in profile.table1_models if m not in profile.models]
         trained += [("base", m) for m in profile.table1_models]
     for variant, model in trained:
-        for suffix, extra in _seeds(profile, model):
+        for suffix, extra in _seeds(profile, model, variant):
             steps.append(Step("train", f"train/{model}-{variant}{suffix}",
                               {"profile": name, "model": model, "variant": variant, **extra}))
     for variant, model in trained:
         output = f"evaluate/{model}" if variant == profile.main_variant else f"evaluate/{model}-{variant}"
-        for suffix, extra in _seeds(profile, model):
+        for suffix, extra in _seeds(profile, model, variant):
             steps.append(Step("evaluate", output + suffix, {"profile": name, "model": model, "variant": variant,
                                                             **extra}, reads="model"))
     focus = _focus_model(profile)
@@ -92,12 +92,14 @@ def plan(profile: Profile) -> list[Step]:
     return steps
 
 
-def _seeds(profile: Profile, model: str) -> list[tuple[str, dict]]:
+def _seeds(profile: Profile, model: str, variant: str | None = None) -> list[tuple[str, dict]]:
     """Per training seed of ``model``: the suffix of its pages' names and its extra step parameters. The first
     seed keeps the plain names, the ones the book's table of contents links; a model whose one seed is
     ``train.seed`` passes no seed (its notebooks read it from the profile), so its steps' parameters do not
-    depend on how the seed is given."""
-    seeds = profile.seeds_for(model)
+    depend on how the seed is given. ``train.model_seeds`` are for the main variant's runs (Table 2 and the
+    claims); Table 1's other-variant runs train ``train.seeds`` (a third of the cost where only the headline
+    pair needs three seeds)."""
+    seeds = profile.seeds_for(model) if variant in (None, profile.main_variant) else profile.seeds
     if seeds == (profile.train.seed,):
         return [("", {})]
     return [("" if i == 0 else f"-seed{s}", {"seed": s}) for i, s in enumerate(seeds)]
