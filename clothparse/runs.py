@@ -49,14 +49,17 @@ PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models
 #: train settings that do not change the trained model, so do not change its run id (``seeds`` lists the
 #: runs to make; each is trained with its own ``seed``, which is in the id)
 NOT_IN_RUN_ID = ("keep_checkpoint", "seeds")
+#: the keys of :func:`training_params`, which params.json holds beside the store's key: the run's id is their hash
+TRAINING_KEYS = ("model", "variant", "size", "train", "split", "encoder_name", "encoder_weights")
 
 
 def training_params(profile: Profile, model: str, variant: str) -> dict:
     """Everything that changes a trained model (and so its run id)."""
     plain = profile.to_dict()
     train_cfg = {k: v for k, v in plain["train"].items() if k not in NOT_IN_RUN_ID}
-    return {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
-            "split": plain["split"], "encoder_name": profile.encoder_name, "encoder_weights": profile.encoder_weights}
+    params = {"model": model, "variant": variant, "size": plain["size"], "train": train_cfg,
+              "split": plain["split"], "encoder_name": profile.encoder_name, "encoder_weights": profile.encoder_weights}
+    return {k: params[k] for k in TRAINING_KEYS}
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -90,6 +93,20 @@ class RunDir:
     # --- layout ---------------------------------------------------------------------------------
     @property
     def id(self) -> str:
+        """The folder's name (``<model>-<hash>`` as training names it; a copy may be named otherwise)."""
+        return self.path.name
+
+    @property
+    def key(self) -> str:
+        """What the ``COMPLETE`` marker is keyed on: :func:`run_id` of the parameters and data its params.json
+        records, so a run folder moved or copied under another name is still that run; the folder's name where
+        params.json does not record them (or cannot be read)."""
+        try:
+            params = read_json(self.params_path) if self.params_path.is_file() else None
+        except (OSError, ValueError):
+            params = None
+        if isinstance(params, dict) and all(k in params for k in (*TRAINING_KEYS, "store_key")):
+            return run_id(params["model"], {k: params[k] for k in TRAINING_KEYS}, params["store_key"])
         return self.path.name
 
     params_path = property(lambda self: self.path / "params.json")
@@ -103,7 +120,7 @@ class RunDir:
 
     @property
     def folder(self) -> KeyedFolder:
-        return KeyedFolder(self.path, self.id, COMPLETE)
+        return KeyedFolder(self.path, self.key, COMPLETE)
 
     def evaluation(self, split: str = "test", tta: bool = False) -> EvalDir:
         """``evaluation/<split>/``; the mirror-averaged evaluation (``tta``) beside it in ``<split>-tta/``."""
@@ -114,7 +131,10 @@ class RunDir:
         return self.params_path.is_file()
 
     def is_complete(self) -> bool:
-        return self.folder.is_complete()
+        """Training finished: the ``COMPLETE`` marker is this run's (its :attr:`key`, or the folder's name that a
+        marker written before the key was derived from params.json holds)."""
+        rec = self.folder.record()
+        return rec.get("complete") is True and rec.get("key") in (self.key, self.path.name)
 
     def finished(self) -> str:
         """When the run completed ("" if it has not)."""
@@ -144,8 +164,10 @@ class RunDir:
         """The params of a finished run; otherwise a ``FileNotFoundError`` that says what is missing."""
         params = self.params()
         if not self.is_complete():
-            raise FileNotFoundError(f"{self.path}: the run is not complete (no {COMPLETE} marker for "
-                                    f"{self.id}); train it first")
+            said = self.folder.record().get("key")
+            why = (f"its {COMPLETE} marker is for run {said}, not {self.key} (its params.json changed after "
+                   "training?)" if said else f"no {COMPLETE} marker for {self.key}")
+            raise FileNotFoundError(f"{self.path}: the run is not complete ({why}); train it first")
         return params
 
     def profile(self) -> Profile:
