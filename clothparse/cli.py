@@ -428,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         # what the command kept (a parse's summary, a training's checkpoint) is said, not a traceback
         message = str(err) or INTERRUPT_MESSAGES.get(args.command, "interrupted")
-        print(f"clothparse {args.command}: {message}", file=sys.stderr)
+        # on a terminal the ^C (and a progress bar) leave the cursor mid-line
+        start = "\n" if sys.stderr.isatty() else ""
+        print(f"{start}clothparse {args.command}: {message}", file=sys.stderr)
         return INTERRUPTED
     except _reported_errors() as err:
         if args.command == "bench":

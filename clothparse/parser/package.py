@@ -296,7 +296,7 @@ def _check_target(folder: Path, force: bool) -> None:
         listed = ", ".join(others[:5]) + (f" … (+{len(others) - 5})" if len(others) > 5 else "")
         raise FileExistsError(f"{folder} is not empty and holds no clothparse package ({listed}); its "
                               f"{CARD_NAME} would be replaced by the model card: package into a new or empty "
-                              "folder, or give --force (force=True) to write there anyway")
+                              "folder, or give --force to write there anyway")
 
 
 # --- export and its check ---------------------------------------------------------------------------------
