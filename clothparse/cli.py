@@ -13,7 +13,8 @@ a Hub repository id) instead of ``--run``. A command whose packages are not inst
 Bad input — a profile with a wrong value or broken YAML, a damaged or missing run folder, a truncated
 ``model.safetensors``, a ``.pt`` holding pickled Python objects, an unreadable file — is one line on stderr,
 ``clothparse <command>: error: <message>``, and exit code 2, not a traceback. ``bench`` (a developer tool)
-keeps its tracebacks.
+keeps its tracebacks. Ctrl-C is one line too, ``clothparse <command>: interrupted…`` saying what was kept, and
+exit code 130 (the shell's code for SIGINT).
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+#: the exit code of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED = 130
+#: what an interrupted command keeps, where it is not just "interrupted"
+INTERRUPT_MESSAGES = {"train": "interrupted; rerun the same command to resume from the last complete epoch"}
 PRIOR_HELP = ('known classes, e.g. --prior="skirt,-dress" (skirt present, no dress; write "=" before a value '
               'that starts with "-")')
 SET_HELP = "override a profile key (repeatable): --set train.epochs_unfrozen=1 --set device=cpu"
@@ -214,6 +219,8 @@ def _cmd_parse(args) -> int:
         classes=args.classes, cutouts=args.cutouts, masks=args.masks, workers=args.workers, tta=args.tta)
     empty = len(done.empty_folders)
     skipped = f", {empty} empty folder{'s' if empty > 1 else ''} skipped" if empty else ""
+    if done.skipped_outputs:
+        skipped += f", {done.skipped_outputs} earlier output{'s' if done.skipped_outputs > 1 else ''} skipped"
     print(f"parsed {done.written} of {len(done.files)} images ({done.failed} failed{skipped}) → {done.out_dir}")
     return 0 if done.ok else 1
 
@@ -229,6 +236,14 @@ def _whole_number(minimum: int):
             raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text}")
         return value
     return parse
+
+
+def _class_list(text: str) -> str:
+    """An argparse ``type``: a comma-separated list naming at least one class (which ones, parse checks)."""
+    if not [c for c in text.split(",") if c.strip()]:
+        raise argparse.ArgumentTypeError(f"{text!r} names no class; give e.g. --classes pants,skirt (or leave "
+                                         "--classes out for every garment)")
+    return text
 
 
 def _cmd_export(args) -> int:
@@ -265,8 +280,8 @@ def _cmd_export_package(args) -> int:
     if args.out is not None:
         raise CommandError("give either --out FILE or --package DIR, not both")
     package = _module("parser.package")
-    folder = package.export_package(args.run_dir, args.package, onnx=args.onnx, opset=args.opset)
-    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    folder = package.export_package(args.run_dir, args.package, onnx=args.onnx, opset=args.opset, force=args.force)
+    files = sorted(name for name in package.package_files(onnx=args.onnx) if (folder / name).is_file())
     print(f"packaged {args.run_dir} → {folder} ({', '.join(files)})")
     if not args.no_verify:
         diff = package.verify_package(args.run_dir, folder)
@@ -355,7 +370,7 @@ def _run_commands(sub) -> None:
                         "at most 8; 0: one image after the other)")
     p.add_argument("--tta", action="store_true",
                    help="also run the network on each photo's mirror image and average the two (twice its time)")
-    p.add_argument("--classes", default=None, metavar="CLASSES",
+    p.add_argument("--classes", default=None, metavar="CLASSES", type=_class_list,
                    help="limit every output to these clothing classes: pants,skirt")
     p.add_argument("--cutouts", action="store_true",
                    help="per garment an RGBA PNG cut-out (cutouts/<photo>_<class>.png), original resolution")
@@ -372,6 +387,8 @@ def _run_commands(sub) -> None:
     x.add_argument("--onnx", action="store_true", help="with --package: also model.onnx (with --out: the file "
                                                        "must be .onnx)")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    x.add_argument("--force", action="store_true",
+                   help="with --package: write into a folder that holds other files than a package's")
     x.add_argument("--no-verify", action="store_true", help="skip the comparison with the eager model")
     x.set_defaults(func=_cmd_export)
 
@@ -415,6 +432,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt as err:
+        # what the command kept (a parse's summary, a training's checkpoint) is said, not a traceback
+        message = str(err) or INTERRUPT_MESSAGES.get(args.command, "interrupted")
+        # on a terminal the ^C (and a progress bar) leave the cursor mid-line
+        start = "\n" if sys.stderr.isatty() else ""
+        print(f"{start}clothparse {args.command}: {message}", file=sys.stderr)
+        return INTERRUPTED
     except _reported_errors() as err:
         if args.command == "bench":
             raise

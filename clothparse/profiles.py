@@ -9,6 +9,7 @@ wrong type (``augment: "false"``, ``batch_size: 8.9``), an unknown data kind or 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -433,10 +434,13 @@ def _check(p: Profile, source: str) -> None:
     if abs(sum(p.split.fractions) - 1.0) > 1e-6 or min(p.split.fractions) < 0:
         raise ProfileError(f"{source}: split.fractions {list(p.split.fractions)} must be ≥ 0 and sum to 1")
     positive = {"train.batch_size": p.train.batch_size, "evaluate.batch_size": p.evaluate.batch_size,
-                "data.synthetic.n_images": p.data.synthetic.n_images}
+                "data.synthetic.n_images": p.data.synthetic.n_images, "train.lr_max": p.train.lr_max}
     non_negative = {"train.epochs_frozen": p.train.epochs_frozen, "train.epochs_unfrozen": p.train.epochs_unfrozen,
-                    "train.num_workers": p.train.num_workers,
+                    "train.num_workers": p.train.num_workers, "train.wd": p.train.wd,
                     "evaluate.qualitative_sample": p.evaluate.qualitative_sample}
+    for key, v in {**positive, **non_negative}.items():
+        if not math.isfinite(v):  # .nan / .inf in YAML: every comparison below would let NaN through
+            raise ProfileError(f"{source}: {key}: must be a finite number, got {v}")
     for key, v in positive.items():
         if v <= 0:
             raise ProfileError(f"{source}: {key}: must be positive, got {v}")

@@ -49,6 +49,9 @@ PACKAGES = ("clothparse", "torch", "torchvision", "fastai", "segmentation-models
 #: train settings that do not change the trained model, so do not change its run id (``seeds`` and
 #: ``model_seeds`` list the runs to make; each is trained with its own ``seed``, which is in the id)
 NOT_IN_RUN_ID = ("keep_checkpoint", "seeds", "model_seeds")
+#: the keys of :func:`training_params` that params.json always holds beside the store's key (and ``loss``
+#: where the weights are not the paper's): the run's id is their hash
+TRAINING_KEYS = ("model", "variant", "size", "train", "split", "encoder_name", "encoder_weights")
 
 
 def training_params(profile: Profile, model: str, variant: str) -> dict:
@@ -68,6 +71,14 @@ def loss_weights(params: dict) -> dict:
     """The loss weights a run was trained with (``seg``, ``cls``, ``box``), from its params.json; a run recorded
     without them trained with the paper's."""
     return {**dataclasses.asdict(LossConfig()), **(params.get("loss") or {})}
+
+
+def id_params(params: dict) -> dict:
+    """The part of a run's params.json its id hashes: :func:`training_params` as it was when the run was made."""
+    out = {k: params[k] for k in TRAINING_KEYS}
+    if loss_weights(params) != dataclasses.asdict(LossConfig()):
+        out["loss"] = params["loss"]
+    return out
 
 
 def run_id(model: str, params: dict, store_key: str) -> str:
@@ -101,6 +112,20 @@ class RunDir:
     # --- layout ---------------------------------------------------------------------------------
     @property
     def id(self) -> str:
+        """The folder's name (``<model>-<hash>`` as training names it; a copy may be named otherwise)."""
+        return self.path.name
+
+    @property
+    def key(self) -> str:
+        """What the ``COMPLETE`` marker is keyed on: :func:`run_id` of the parameters and data its params.json
+        records, so a run folder moved or copied under another name is still that run; the folder's name where
+        params.json does not record them (or cannot be read)."""
+        try:
+            params = read_json(self.params_path) if self.params_path.is_file() else None
+        except (OSError, ValueError):
+            params = None
+        if isinstance(params, dict) and all(k in params for k in (*TRAINING_KEYS, "store_key")):
+            return run_id(params["model"], id_params(params), params["store_key"])
         return self.path.name
 
     params_path = property(lambda self: self.path / "params.json")
@@ -114,7 +139,7 @@ class RunDir:
 
     @property
     def folder(self) -> KeyedFolder:
-        return KeyedFolder(self.path, self.id, COMPLETE)
+        return KeyedFolder(self.path, self.key, COMPLETE)
 
     def evaluation(self, split: str = "test", tta: bool = False) -> EvalDir:
         """``evaluation/<split>/``; the mirror-averaged evaluation (``tta``) beside it in ``<split>-tta/``."""
@@ -125,7 +150,10 @@ class RunDir:
         return self.params_path.is_file()
 
     def is_complete(self) -> bool:
-        return self.folder.is_complete()
+        """Training finished: the ``COMPLETE`` marker is this run's (its :attr:`key`, or the folder's name that a
+        marker written before the key was derived from params.json holds)."""
+        rec = self.folder.record()
+        return rec.get("complete") is True and rec.get("key") in (self.key, self.path.name)
 
     def finished(self) -> str:
         """When the run completed ("" if it has not)."""
@@ -155,8 +183,10 @@ class RunDir:
         """The params of a finished run; otherwise a ``FileNotFoundError`` that says what is missing."""
         params = self.params()
         if not self.is_complete():
-            raise FileNotFoundError(f"{self.path}: the run is not complete (no {COMPLETE} marker for "
-                                    f"{self.id}); train it first")
+            said = self.folder.record().get("key")
+            why = (f"its {COMPLETE} marker is for run {said}, not {self.key} (its params.json changed after "
+                   "training?)" if said else f"no {COMPLETE} marker for {self.key}")
+            raise FileNotFoundError(f"{self.path}: the run is not complete ({why}); train it first")
         return params
 
     def profile(self) -> Profile:

@@ -478,3 +478,155 @@ def test_evaluate_prints_the_papers_and_the_peers_numbers_then_the_folder(tmp_pa
                        ("IoU excl. background, pooled", "pooled_excl_bg")):
         line = next(x for x in lines if x.startswith(label))
         assert line.endswith(f"{summary[key]:.2f} %"), line
+
+
+# --- outputs that never overwrite each other, Ctrl-C, overlapping folders, moved runs ---------------------------
+def run_cli_interrupted(capsys, *argv) -> tuple[int, str, str]:
+    """:func:`run_cli` where Ctrl-C escaping ``cli.main`` is a failure of the test, not the end of pytest's run."""
+    try:
+        return run_cli(capsys, *argv)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped cli.main (a traceback for the user)")
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_same_stems_in_several_folders_write_their_own_files(tmp_path, random_run, capsys):
+    sizes = {"A/same.jpg": (40, 30), "B/same.jpg": (50, 36), "C/same-2.jpg": (44, 32)}
+    for name, (h, w) in sizes.items():
+        (tmp_path / name).parent.mkdir()
+        Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(tmp_path / name)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(capsys, "parse", *[tmp_path / n for n in sizes], "--run", random_run, "--out", out,
+                              "--no-progress", "--workers", 0)
+    assert code == 0 and "parsed 3 of 3" in stdout
+    rows = _rows(out)
+    assert len({r["json"] for r in rows}) == len({r["mask"] for r in rows}) == 3
+    for row in rows:  # each row's files hold that photo's result
+        info = json.loads((out / row["json"]).read_text())
+        assert info["source"] == str(Path(row["file"]).resolve())
+        assert (info["height"], info["width"]) == sizes[str(Path(row["file"]).relative_to(tmp_path))]
+        assert Image.open(out / row["mask"]).size[::-1] == (info["height"], info["width"])
+
+
+@pytest.mark.parametrize("classes", ["", ",", " , "])
+def test_classes_that_name_no_class_are_a_usage_error(classes, tmp_path, random_run, capsys):
+    Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / "one.png")
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["parse", str(tmp_path / "one.png"), "--run", str(random_run), "--out", str(tmp_path / "out"),
+                  f"--classes={classes}"])
+    assert usage.value.code == 2 and "names no class" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    from clothparse.parser.files import parse_files
+
+    with pytest.raises(ValueError, match="names no class"):
+        parse_files([tmp_path / "one.png"], random_run, tmp_path / "out", classes=classes)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_parsed_again(tmp_path, random_run, capsys):
+    photos = tmp_path / "photos"
+    write_inputs(photos)
+    n = len(list(photos.iterdir()))
+    for _ in range(2):  # the second run finds the first one's masks and overlays among the photos
+        code, stdout, err = run_cli(capsys, "parse", photos, "--run", random_run, "--out", photos, "--masks",
+                                    "--no-progress")
+        assert code == 0 and f"parsed {n} of {n} images" in stdout, stdout + err
+    assert f"{2 * n} earlier outputs skipped" in stdout and f"skipped {2 * n} files" in err
+    assert len(_rows(photos)) == n and not list(photos.glob("*_mask_mask.png"))
+    code, _, err = run_cli(capsys, "parse", photos / "*_mask.png", "--run", random_run, "--out", photos)
+    assert_message(code, err, "parse", "no images in", f"{n} earlier outputs of clothparse parse skipped")
+
+
+def test_ctrl_c_during_parse_leaves_whole_files_a_summary_and_exit_130(tmp_path, random_run, capsys, monkeypatch):
+    from clothparse.parser.parse import Parser
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (60, 40, 3), dtype=np.uint8)).save(
+            photos / f"p{i}.png")
+    # the first image writes its mask, overlay and per garment a cut-out and a mask; Ctrl-C comes while the
+    # second image's overlay is being written, after a few of its bytes reached the disk
+    n_first = 2 + 2 * len(Parser(run=random_run, device="cpu")(photos / "p0.png")[0].classes)
+    saves, real_save = [], Image.Image.save
+
+    def save(self, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) == n_first + 2:
+            Path(fp).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 25)
+            raise KeyboardInterrupt
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli_interrupted(capsys, "parse", photos, "--run", random_run, "--out", out, "--cutouts",
+                                            "--masks", "--no-progress", "--workers", 0)
+    assert code == 130 and stdout == "", stdout
+    assert err.strip().splitlines() == [f"clothparse parse: interrupted after 1 of 3 images; {out / 'summary.csv'} "
+                                        "lists what was written"], err
+    rows = _rows(out)
+    assert [Path(r["file"]).name for r in rows] == ["p0.png"] and rows[0]["status"] == "ok"
+    written = [p for p in out.rglob("*") if p.is_file()]
+    for p in written:
+        if p.suffix == ".png":
+            Image.open(p).load()  # every PNG is whole
+    # what summary.csv lists, nothing else: no temporary file, nothing of the interrupted image
+    assert {p.relative_to(out).as_posix() for p in written} == {
+        "summary.csv", *[v for k, v in rows[0].items() if v and k in ("mask", "overlay", "json")
+                         or k.startswith(("cutout_", "mask_")) and v]}
+    assert len(written) == 1 + n_first + 1
+
+
+def test_ctrl_c_during_training_is_one_line_and_exit_130(data_profile, capsys, monkeypatch):
+    from fastai.learner import Learner
+
+    def fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Learner, "fit", fit)  # fit_one_cycle's own loop
+    code, _, err = run_cli_interrupted(capsys, "train", "--profile", data_profile, "--model", "unet", "--set",
+                                       "train.epochs_frozen=0")
+    assert code == 130
+    assert err.strip().splitlines()[-1] == ("clothparse train: interrupted; rerun the same command to resume from the "
+                                            "last complete epoch") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("key, value, says", [("train.lr_max", -1, "must be positive"),
+                                              ("train.lr_max", 0, "must be positive"),
+                                              ("train.wd", -0.1, "must be ≥ 0"),
+                                              ("train.lr_max", ".nan", "must be a finite number"),
+                                              ("train.epochs_unfrozen", -1, "must be ≥ 0"),
+                                              ("train.batch_size", 0, "must be positive")])
+def test_train_settings_out_of_range_are_refused_before_any_work(key, value, says, tmp_path, capsys):
+    profile = write_profile(tiny_profile(tmp_path), tmp_path / "tiny.yaml")
+    code, _, err = run_cli(capsys, "train", "--profile", profile, "--model", "unet", "--set", f"{key}={value}")
+    assert_message(code, err, "train", f"{key}: {says}")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "work").exists()
+
+
+def test_a_copied_run_folder_is_still_that_run(tmp_path, random_run, capsys):
+    import shutil
+
+    from clothparse.runs import run_id, training_params
+
+    profile = load_profile(tiny_profile(tmp_path))
+    params = {**training_params(profile, "extended_unet", "refined"), "store_key": "abc123", "classes": list(CLASSES),
+              "normalisation": "imagenet", "profile": profile.name, "profile_full": profile.to_dict()}
+    trained = tmp_path / "runs" / run_id("extended_unet", training_params(profile, "extended_unet", "refined"),
+                                         "abc123")
+    trained.mkdir(parents=True)
+    shutil.copy(random_run / "model.safetensors", trained)
+    (trained / "params.json").write_text(json.dumps(params))
+    RunDir(trained).mark_complete()
+    best = shutil.copytree(trained, tmp_path / "best")
+    assert RunDir(best).is_complete() and RunDir(best).key == trained.name
+    code, stdout, err = run_cli(capsys, "export", best, "--package", tmp_path / "pkg")
+    assert code == 0 and "max |package − run| = 0" in stdout, err
+    assert json.loads((tmp_path / "pkg" / "config.json").read_text())["run"]["id"] == trained.name
+    # a run whose params.json no longer says what its marker was written for says what differs
+    (best / "params.json").write_text(json.dumps({**params, "store_key": "other"}))
+    code, _, err = run_cli(capsys, "export", best, "--package", tmp_path / "pkg2")
+    assert_message(code, err, "export", f"its COMPLETE marker is for run {trained.name}, not ")

@@ -296,3 +296,101 @@ def test_the_core_install_parses_without_the_training_and_book_packages(package,
     assert said["unet"] == "model 'unet' is built from fastai's layers and fastai is not installed: " \
                            "pip install 'clothparse[train]'"
     assert said["train"] == 2 and "pip install 'clothparse[train]'" in done.stderr
+
+
+# --- what a package folder refuses and keeps -----------------------------------------------------------------
+def test_weights_overwritten_with_0xff_are_an_error_naming_the_file(package, tmp_path, capsys):
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(package, corrupted)
+    weights = corrupted / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    n = min(4 << 20, len(data) // 4)  # 0xffffffff as float32 is NaN
+    middle = len(data) // 2
+    data[middle:middle + n] = b"\xff" * n
+    weights.write_bytes(bytes(data))
+    image = photo(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert cli.main(["parse", str(image), "--model", str(corrupted), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clothparse parse: error: {weights}: tensor ") and "NaN or infinite" in err, err
+    assert not (out / "photo.json").exists()
+
+
+def test_a_network_answering_nan_is_an_error_and_json_is_strict(tmp_path):
+    from clothparse.parser.outputs import to_json
+    from clothparse.parser.parse import NonFiniteOutputError
+
+    class Broken(torch.nn.Module):
+        input_size = SIZE
+
+        def forward(self, x, prior=None):
+            return (torch.full((x.shape[0], len(CLASSES), *SIZE), float("nan")),)
+
+    image = photo(tmp_path / "photo.png")
+    with pytest.raises(NonFiniteOutputError, match=r"Broken: the network answered NaN or infinite logits for .*photo"):
+        Parser(model=Broken(), device="cpu")(image)
+    with pytest.raises(ValueError, match=r"photo.png: .*NaN or infinite values.*probabilities\.skirt"):
+        to_json({"probabilities": {"top": 0.5, "skirt": float("nan")}}, "photo.png")
+
+
+def test_export_refuses_a_folder_that_holds_other_files(run, tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "README.md").write_text("my notes\n")
+    (folder / "notes.txt").write_text("keep me\n")
+    assert cli.main(["export", str(run), "--package", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"clothparse export: error: {folder} is not empty and holds no clothparse package") \
+        and "--force" in err, err
+    assert (folder / "README.md").read_text() == "my notes\n" and not (folder / "config.json").exists()
+    assert cli.main(["export", str(run), "--package", str(folder), "--force", "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"→ {folder} (README.md, config.json, model.safetensors)" in out and "notes.txt" not in out
+    assert cli.main(["export", str(run), "--package", str(folder), "--no-verify"]) == 0  # a package: replaced
+    capsys.readouterr()
+
+
+def test_every_file_of_a_package_is_readable_by_others(run, tmp_path):
+    old = os.umask(0o022)
+    try:
+        folder = export_package(run, tmp_path / "shared", onnx=True)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert set(modes) == {"config.json", "model.safetensors", "README.md", "model.onnx", "model.onnx.json"}
+    assert all(mode & 0o044 == 0o044 for mode in modes.values()), modes
+
+
+def test_a_failed_onnx_export_leaves_no_package_that_lists_it(run, tmp_path, capsys):
+    folder = tmp_path / "pkg"
+    assert cli.main(["export", str(run), "--package", str(folder), "--onnx", "--opset", "3"]) == 2
+    assert capsys.readouterr().err.startswith("clothparse export: error: ")
+    assert not (folder / "config.json").exists() and not (folder / "README.md").exists()
+    assert not folder.exists() or not any(folder.iterdir())
+    # an existing package stays as it was: its config and card say no ONNX, and there is none
+    assert cli.main(["export", str(run), "--package", str(folder), "--no-verify"]) == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert cli.main(["export", str(run), "--package", str(folder), "--onnx", "--opset", "3"]) == 2
+    capsys.readouterr()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert json.loads((folder / "config.json").read_text())["onnx"] is False
+
+
+def test_what_is_neither_package_nor_run_and_malformed_json_are_named(package, tmp_path, capsys):
+    image = photo(tmp_path / "photo.png")
+
+    def parse(model) -> str:
+        assert cli.main(["parse", str(image), "--model", str(model), "--out", str(tmp_path / "out")]) == 2
+        return capsys.readouterr().err
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"")
+    err = parse(other)
+    assert f"{other} is neither a clothparse package (config.json and model.safetensors" in err
+    assert "nor a run folder (params.json, model.safetensors and COMPLETE" in err
+    broken = copy_package(package, tmp_path / "broken")
+    (broken / "config.json").write_text('{"format": ')
+    assert f"{broken / 'config.json'}: not valid JSON" in parse(broken)
+    (broken / "model.onnx.json").write_text("{")
+    assert f"{broken / 'model.onnx.json'}: not valid JSON" in parse(broken / "model.onnx")

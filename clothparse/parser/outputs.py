@@ -14,7 +14,10 @@ every output to those garments (:meth:`ParseResult.only`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +25,6 @@ import numpy as np
 from PIL import Image
 
 from clothparse.categories import CLOTHING, PALETTE
-from clothparse.keyed import write_json
 from clothparse.parser.garments import cutout
 
 if TYPE_CHECKING:
@@ -42,34 +44,100 @@ def _png_palette() -> list[int]:
     return flat + [0] * (768 - len(flat))
 
 
+def _write_file(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` into a temporary name beside ``path``, then rename it: an interrupted or failed write never
+    leaves a partial file under the real name (nor the temporary one)."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_png(image: Image.Image, path: Path, **options) -> None:
+    _write_file(path, lambda tmp: image.save(tmp, format="PNG", **options))
+
+
+def _json_value(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def to_json(obj, source: str) -> str:
+    """``obj`` as strict JSON: NaN and infinities (which strict parsers refuse) are a ``ValueError`` naming
+    ``source``, never written."""
+    try:
+        return json.dumps(obj, indent=2, sort_keys=True, default=_json_value, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"{source}: the result holds NaN or infinite values, which JSON cannot hold "
+                         f"({_non_finite(obj) or err})") from None
+
+
+def _non_finite(obj, where: str = "") -> str:
+    """The first key path holding a non-finite float ("" where none)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "the value"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return ""
+
+
 def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None = None, *,
                   cutouts: bool = False, masks: bool = False) -> dict[str, str]:
     """``<stem>_mask.png`` (palette PNG, pixel value = class), ``<stem>_overlay.png`` and ``<stem>.json``;
     with ``cutouts`` / ``masks`` also each garment's ``cutouts/<stem>_<class>.png`` / ``masks/<stem>_<class>.png``.
-    Returns the files written by :data:`SUMMARY_COLUMNS` name (``cutout_<class>``, ``mask_<class>``)."""
+    Returns the files written by :data:`SUMMARY_COLUMNS` name (``cutout_<class>``, ``mask_<class>``).
+
+    Each file is written whole or not at all; an image whose files are interrupted or fail part-way leaves none
+    of them (what is written is then all or nothing per image, as ``summary.csv`` lists it)."""
     out_dir = Path(out_dir)
     files = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "json": f"{stem}.json"}
-    png = Image.fromarray(np.asarray(result.mask), mode="L")
-    png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
-    png.save(out_dir / files["mask"], optimize=True)
-    Image.fromarray(result.overlay()).save(out_dir / files["overlay"])
+    try:
+        _write_image_files(result, out_dir, stem, run, files, cutouts=cutouts, masks=masks)
+    except BaseException:
+        for name in files.values():
+            (out_dir / name).unlink(missing_ok=True)
+        raise
+    return files
+
+
+def _write_image_files(result: ParseResult, out_dir: Path, stem: str, run: str | None, files: dict, *,
+                       cutouts: bool, masks: bool) -> None:
+    # the JSON is checked before any file is written: a result it cannot hold writes nothing
     garments = result.garments()
     if masks:
-        (out_dir / "masks").mkdir(exist_ok=True)
         for name in result.classes:
             garments[name]["mask"] = files[f"mask_{name}"] = f"masks/{stem}_{name}.png"
-            Image.fromarray(result.mask(name)).save(out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
+    if cutouts:
+        for name in result.classes:
+            garments[name]["cutout"] = files[f"cutout_{name}"] = f"cutouts/{stem}_{name}.png"
+    source = str(Path(result.source).resolve()) if Path(result.source).exists() else result.source
+    text = to_json({**result.to_dict(garments=False), "garments": garments, "source": source, "run": run,
+                    "mask": files["mask"], "overlay": files["overlay"]}, result.source)
+    png = Image.fromarray(np.asarray(result.mask), mode="L")
+    png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
+    _save_png(png, out_dir / files["mask"], optimize=True)
+    _save_png(Image.fromarray(result.overlay()), out_dir / files["overlay"])
+    if masks and result.classes:
+        (out_dir / "masks").mkdir(exist_ok=True)
+        for name in result.classes:
+            _save_png(Image.fromarray(result.mask(name)), out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
     if cutouts and result.classes:
         (out_dir / "cutouts").mkdir(exist_ok=True)
         full = result.full_image()  # read once; one cut-out in memory at a time (a huge photo's are large)
         for name in result.classes:
-            garments[name]["cutout"] = files[f"cutout_{name}"] = f"cutouts/{stem}_{name}.png"
             rgba = cutout(full, result.mask(name), result.boxes[name])
-            Image.fromarray(rgba, mode="RGBA").save(out_dir / files[f"cutout_{name}"])
-    source = str(Path(result.source).resolve()) if Path(result.source).exists() else result.source
-    write_json(out_dir / files["json"], {**result.to_dict(garments=False), "garments": garments, "source": source,
-                                         "run": run, "mask": files["mask"], "overlay": files["overlay"]})
-    return files
+            _save_png(Image.fromarray(rgba, mode="RGBA"), out_dir / files[f"cutout_{name}"])
+    _write_file(out_dir / files["json"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
 def summary_row(result: ParseResult | ParseFailure, file: str | None = None, written: dict | None = None) -> dict:

@@ -31,6 +31,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelHubMixin
@@ -48,7 +50,7 @@ from clothparse.runs import RunDir
 from clothparse.weights import load_state_dict, read_metadata, save_state_dict
 
 __all__ = ["ParserPackage", "PackageError", "export_package", "verify_package", "load_network", "is_package",
-           "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "ONNX_NAME", "FORMAT", "FORMAT_VERSION"]
+           "package_files", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "ONNX_NAME", "FORMAT", "FORMAT_VERSION"]
 
 CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, ONNX_NAME = "config.json", "model.safetensors", "README.md", "model.onnx"
 FORMAT, FORMAT_VERSION = "clothparse-parser", 1
@@ -77,7 +79,7 @@ def package_config(run_dir) -> dict:
         "input_size": [int(v) for v in params["size"]],
         "classes": list(CLASSES), "clothing_classes": list(CLOTHING),
         "normalisation": {"mean": mean, "std": std, "scale": "x/255 first"},
-        "run": {"id": run.id, "profile": params.get("profile"), "variant": params.get("variant"),
+        "run": {"id": run.key, "profile": params.get("profile"), "variant": params.get("variant"),
                 "data": profile.get("data", {}).get("kind"), "store_key": params.get("store_key"),
                 "encoder_weights": params.get("encoder_weights"), "train": params.get("train"),
                 "split": params.get("split")},
@@ -224,6 +226,7 @@ class ParserPackage(ModelHubMixin, library_name="clothparse", pipeline_tag="imag
                 hint = (" — it is a run folder: use it with Parser(run=...) / --run, or package it with "
                         f"clothparse export {path} --package DIR") if (path / "params.json").is_file() else ""
                 raise PackageError(f"{path}: no {CONFIG_NAME}, not a clothparse package{hint}")
+            read_json(path / CONFIG_NAME)  # the Hub mixin's own read does not name a malformed file
             name = str(path)
         elif path.exists() or not _REPO_ID.fullmatch(name):
             raise FileNotFoundError(f"{name}: no such package folder (nor a Hub repository id 'owner/name')")
@@ -265,22 +268,62 @@ def is_package(path) -> bool:
     return Path(path).is_dir() and (Path(path) / CONFIG_NAME).is_file()
 
 
-# --- export and its check ---------------------------------------------------------------------------------
-def export_package(run_dir, folder, onnx: bool = False, opset: int = 17) -> Path:
-    """Write the package of a finished run into ``folder`` (created; its package files replaced); with
-    ``onnx=True`` also ``model.onnx`` and its sidecar (needs the ``onnx`` package)."""
-    folder = Path(folder)
+def package_files(onnx: bool = True) -> tuple[str, ...]:
+    """The names of the files a package folder holds (with ``onnx``: the ONNX file and its sidecar too)."""
+    return (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME) + ((ONNX_NAME, f"{ONNX_NAME}.json") if onnx else ())
+
+
+def _holds_a_package(folder: Path) -> bool:
+    """``folder``'s ``config.json`` is a clothparse package's (what an export may replace)."""
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def _check_target(folder: Path, force: bool) -> None:
+    """A package goes into a new or empty folder, or replaces a package; any other folder only with ``force``
+    (the package's README.md would replace the user's own, and their files would sit among the package's)."""
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
     if (folder / "params.json").is_file():
         raise FileExistsError(f"{folder} is a run folder; package into another folder")
-    package = ParserPackage.from_run(run_dir, onnx=onnx)
-    for stale in (CARD_NAME, ONNX_NAME, f"{ONNX_NAME}.json"):  # save_pretrained keeps an existing card
-        (folder / stale).unlink(missing_ok=True)
-    package.save_pretrained(folder)
-    if onnx:
+    if force or not folder.is_dir() or _holds_a_package(folder):
+        return
+    others = sorted(p.name for p in folder.iterdir())
+    if others:
+        listed = ", ".join(others[:5]) + (f" … (+{len(others) - 5})" if len(others) > 5 else "")
+        raise FileExistsError(f"{folder} is not empty and holds no clothparse package ({listed}); its "
+                              f"{CARD_NAME} would be replaced by the model card: package into a new or empty "
+                              "folder, or give --force to write there anyway")
 
-        export_onnx(run_dir, folder / ONNX_NAME, opset=opset)
+
+# --- export and its check ---------------------------------------------------------------------------------
+def export_package(run_dir, folder, onnx: bool = False, opset: int = 17, force: bool = False) -> Path:
+    """Write the package of a finished run into ``folder`` (created; a package there replaced); with
+    ``onnx=True`` also ``model.onnx`` and its sidecar (needs the ``onnx`` package). A folder holding other files
+    than a package is refused unless ``force``.
+
+    The ONNX file is exported first, beside the folder's files under a temporary name: a failed export leaves
+    the folder as it was, never a config and card that list a ``model.onnx`` that is not there."""
+    folder = Path(folder)
+    _check_target(folder, force)
+    package = ParserPackage.from_run(run_dir, onnx=onnx)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=folder)) if onnx else None
+    try:
+        if staging is not None:
+            export_onnx(run_dir, staging / ONNX_NAME, opset=opset)
+        for stale in (CARD_NAME, ONNX_NAME, f"{ONNX_NAME}.json"):  # save_pretrained keeps an existing card
+            (folder / stale).unlink(missing_ok=True)
+        package.save_pretrained(folder)
+        if staging is not None:
+            for name in (ONNX_NAME, f"{ONNX_NAME}.json"):
+                os.replace(staging / name, folder / name)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -309,6 +352,10 @@ def load_network(source, input_size=None, **hub) -> Network:
     path = Path(name).expanduser()
     if path.suffix.lower() == ".onnx":
         return _onnx_network(path, input_size)
+    if path.is_dir() and not is_package(path) and not (path / "params.json").is_file():
+        raise PackageError(f"{path} is neither a clothparse package ({CONFIG_NAME} and {WEIGHTS_NAME}: "
+                           f"clothparse export RUN --package DIR) nor a run folder (params.json, {WEIGHTS_NAME} and "
+                           "COMPLETE: clothparse train)")
     if is_package(path) or (not path.exists() and _REPO_ID.fullmatch(name)):
         package = ParserPackage.from_pretrained(name, **hub)
         return Network(input_size=package_input_size(package.config, input_size, name),
@@ -334,7 +381,7 @@ def _onnx_network(path: Path, input_size) -> Network:
         raise FileNotFoundError(f"{path}: no such ONNX file")
     sidecar, config = Path(f"{path}.json"), path.parent / CONFIG_NAME
     if sidecar.is_file():
-        info = json.loads(sidecar.read_text())
+        info = read_json(sidecar)
         classes = info.get("outputs", {}).get("seg", {}).get("classes")
         if classes is not None and list(classes) != list(CLASSES):
             raise PackageError(f"{path}: its classes are {list(classes)}, another class scheme than this "
@@ -343,7 +390,7 @@ def _onnx_network(path: Path, input_size) -> Network:
         normalisation = {"mean": info["input"]["mean"], "std": info["input"]["std"]}
         model_name = info.get("model", "onnx")
     elif config.is_file():
-        cfg = check_config(json.loads(config.read_text()), str(path.parent))
+        cfg = check_config(read_json(config), str(path.parent))
         size, normalisation, model_name = tuple(cfg["input_size"]), cfg["normalisation"], cfg["model"]
     else:
         raise PackageError(f"{path}: neither its sidecar {sidecar.name} nor a {CONFIG_NAME} beside it says its "

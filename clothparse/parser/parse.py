@@ -85,7 +85,7 @@ from clothparse.parser.package import load_network
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "ParseResult", "ParseFailure",
            "Parser", "parse", "load_image", "to_rgb_array", "upsample_argmax", "expand_inputs", "overlay", "ClassMask",
-           "class_counts", "check_batch_size"]
+           "class_counts", "check_batch_size", "NonFiniteOutputError"]
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -251,6 +251,23 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 # --- the parser -------------------------------------------------------------------------------
+class NonFiniteOutputError(ValueError):
+    """The network answered NaN or infinite logits: no mask or probability made of them means anything."""
+
+
+def _check_finite(seg: torch.Tensor, cls: torch.Tensor | None, model: str, sources: list[str]) -> None:
+    """A :class:`NonFiniteOutputError` naming the model and the images where the logits are not all finite
+    (they would become an all-background mask and NaN probabilities, with no word said)."""
+    bad = ~torch.isfinite(seg).flatten(1).all(1)
+    if cls is not None:
+        bad |= ~torch.isfinite(cls).flatten(1).all(1)
+    if bool(bad.any()):
+        names = [sources[i] for i in torch.nonzero(bad).flatten().tolist()]
+        raise NonFiniteOutputError(f"{model}: the network answered NaN or infinite logits for "
+                                   f"{', '.join(names[:3])}{f' (+{len(names) - 3})' if len(names) > 3 else ''}; "
+                                   "its weights are likely corrupted")
+
+
 def check_batch_size(value) -> int:
     """``value`` as a batch size: a whole number ≥ 1, else a ``ValueError`` saying so."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -374,6 +391,7 @@ class Parser:
             prior = prior.to(self.device)
             prior = prior.expand(len(loaded), -1) if prior.ndim == 1 else prior
         seg, cls = self.network(x, prior=prior if self.network.takes_prior else None)
+        _check_finite(seg, cls, self.run or self.model_name, [li.source for li in loaded])
         if prior is not None and not hard and not self._warned_soft and (cls is None or not self.network.takes_prior):
             why = "has no ClassBranch" if cls is None else f"runs in {self.network.name}, which takes no prior"
             warnings.warn(f"{self.model_name} {why}: a prior changes its output only with hard=True", stacklevel=3)
