@@ -352,9 +352,17 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
         if n < min_pixels:
             out[name] = GarmentColours(name, n, (), too_small=True)
             continue
+        # the garment's tight box: outside it there is no garment pixel, so eroding and reading the box alone
+        # gives the same pixels, in the same (row-major) order, as the whole photo — at a fraction of the cost
+        rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+        if rows.size:
+            box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+            region, part = region[box], image[box]
+        else:
+            part = image
         inner = _erode(region, steps) if steps > 0 else region
         # a thin garment (strap, belt-like shoe outline) would vanish: then its outline pixels are all there is
         use = inner if inner.sum() >= max(min(min_pixels, int(region.sum())) // 2, 1) else region
-        colours = dominant_colours(image[use], min_pixels=1, **kw)
+        colours = dominant_colours(part[use], min_pixels=1, **kw)
         out[name] = GarmentColours(name, n, tuple(colours), too_small=False)
     return out
