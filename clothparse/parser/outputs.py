@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from clothparse.categories import CLOTHING, PALETTE
+from clothparse.images import png_bytes
 from clothparse.keyed import write_json
 from clothparse.parser.garments import cutout
 
@@ -35,6 +36,14 @@ SUMMARY_COLUMNS = ["file", "status", "error", "height", "width", "classes",
                    *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
 #: the columns naming files written, left out of :func:`summary_table`
 _FILE_COLUMNS = ["mask", "overlay", "json", *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
+
+
+#: Pillow's zlib settings of the PNGs written (bytes differ between settings, pixels never): masks are long
+#: runs of one value, which Z_RLE (strategy 3) at level 1 packs about as small as ``optimize`` at a third of
+#: the time; a photo-like cut-out at level 1 is ~15 % larger than at the default 6 and ~3× faster to write.
+#: The overlay is :func:`clothparse.images.png_bytes`.
+PHOTO_PNG = {"compress_level": 1}
+MASK_PNG = {"compress_level": 1, "compress_type": 3}
 
 
 def _png_palette() -> list[int]:
@@ -51,21 +60,21 @@ def write_outputs(result: ParseResult, out_dir: Path, stem: str, run: str | None
     files = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "json": f"{stem}.json"}
     png = Image.fromarray(np.asarray(result.mask), mode="L")
     png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
-    png.save(out_dir / files["mask"], optimize=True)
-    Image.fromarray(result.overlay()).save(out_dir / files["overlay"])
+    png.save(out_dir / files["mask"], **MASK_PNG)
+    (out_dir / files["overlay"]).write_bytes(png_bytes(result.overlay()))  # ~8× faster than Pillow's default
     garments = result.garments()
     if masks:
         (out_dir / "masks").mkdir(exist_ok=True)
         for name in result.classes:
             garments[name]["mask"] = files[f"mask_{name}"] = f"masks/{stem}_{name}.png"
-            Image.fromarray(result.mask(name)).save(out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
+            Image.fromarray(result.mask(name)).save(out_dir / files[f"mask_{name}"], **MASK_PNG)  # 1-bit
     if cutouts and result.classes:
         (out_dir / "cutouts").mkdir(exist_ok=True)
         full = result.full_image()  # read once; one cut-out in memory at a time (a huge photo's are large)
         for name in result.classes:
             garments[name]["cutout"] = files[f"cutout_{name}"] = f"cutouts/{stem}_{name}.png"
             rgba = cutout(full, result.mask(name), result.boxes[name])
-            Image.fromarray(rgba, mode="RGBA").save(out_dir / files[f"cutout_{name}"])
+            Image.fromarray(rgba, mode="RGBA").save(out_dir / files[f"cutout_{name}"], **PHOTO_PNG)
     source = str(Path(result.source).resolve()) if Path(result.source).exists() else result.source
     write_json(out_dir / files["json"], {**result.to_dict(garments=False), "garments": garments, "source": source,
                                          "run": run, "mask": files["mask"], "overlay": files["overlay"]})
