@@ -378,7 +378,8 @@ class Parser:
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
     behind a backend (:mod:`clothparse.parser.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
     parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
-    mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other).
+    mask, boxes, colours) while the network runs, and one more that parses the next batch while the caller
+    handles this one's results (default :func:`default_workers`; 0: one image after the other, no threads).
     ``tta``: run the network on each photo and on its mirror image and average the two
     (:class:`~clothparse.parser.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
 
@@ -502,10 +503,21 @@ class Parser:
         prior_t = _prior_rows(prior, len(images))
         if hard and prior_t is None:
             raise ValueError("hard=True needs a prior (which classes are absent)")
-        with _thread_pool(self.workers) as pool:
+        with _thread_pool(self.workers) as pool, _thread_pool(1 if pool is not None else 0) as ahead:
             batches = load_batches(images, self.batch_size, self.work_max_side, pool=pool)
+            pending = None
             for start, slots in zip(range(0, len(images), self.batch_size), batches):
-                yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
+                if ahead is None:
+                    yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
+                    continue
+                # the next batch (network, then finishing in the pool) runs while the caller handles this one's
+                # results — writing files, mostly: on a few cores that work would otherwise leave them idle
+                job = ahead.submit(self._parse_batch, images, start, slots, prior_t, hard, errors, pool)
+                if pending is not None:
+                    yield from pending.result()
+                pending = job
+            if pending is not None:
+                yield from pending.result()
 
     def _parse_batch(self, images: list, start: int, slots: list, prior_t, hard: bool, errors: str, pool):
         """One batch's results (or failures) in order: the network on the readable images, then each image's
