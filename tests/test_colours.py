@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from clothparse.categories import CLASSES
+from clothparse.masks import tight_boxes
 from clothparse.parser.colours import (
     NAMED_COLOURS,
     delta_e_ciede2000,
@@ -154,6 +155,8 @@ def test_garment_colours_do_not_depend_on_where_the_garment_lies():
         mask = np.zeros((200, 200), np.uint8)
         image[y:y + 80, x:x + 60], mask[y:y + 80, x:x + 60] = patch, garment
         assert garment_colours(image, mask, erode=2) == alone
+        boxes = tight_boxes(mask, [3, 5])
+        assert garment_colours(image, mask, erode=2, boxes=boxes) == alone
     assert alone["pants"].main.name == "navy"
 
 

@@ -477,16 +477,18 @@ class Parser:
             disagree = tuple(sorted(said ^ {CLASSES[c] for c in present}, key=CLASSES.index))
         else:
             probs, source, disagree = torch.softmax(seg, 0)[1:].amax(dim=(1, 2)).cpu().numpy(), "pixels", ()
+        boxes = tight_boxes(mask, present)
         colours = {}
         if self.colours and present:
             small = _resize_mask(mask, li.image.shape[:2])
             colours = garment_colours(li.image, small, classes=present,
-                                      pixel_counts={c: int(counts[c]) for c in present}, **self.colour_options)
+                                      pixel_counts={c: int(counts[c]) for c in present},
+                                      boxes=boxes if small is mask else None, **self.colour_options)
         return ParseResult(
             source=li.source, size=tuple(li.size), mask=mask, classes=tuple(CLASSES[c] for c in present),
             probabilities={CLOTHING[i]: float(probs[i]) for i in range(NUM_CLOTHING)}, probability_source=source,
             fractions={CLASSES[c]: float(counts[c] / total) for c in range(NUM_CLASSES)},
-            boxes={CLASSES[c]: box for c, box in tight_boxes(mask, present).items()}, colours=colours,
+            boxes={CLASSES[c]: box for c, box in boxes.items()}, colours=colours,
             disagreements=disagree,
             prior=None if prior_row is None else [None if math.isnan(v) else float(v) for v in prior_row.tolist()],
             hard=hard, image=li.image, original=original if li.image.shape[:2] != tuple(li.size) else None)
