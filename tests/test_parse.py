@@ -357,6 +357,7 @@ def test_overlay_table_equals_the_float_blend(alpha):
     fg = mask > 0
     blend[fg] = (1 - alpha) * blend[fg] + alpha * categories.colorize(mask)[fg].astype(np.float32)
     assert np.array_equal(categories.overlay(image, mask, alpha), np.round(blend).astype(np.uint8))
+    assert np.array_equal(categories.overlay(image.astype(np.float64), mask, alpha), np.round(blend).astype(np.uint8))
     with pytest.raises(ValueError, match="0..8"):
         categories.overlay(image, np.full((60, 50), 9, np.uint8))
 
