@@ -9,6 +9,11 @@ the other and with the parser's thread pool, side by side.
 ``onnx_inference``: the shipped parser's network (smp U-Net, EfficientNet-Lite0, 192×128, random weights) on the
 CPU through torch and through onnxruntime (its ``clothparse export`` ONNX file), side by side in one run, at the
 same thread count — the network alone, then the whole parser on 825×550 photos with each backend.
+
+``parse_cost``: what the parser costs beyond its network — the shipped parser's network alone (torch, batch 8)
+and the whole ``clothparse parse`` of 825×550 JPEG files (decoding, resizing, the network, the full-size mask,
+boxes, colours, and writing each photo's mask PNG, overlay PNG and JSON), timed side by side in one run, and
+the ratio of the two rates ("parse / network alone": 1 would mean the rest of the parse were free).
 """
 from __future__ import annotations
 
@@ -148,3 +153,49 @@ def onnx_inference(quick: bool) -> list[Row]:
             rows.append(Row(f"parse() 825×550 photos, cpu, {name}", n / seconds, "images/s",
                             "smp_unet lite0; resize, network, full-size mask, boxes, colours"))
     return rows
+
+
+def _parse_and_write(parser, files: list[str], out) -> None:
+    """What ``clothparse parse`` does per photo once its model is loaded (:func:`clothparse.parser.files.parse_files`
+    without its progress bar and summary.csv): parse, then write the mask, overlay and JSON."""
+    from pathlib import Path
+
+    from clothparse.parser.outputs import write_outputs
+
+    for f, res in zip(files, parser.iter_parse(files, errors="report")):
+        write_outputs(res, out, Path(f).stem, run=parser.run)
+
+
+@bench("parse_cost", "CPU: the whole parse of 825×550 JPEGs, outputs written, vs the parser's network alone")
+def parse_cost(quick: bool) -> list[Row]:
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from clothparse.parser.parse import Parser
+
+    n = BATCH if quick else 8 * BATCH
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _parser_run(f"{tmp}/smp_unet-bench")
+        parser = Parser(run=run.path, device="cpu", batch_size=BATCH)
+        files = []
+        for k, photo in enumerate(_photos(n)):
+            files.append(f"{tmp}/photo{k:02d}.jpg")
+            Image.fromarray(photo).save(files[-1], quality=90)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        x = torch.randn(BATCH, 3, *PARSER_SIZE)
+        parser.network(x)  # warm-up
+        repeat, min_seconds = (1, 0.1) if quick else (3, 1.0)
+        network = whole = float("inf")
+        for _ in range(repeat):  # alternating, so that both see the same load
+            network = min(network, best_time(lambda: parser.network(x), repeat=1, min_seconds=min_seconds) / BATCH)
+            whole = min(whole, best_time(lambda: _parse_and_write(parser, files, out), repeat=1,
+                                         min_seconds=min_seconds) / n)
+    threads = f"{torch.get_num_threads()} torch threads, {parser.workers} parser threads"
+    return [Row(f"smp_unet lite0 {PARSER_SIZE[0]}×{PARSER_SIZE[1]} cpu, network alone", 1 / network, "images/s",
+                f"torch, batch {BATCH}, fp32, {threads}"),
+            Row("parse 825×550 JPEGs, outputs written, cpu", 1 / whole, "images/s",
+                "decode, resize, network, full-size mask, boxes, colours, mask/overlay PNG + JSON"),
+            Row("parse / network alone", network / whole, "ratio", f"side by side in one run; {threads}")]

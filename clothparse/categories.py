@@ -85,10 +85,22 @@ def overlay(image, mask, alpha: float = OVERLAY_ALPHA):
         from PIL import Image
 
         mask = np.asarray(Image.fromarray(mask).resize((image.shape[1], image.shape[0]), Image.Resampling.NEAREST))
-    out = image.astype(np.float32)
-    fg = mask > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colorize(mask)[fg].astype(np.float32)
-    return np.round(out).astype(np.uint8)
+    if image.dtype != np.uint8:  # not a photo's bytes: the blend itself, in float
+        out = image.astype(np.float32)
+        fg = mask > 0
+        out[fg] = (1 - alpha) * out[fg] + alpha * colorize(mask)[fg].astype(np.float32)
+        return np.round(out).astype(np.uint8)
+    if mask.size and mask.max() >= NUM_CLASSES:
+        colorize(mask)  # its ValueError
+    # every (class, channel, value) blended once, in the float32 arithmetic of a per-pixel blend: a table
+    # lookup per pixel gives the same bytes without float copies of the whole photo
+    colours = palette_array().astype(np.float32)[:, None, :]
+    values = np.arange(256, dtype=np.float32)[None, :, None]
+    table = np.round((1 - alpha) * values + alpha * colours).astype(np.uint8)  # class × value × channel
+    table[0] = np.arange(256, dtype=np.uint8)[:, None]  # background: left as it is
+    flat = table.transpose(0, 2, 1).reshape(-1)  # class, channel, value: one uint16 index per byte
+    return flat[mask.astype(np.uint16)[:, :, None] * np.uint16(768) + np.arange(0, 768, 256, dtype=np.uint16)
+                + image]
 
 
 @dataclass(frozen=True)

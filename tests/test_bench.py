@@ -7,6 +7,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
+import bench_inference  # noqa: E402,F401  (registers "parse_cost")
 import bench_train  # noqa: E402,F401  (registers "train", "loader", "gpu_train")
 
 import benchlib  # noqa: E402
@@ -45,3 +46,12 @@ def test_gpu_levers_bench_runs_on_a_cpu(monkeypatch):
     rates = {r.case.split(": ", 1)[1]: r.value for r in rows if r.unit == "images/s"}
     assert set(rates) == {"fp32 (baseline)", "channels_last", "bf16 autocast"}  # the CUDA-only ones are skipped
     assert all(math.isfinite(v) and v > 0 for v in rates.values())
+
+
+def test_parse_cost_bench_prints_the_ratio_to_the_network():
+    rows = benchlib.BENCHES["parse_cost"][0](True)
+    by_case = {r.case: r for r in rows}
+    ratio = by_case["parse / network alone"]
+    assert ratio.unit == "ratio" and 0 < ratio.value < math.inf
+    network, whole = (r.value for r in rows[:2])
+    assert math.isclose(ratio.value, whole / network)

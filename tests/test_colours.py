@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from clothparse.categories import CLASSES
+from clothparse.masks import tight_boxes
 from clothparse.parser.colours import (
     NAMED_COLOURS,
     delta_e_ciede2000,
@@ -137,3 +138,37 @@ def test_names_by_ciede2000_with_lightness_counting_half():
     for rgb, name in [((55, 63, 100), "navy"), ((84, 56, 172), "purple"), ((113, 105, 72), "olive"),
                       ((178, 113, 56), "tan")]:
         assert name_colour(srgb_to_lab(np.array(rgb, np.uint8))) == name, (rgb, name)
+
+
+def test_garment_colours_do_not_depend_on_where_the_garment_lies():
+    # colours are computed inside the garment's tight box: the same garment anywhere in a photo, and alone,
+    # gives the same pixels in the same order, hence the same colours
+    rng = np.random.default_rng(4)
+    garment = np.zeros((80, 60), np.uint8)
+    garment[10:70, 5:55] = 3
+    garment[30:50, 20:40] = 5
+    patch = np.clip(rng.normal(120, 40, (80, 60, 3)), 0, 255).astype(np.uint8)
+    patch[garment == 3] = (30, 38, 88)
+    alone = garment_colours(patch, garment, erode=2)
+    for y, x in [(0, 0), (37, 91), (120, 140)]:
+        image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+        mask = np.zeros((200, 200), np.uint8)
+        image[y:y + 80, x:x + 60], mask[y:y + 80, x:x + 60] = patch, garment
+        assert garment_colours(image, mask, erode=2) == alone
+        boxes = tight_boxes(mask, [3, 5])
+        assert garment_colours(image, mask, erode=2, boxes=boxes) == alone
+    assert alone["pants"].main.name == "navy"
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5])
+def test_erosion_equals_scipys_iterated_3x3(steps):
+    from scipy.ndimage import binary_erosion
+
+    from clothparse.parser.colours import _erode
+
+    rng = np.random.default_rng(steps)
+    for shape in [(40, 30), (1, 9), (12, 1), (3, 3)]:
+        mask = rng.random(shape) < 0.8
+        mask[: shape[0] // 2] = True
+        expected = binary_erosion(mask, structure=np.ones((3, 3), bool), iterations=steps, border_value=0)
+        assert np.array_equal(_erode(mask, steps), expected)

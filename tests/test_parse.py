@@ -56,6 +56,36 @@ def test_banded_upsampling_equals_full_interpolation():
     assert (banded.long() == full).float().mean() > 0.999
 
 
+
+def _reference_mask(logits, size):
+    return F.interpolate(logits[None], size, mode="bilinear", align_corners=False)[0].argmax(0)
+
+
+@pytest.mark.parametrize("size", [(825, 550), (1000, 667), (190, 130), (101, 77), (50, 40)])
+def test_upsampling_only_near_boundaries_equals_full_interpolation(size):
+    # network-like logits: smooth, with clear regions — most pixels take their source cell's class directly
+    g = torch.Generator().manual_seed(sum(size))
+    logits = 3 * F.interpolate(torch.randn(1, 9, 12, 8, generator=g), (192, 128), mode="bilinear",
+                               align_corners=False)[0]
+    from clothparse.parser.parse import _settled_cells
+
+    assert (_settled_cells(logits.numpy()) != 255).mean() > 0.5  # the fast path runs, not the fallback
+    mask = upsample_argmax(logits, size)
+    assert mask.dtype == torch.uint8 and mask.shape == size
+    assert torch.equal(mask.long(), _reference_mask(logits, size))
+    # chunked the same: a small max_elements only splits the boundary pixels into more steps
+    assert torch.equal(upsample_argmax(logits, size, max_elements=9 * 1000), mask)
+
+
+def test_upsampling_keeps_ties_and_noise_as_the_reference():
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(9, 24, 16, generator=g)  # every cell open: the full interpolation runs
+    assert torch.equal(upsample_argmax(noise, (101, 77)).long(), _reference_mask(noise, (101, 77)))
+    tied = torch.zeros(9, 24, 16)
+    tied[4:6, :12] = 1.0  # classes 4 and 5 tie: the first wins, as in argmax
+    assert torch.equal(upsample_argmax(tied, (96, 64)).long(), _reference_mask(tied, (96, 64)))
+
+
 def test_masks_at_original_resolution_for_odd_inputs(tmp_path, parser):
     files = write_inputs(tmp_path)
     paths = [tmp_path / n for n in files]
@@ -316,6 +346,20 @@ def test_one_overlay_for_book_and_parser(parser):
     tinted = res.mask > 0
     assert np.array_equal(res.overlay()[~tinted], image[~tinted])  # background untouched
     assert not np.array_equal(res.overlay(alpha=0.9), res.overlay(alpha=0.1)) or not tinted.any()
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.3, 0.77])
+def test_overlay_table_equals_the_float_blend(alpha):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)
+    mask = rng.integers(0, 9, (60, 50), dtype=np.uint8)
+    blend = image.astype(np.float32)
+    fg = mask > 0
+    blend[fg] = (1 - alpha) * blend[fg] + alpha * categories.colorize(mask)[fg].astype(np.float32)
+    assert np.array_equal(categories.overlay(image, mask, alpha), np.round(blend).astype(np.uint8))
+    assert np.array_equal(categories.overlay(image.astype(np.float64), mask, alpha), np.round(blend).astype(np.uint8))
+    with pytest.raises(ValueError, match="0..8"):
+        categories.overlay(image, np.full((60, 50), 9, np.uint8))
 
 
 def test_parser_device_follows_the_one_rule():

@@ -316,20 +316,33 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
     """Binary erosion by a 3×3 square, ``steps`` times (pixels outside the image count as outside the mask):
     a pixel survives a step only if all eight neighbours are garment too, so corners shrink like edges."""
-    from scipy.ndimage import binary_erosion
-
-    return binary_erosion(mask, structure=np.ones((3, 3), bool), iterations=steps, border_value=0)
+    if steps <= 0:
+        return mask
+    # ``steps`` erosions by a 3×3 square are one erosion by a (2·steps+1)² square, which is separable: a pixel
+    # survives if its row window, then its column window of that width, is all garment (zeros padded around)
+    k = 2 * steps + 1
+    padded = np.pad(np.asarray(mask, bool), steps)
+    rows = padded[:, :padded.shape[1] - k + 1].copy()
+    for d in range(1, k):
+        rows &= padded[:, d:d + rows.shape[1]]
+    out = rows[:rows.shape[0] - k + 1].copy()
+    for d in range(1, k):
+        out &= rows[d:d + out.shape[0]]
+    return out
 
 
 def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int | None = None,
-                    pixel_counts: dict[int, int] | None = None, **kw) -> dict[str, GarmentColours]:
+                    pixel_counts: dict[int, int] | None = None, boxes: dict | None = None,
+                    **kw) -> dict[str, GarmentColours]:
     """Per clothing class present in ``mask`` (H×W, values 0..8) the colours of ``image`` (H×W×3 uint8) there.
 
     ``classes``: mask values (1..8) or names to analyse (default: every clothing class in the mask).
     ``erode``: pixels taken off each garment's outline before sampling (default: 1 per 200 px of the image's
     shorter side, at least 1); a garment too thin for that keeps its full mask. ``pixel_counts`` (mask value →
     pixels) overrides the counts used for ``too_small`` — e.g. counts at the original resolution when the
-    analysis runs on a reduced copy. ``**kw`` go to :func:`dominant_colours`.
+    analysis runs on a reduced copy. ``boxes`` (mask value → its tight box in ``mask``, x_min, y_min, x_max,
+    y_max, max exclusive, as :func:`clothparse.masks.tight_boxes`) spares finding them. ``**kw`` go to
+    :func:`dominant_colours`.
     """
     image, mask = np.asarray(image), np.asarray(mask)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -346,7 +359,18 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
     steps = max(1, round(min(mask.shape) / 200)) if erode is None else int(erode)
     out = {}
     for v in values:
-        region = mask == v
+        # the garment's tight box: outside it there is no garment pixel, so eroding and reading the box alone
+        # gives the same pixels, in the same (row-major) order, as the whole photo — at a fraction of the cost
+        if boxes is not None and v in boxes:
+            x0, y0, x1, y1 = boxes[v]
+            box = np.s_[y0:y1, x0:x1]
+            region = mask[box] == v
+        else:
+            region = mask == v
+            rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+            box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] if rows.size else np.s_[:, :]
+            region = region[box]
+        part = image[box]
         n = int(pixel_counts[v]) if pixel_counts is not None and v in pixel_counts else int(region.sum())
         name = CLASSES[v]
         if n < min_pixels:
@@ -355,6 +379,6 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
         inner = _erode(region, steps) if steps > 0 else region
         # a thin garment (strap, belt-like shoe outline) would vanish: then its outline pixels are all there is
         use = inner if inner.sum() >= max(min(min_pixels, int(region.sum())) // 2, 1) else region
-        colours = dominant_colours(image[use], min_pixels=1, **kw)
+        colours = dominant_colours(part[use], min_pixels=1, **kw)
         out[name] = GarmentColours(name, n, tuple(colours), too_small=False)
     return out

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from clothparse.categories import CLOTHING, PALETTE
+from clothparse.images import png_bytes
 from clothparse.parser.garments import cutout
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ SUMMARY_COLUMNS = ["file", "status", "error", "height", "width", "classes",
                    *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
 #: the columns naming files written, left out of :func:`summary_table`
 _FILE_COLUMNS = ["mask", "overlay", "json", *[f"cutout_{c}" for c in CLOTHING], *[f"mask_{c}" for c in CLOTHING]]
+
+
+#: Pillow's zlib settings of the PNGs written (bytes differ between settings, pixels never): masks are long
+#: runs of one value, which Z_RLE (strategy 3) at level 1 packs about as small as ``optimize`` at a third of
+#: the time; a photo-like cut-out at level 1 is ~15 % larger than at the default 6 and ~3× faster to write.
+#: The overlay is :func:`clothparse.images.png_bytes`.
+PHOTO_PNG = {"compress_level": 1}
+MASK_PNG = {"compress_level": 1, "compress_type": 3}
 
 
 def _png_palette() -> list[int]:
@@ -125,18 +134,19 @@ def _write_image_files(result: ParseResult, out_dir: Path, stem: str, run: str |
                     "mask": files["mask"], "overlay": files["overlay"]}, result.source)
     png = Image.fromarray(np.asarray(result.mask), mode="L")
     png.putpalette(_png_palette())  # L → P: values stay the class ids, viewers show the palette colours
-    _save_png(png, out_dir / files["mask"], optimize=True)
-    _save_png(Image.fromarray(result.overlay()), out_dir / files["overlay"])
+    _save_png(png, out_dir / files["mask"], **MASK_PNG)
+    # ~8× faster than Pillow's default encoder, smaller than its fast setting
+    _write_file(out_dir / files["overlay"], lambda tmp: tmp.write_bytes(png_bytes(result.overlay())))
     if masks and result.classes:
         (out_dir / "masks").mkdir(exist_ok=True)
         for name in result.classes:
-            _save_png(Image.fromarray(result.mask(name)), out_dir / files[f"mask_{name}"], optimize=True)  # 1-bit
+            _save_png(Image.fromarray(result.mask(name)), out_dir / files[f"mask_{name}"], **MASK_PNG)  # 1-bit
     if cutouts and result.classes:
         (out_dir / "cutouts").mkdir(exist_ok=True)
         full = result.full_image()  # read once; one cut-out in memory at a time (a huge photo's are large)
         for name in result.classes:
             rgba = cutout(full, result.mask(name), result.boxes[name])
-            _save_png(Image.fromarray(rgba, mode="RGBA"), out_dir / files[f"cutout_{name}"])
+            _save_png(Image.fromarray(rgba, mode="RGBA"), out_dir / files[f"cutout_{name}"], **PHOTO_PNG)
     _write_file(out_dir / files["json"], lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 

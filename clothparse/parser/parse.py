@@ -223,12 +223,92 @@ def _argmax0(x: torch.Tensor) -> torch.Tensor:
     return idx
 
 
+def _source_rows(n_in: int, n_out: int, dtype) -> np.ndarray:
+    """The first source index of each output index for ``align_corners=False`` bilinear resizing, computed in
+    ``dtype`` the way PyTorch's CPU kernel computes it (scale = in/out, clamped at 0)."""
+    scale = dtype(n_in) / dtype(n_out)
+    src = np.maximum(scale * (np.arange(n_out, dtype=dtype) + dtype(0.5)) - dtype(0.5), dtype(0))
+    return np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+
+
+def _source_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first index, second index, weight of the second) per output index, in float32."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.maximum(scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    lam = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
+    return i0, np.minimum(i0 + 1, n_in - 1), lam
+
+
+def _settled_cells(x: np.ndarray) -> np.ndarray:
+    """h×w uint8: per source cell (i, j) — the square spanned by rows i, i+1 and columns j, j+1 (clamped) — the
+    class that wins at all four corners by a clear margin, else 255. Bilinear interpolation is a convex combination
+    of the four corners, so every output pixel inside such a cell has that class as its argmax: each corner's
+    winner beats every other class, hence so does any weighted mean of them. The margin (1e-4 of the largest
+    logit) is far above float32 rounding, so computing the mean in another order cannot flip the winner."""
+    c = x.shape[0]
+    top = np.partition(x, c - 2, axis=0)[c - 2:] if c > 1 else np.concatenate([x, np.full_like(x, -np.inf)])
+    eps = 1e-4 * max(1.0, float(np.abs(x).max()))
+    won = np.where(top[1] - top[0] > eps, x.argmax(0), 255).astype(np.uint8)
+    h, w = won.shape
+    down, right = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
+    rows = np.where(won == won[down], won, 255).astype(np.uint8)
+    return np.where(rows == rows[:, right], rows, 255).astype(np.uint8)
+
+
+def _upsample_argmax_cpu(logits: torch.Tensor, size: tuple[int, int], max_elements: int) -> torch.Tensor | None:
+    """:func:`upsample_argmax` on a CPU, interpolating only where the class can change: inside a source cell whose
+    four corners agree (:func:`_settled_cells`) the argmax is that class, so only pixels near a class boundary
+    get their 9 interpolated logits (PyTorch's formula, float32). ``None`` when most pixels are near a boundary
+    (noise-like logits): the full interpolation is then as fast."""
+    c, h, w = logits.shape
+    H, W = size
+    x = logits.detach().float().numpy()
+    cells = _settled_cells(x)
+    # the source row/column of each output pixel, in float32 (PyTorch's arithmetic) and float64: where the two
+    # differ by rounding, the pixel is settled only if both cells agree
+    rows = [_source_rows(h, H, t) for t in (np.float32, np.float64)]
+    cols = [_source_rows(w, W, t) for t in (np.float32, np.float64)]
+    by_row = cells[rows[0]]
+    if not np.array_equal(rows[0], rows[1]):
+        by_row = np.where(by_row == cells[rows[1]], by_row, 255).astype(np.uint8)
+    out = np.ascontiguousarray(by_row[:, cols[0]])
+    if not np.array_equal(cols[0], cols[1]):
+        out = np.where(out == by_row[:, cols[1]], out, 255).astype(np.uint8)
+    open_ = np.flatnonzero(out == 255)
+    if open_.size > out.size // 2:
+        return None
+    y0, y1, wy = _source_weights(h, H)
+    x0, x1, wx = _source_weights(w, W)
+    flat = out.reshape(-1)
+    pixels = np.ascontiguousarray(x.reshape(c, h * w).T)  # one source pixel's C logits side by side
+    step = max(1, max_elements // c)
+    for k in range(0, open_.size, step):
+        pix = open_[k:k + step]
+        ys, xs = np.divmod(pix, W)
+        a, b, v, u = y0[ys] * w, y1[ys] * w, wy[ys, None], wx[xs, None]
+        left, right = x0[xs], x1[xs]
+        top = pixels[a + left] * (1 - u) + pixels[a + right] * u
+        bottom = pixels[b + left] * (1 - u) + pixels[b + right] * u
+        flat[pix] = (top * (1 - v) + bottom * v).argmax(1)
+    return torch.from_numpy(out)
+
+
 def upsample_argmax(logits: torch.Tensor, size: tuple[int, int], max_elements: int = 1 << 24) -> torch.Tensor:
     """argmax over classes of ``logits`` (C×h×w) resized bilinearly (``align_corners=False``) to ``size`` (H, W):
-    an H×W uint8 tensor. Equal to ``F.interpolate(...).argmax(0)``, but when C·H·W exceeds ``max_elements`` the
-    rows are interpolated in bands (widths first, then each band's rows), so memory stays bounded."""
+    an H×W uint8 tensor, as ``F.interpolate(...).argmax(0)`` (ties go to the first class).
+
+    On a CPU only the pixels near a class boundary are interpolated (:func:`_upsample_argmax_cpu`): the rest
+    take the class their whole source cell agrees on, which is exactly the argmax there; near a boundary the
+    result can differ from ``F.interpolate``'s only where two classes tie to float32 rounding. Otherwise (or
+    for noise-like logits) the full interpolation runs; when C·H·W exceeds ``max_elements`` it runs in bands of
+    rows (widths first, then each band's rows), so memory stays bounded."""
     c, h, _ = logits.shape
     H, W = (int(v) for v in size)
+    if logits.device.type == "cpu" and c < 255:
+        fast = _upsample_argmax_cpu(logits, (H, W), max_elements)
+        if fast is not None:
+            return fast
     if c * H * W <= max_elements:
         return _argmax0(F.interpolate(logits[None], (H, W), mode="bilinear", align_corners=False)[0])
     wide = F.interpolate(logits[None], (h, W), mode="bilinear", align_corners=False)[0]  # rows unchanged
@@ -315,7 +395,8 @@ class Parser:
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
     behind a backend (:mod:`clothparse.parser.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
     parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
-    mask, boxes, colours) while the network runs (default :func:`default_workers`; 0: one image after the other).
+    mask, boxes, colours) while the network runs, and one more that parses the next batch while the caller
+    handles this one's results (default :func:`default_workers`; 0: one image after the other, no threads).
     ``tta``: run the network on each photo and on its mirror image and average the two
     (:class:`~clothparse.parser.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
 
@@ -414,16 +495,18 @@ class Parser:
             disagree = tuple(sorted(said ^ {CLASSES[c] for c in present}, key=CLASSES.index))
         else:
             probs, source, disagree = torch.softmax(seg, 0)[1:].amax(dim=(1, 2)).cpu().numpy(), "pixels", ()
+        boxes = tight_boxes(mask, present)
         colours = {}
         if self.colours and present:
             small = _resize_mask(mask, li.image.shape[:2])
             colours = garment_colours(li.image, small, classes=present,
-                                      pixel_counts={c: int(counts[c]) for c in present}, **self.colour_options)
+                                      pixel_counts={c: int(counts[c]) for c in present},
+                                      boxes=boxes if small is mask else None, **self.colour_options)
         return ParseResult(
             source=li.source, size=tuple(li.size), mask=mask, classes=tuple(CLASSES[c] for c in present),
             probabilities={CLOTHING[i]: float(probs[i]) for i in range(NUM_CLOTHING)}, probability_source=source,
             fractions={CLASSES[c]: float(counts[c] / total) for c in range(NUM_CLASSES)},
-            boxes={CLASSES[c]: box for c, box in tight_boxes(mask, present).items()}, colours=colours,
+            boxes={CLASSES[c]: box for c, box in boxes.items()}, colours=colours,
             disagreements=disagree,
             prior=None if prior_row is None else [None if math.isnan(v) else float(v) for v in prior_row.tolist()],
             hard=hard, image=li.image, original=original if li.image.shape[:2] != tuple(li.size) else None)
@@ -440,10 +523,21 @@ class Parser:
         prior_t = _prior_rows(prior, len(images))
         if hard and prior_t is None:
             raise ValueError("hard=True needs a prior (which classes are absent)")
-        with _thread_pool(self.workers) as pool:
+        with _thread_pool(self.workers) as pool, _thread_pool(1 if pool is not None else 0) as ahead:
             batches = load_batches(images, self.batch_size, self.work_max_side, pool=pool)
+            pending = None
             for start, slots in zip(range(0, len(images), self.batch_size), batches):
-                yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
+                if ahead is None:
+                    yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
+                    continue
+                # the next batch (network, then finishing in the pool) runs while the caller handles this one's
+                # results — writing files, mostly: on a few cores that work would otherwise leave them idle
+                job = ahead.submit(self._parse_batch, images, start, slots, prior_t, hard, errors, pool)
+                if pending is not None:
+                    yield from pending.result()
+                pending = job
+            if pending is not None:
+                yield from pending.result()
 
     def _parse_batch(self, images: list, start: int, slots: list, prior_t, hard: bool, errors: str, pool):
         """One batch's results (or failures) in order: the network on the readable images, then each image's
