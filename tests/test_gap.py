@@ -90,6 +90,12 @@ def test_several_seeds_give_the_mean_and_a_t_interval(env, tmp_path):
     assert s["trend"] == "ahead"
     assert "95 % t-interval over seeds, 3 seeds" in gap.gap_sentence(gap.gap_summary(g))
     assert gap.figure_gap(g).axes
+    # the default profile's way: three seeds for the pair alone (train.model_seeds), one for every other model
+    pair = load_profile(env["profile"], {"runs_dir": str(tmp_path / "runs"),
+                                         "train.model_seeds": {"unet": [0, 1, 2], "extended_unet": [0, 1, 2]}})
+    assert pair.seeds == (0,)
+    g = gap.gap_by_epoch(pair)
+    assert list(g["seeds"]) == [3, 3, 3] and list(g["gap"]) == pytest.approx([2, 3, 4])
 
 
 def test_loss_shares_are_the_weighted_terms_over_their_sum(env):

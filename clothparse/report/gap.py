@@ -79,7 +79,7 @@ def gap_by_epoch(profile) -> pd.DataFrame:
     rows, missing = [], []
     for model in (m for m in CONTENDERS if m in p.models):
         mine = _runs_by_seed(p, model)
-        seeds = [s for s in p.seeds if s in mine and s in base]
+        seeds = [s for s in p.seeds_for(model) if s in mine and s in base]
         if not seeds:
             missing.append(model)
             continue
