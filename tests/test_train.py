@@ -315,8 +315,9 @@ def test_speed_levers_are_profile_keys_that_train_the_same_model(profile, prepar
                "unet", prepared=prepared, progress=False)
     assert cl != plain and runs.read_json(cl / "params.json")["train"]["channels_last"] is True
     a, b = pd.read_csv(plain / "history.csv"), pd.read_csv(cl / "history.csv")
-    assert np.allclose(a["train_total"], b["train_total"], rtol=1e-3)
-    assert np.allclose(a["valid_total"], b["valid_total"], rtol=1e-3)
+    # another summation order grows through an epoch of training: 0.26 % apart on AVX-512 kernels (measured)
+    assert np.allclose(a["train_total"], b["train_total"], rtol=1e-2)
+    assert np.allclose(a["valid_total"], b["valid_total"], rtol=1e-2)
     assert resolve_amp_dtype("auto", "cpu") == "bf16" and resolve_amp_dtype("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="amp_dtype: bf16"):
         resolve_amp_dtype("fp16", "cpu")
