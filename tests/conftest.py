@@ -73,3 +73,18 @@ def write_profile(profile: dict, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("tiny")
+
+
+@pytest.fixture(scope="module")
+def built():
+    """Models at 64×64 (seed 0), built once per module: building dominates the model tests' time."""
+    from clothparse.models import build_model
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            torch.manual_seed(0)
+            cache[name] = build_model(name, input_size=(64, 64))
+        return cache[name]
+    return get

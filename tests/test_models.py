@@ -26,19 +26,6 @@ def _x(b=2, size=SIZE, seed=0):
     return torch.randn(b, 3, *size, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Models at 64×64 (seed 0), built once per module: building dominates these tests' time."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            torch.manual_seed(0)
-            cache[name] = build_model(name, input_size=SIZE)
-        return cache[name]
-    return get
-
-
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_model_shapes_encoder_and_splitter(name, built):
     model = built(name).train()

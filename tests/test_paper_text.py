@@ -50,19 +50,6 @@ def _mask(b=2, seed=0):
     return m
 
 
-@pytest.fixture(scope="module")
-def built():
-    """Models at 64×64 (seed 0), built once per module."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            torch.manual_seed(0)
-            cache[name] = build_model(name, input_size=SIZE)
-        return cache[name]
-    return get
-
-
 def _capture(module: nn.Module, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, SegOutput]:
     """The input ``module`` receives during ``model(x)``, and the model's output."""
     seen = []
