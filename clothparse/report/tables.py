@@ -80,13 +80,14 @@ def compares_with_paper(profile) -> bool:
 
 
 def paper_comparison_note(profile) -> str:
-    """One sentence for a page whose tables show no *ours − paper* row ("" where they do)."""
+    """One sentence for a page whose tables show no *ours − paper* row ("" where they do). It names the Claims
+    page without linking it: Sphinx resolves links in a page's markdown cells, not in its outputs."""
     p = _profile(profile)
     if compares_with_paper(p):
         return ""
     return (f"Profile `{p.name}` trains on {p.data.kind} data, not the paper's iMaterialist, so its numbers stand "
             "beside the paper's without a difference row: what this build can say about the paper's claims — "
-            "differences between models, measured on the same data — is on the [Claims](claims.ipynb) page.")
+            "differences between models, measured on the same data — is on the Claims page.")
 
 
 def _comparison(blocks: Sequence[tuple], columns: Sequence[str],
