@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["WeightsError", "MissingWeightsError", "pickle_refusal", "weights_path", "load_state_dict",
-           "torch_load", "as_state_dict", "read_metadata", "save_state_dict"]
+           "torch_load", "as_state_dict", "read_metadata", "mismatch", "save_state_dict"]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 #: a saved model is meant to be shared (a package, a run folder others read)
@@ -115,6 +115,21 @@ def as_state_dict(obj: Any, path) -> dict[str, torch.Tensor]:
     if wrong is not None:
         raise WeightsError(path, f"{what}: {wrong[0]!r} is {type(wrong[1]).__name__}, not a tensor")
     return obj
+
+
+def mismatch(state: dict, target: dict, shown: int = 3) -> str:
+    """What keeps ``state`` (a file's tensors) from loading strictly into ``target`` (a model's state dict),
+    in one line: "2 missing (a, b); 1 of another shape (c: file (3,) vs model (4,))"; "" where it fits."""
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:shown]) + (f" … (+{len(keys) - shown})" if len(keys) > shown else "")
+
+    missing, unexpected = sorted(set(target) - set(state)), sorted(set(state) - set(target))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+              for k in sorted(set(state) & set(target)) if tuple(state[k].shape) != tuple(target[k].shape)]
+    problems = [f"{len(missing)} missing ({few(missing)})" if missing else "",
+                f"{len(unexpected)} unexpected ({few(unexpected)})" if unexpected else "",
+                f"{len(shapes)} of another shape ({few(shapes)})" if shapes else ""]
+    return "; ".join(p for p in problems if p)
 
 
 def read_metadata(path) -> dict[str, str] | None:

@@ -172,3 +172,20 @@ def test_erosion_equals_scipys_iterated_3x3(steps):
         mask[: shape[0] // 2] = True
         expected = binary_erosion(mask, structure=np.ones((3, 3), bool), iterations=steps, border_value=0)
         assert np.array_equal(_erode(mask, steps), expected)
+
+
+def test_kmeans_stops_once_its_centres_stand_still():
+    """On a smooth gradient Lloyd's labels keep trading places along the boundaries long after the centres
+    have settled; stopping at a centre shift below ``tol`` gives the fully converged centres within it."""
+    from clothparse.parser.colours import _kmeans
+
+    rng = np.random.default_rng(0)
+    ramp = _shaded(np.array(NAMED_COLOURS["denim"], float), (100, 50), 0.3, rng).reshape(-1, 3).astype(np.uint8)
+    x = srgb_to_lab(ramp) * np.array([0.5, 1.0, 1.0])
+    labels, centres = _kmeans(x, 6, seed=0)
+    stopped = next(n for n in range(1, 26) if np.array_equal(_kmeans(x, 6, seed=0, iters=n, tol=0.0)[0], labels))
+    full_labels, full_centres = _kmeans(x, 6, seed=0, iters=10_000, tol=0.0)
+    assert stopped < 25 and not np.array_equal(labels, full_labels)  # labels still moving when it stopped
+    assert len(centres) == len(full_centres)
+    order, full_order = np.argsort(centres[:, 0]), np.argsort(full_centres[:, 0])
+    assert np.abs(centres[order] - full_centres[full_order]).max() < 1.0

@@ -232,3 +232,14 @@ def test_the_detector_refuses_a_pickled_weights_file(tmp_path):
         MaskRCNNDetector(weights=evil, device="cpu")
     with pytest.raises(MissingWeightsError, match="Mask R-CNN weights file not found"):
         MaskRCNNDetector(weights=tmp_path / "none.pth", device="cpu")
+
+
+def test_mismatch_names_missing_unexpected_and_misshaped_tensors_in_one_line():
+    from clothparse.weights import mismatch
+
+    target = {"a": torch.zeros(2), "b": torch.zeros(3), "c": torch.zeros(1), "d": torch.zeros(1),
+              "e": torch.zeros(1), "f": torch.zeros(1)}
+    assert mismatch(dict(target), target) == ""
+    state = {"b": torch.zeros(4), "x": torch.zeros(1)}
+    assert mismatch(state, target) == ("5 missing (a, c, d … (+2)); 1 unexpected (x); "
+                                       "1 of another shape (b: file (4,) vs model (3,))")

@@ -23,7 +23,7 @@ from torch import nn
 
 from clothparse.images import IMAGENET_STATS
 from clothparse.models.lite import LITE_ENCODERS, LITE_STATS, lite_body
-from clothparse.weights import load_state_dict, weights_path
+from clothparse.weights import load_state_dict, mismatch, weights_path
 
 #: torchvision ResNets usable as the fastai U-Net body (and, by file, as smp encoders).
 TORCHVISION_RESNETS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -65,17 +65,10 @@ def load_resnet_weights(module: nn.Module, path: Path | str) -> nn.Module:
     path = Path(path)
     sd = {k: v for k, v in load_state_dict(path).items() if not k.startswith("fc.")}
     target = {k: v for k, v in module.state_dict().items() if not k.startswith("fc.")}
-    missing, unexpected = sorted(set(target) - set(sd)), sorted(set(sd) - set(target))
-    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
-              for k in sorted(set(sd) & set(target)) if sd[k].shape != target[k].shape]
-    if missing or unexpected or shapes:
-        def few(keys):
-            return ", ".join(keys[:4]) + (f" … (+{len(keys) - 4})" if len(keys) > 4 else "")
-        problems = [f"missing keys: {few(missing)}" if missing else "",
-                    f"unexpected keys: {few(unexpected)}" if unexpected else "",
-                    f"shape mismatches: {few(shapes)}" if shapes else ""]
+    problems = mismatch(sd, target)
+    if problems:
         raise ValueError(f"{str(path)!r} does not match a torchvision {type(module).__name__} encoder "
-                         f"({'; '.join(p for p in problems if p)})")
+                         f"(keys: {problems})")
     module.load_state_dict(sd, strict=False)  # strict apart from fc, checked above
     return module
 

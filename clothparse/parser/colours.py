@@ -194,8 +194,12 @@ class GarmentColours:
         return {"pixels": self.pixels, "too_small": self.too_small, "colours": [c.to_dict() for c in self.colours]}
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped."""
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped.
+
+    It stops when no label changes or no centre moves by ``tol`` or more (ΔE units of ``x``): on smooth
+    gradients — a lit fold, a sky — labels keep trading places along a boundary for every iteration while
+    the centres stand still, far below any difference a colour name could show."""
     rng = np.random.default_rng(seed)
     n, dim = x.shape
     centres = [x[rng.integers(n)]]
@@ -217,8 +221,11 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25) -> tuple[np.ndarr
         counts = np.bincount(labels, minlength=len(c))
         keep = counts > 0
         sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=len(c)) for j in range(dim)], axis=1)
+        moved = c[keep] - sums[keep] / counts[keep, None]
         c = sums[keep] / counts[keep, None]
         labels = np.cumsum(keep)[labels] - 1
+        if keep.all() and (moved ** 2).sum(1).max() < tol ** 2:
+            break
     return labels, c
 
 

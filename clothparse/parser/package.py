@@ -47,7 +47,7 @@ from clothparse.parser.backends import Network
 from clothparse.parser.export import export_onnx
 from clothparse.parser.model_card import model_card
 from clothparse.runs import RunDir
-from clothparse.weights import load_state_dict, read_metadata, save_state_dict
+from clothparse.weights import load_state_dict, mismatch, read_metadata, save_state_dict
 
 __all__ = ["ParserPackage", "PackageError", "export_package", "verify_package", "load_network", "is_package",
            "package_files", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "ONNX_NAME", "FORMAT", "FORMAT_VERSION"]
@@ -166,19 +166,11 @@ def check_weights(metadata: dict | None, state: dict, model, config: dict, sourc
                 f"{_describe(metadata.get('model'), metadata.get('encoder_name'), size, metadata.get('num_classes'))}"
                 f", but {CONFIG_NAME} says {_describe(config['model'], config['encoder_name'], config['input_size'], len(config['classes']))}"  # noqa: E501
                 f" ({', '.join(wrong)} differ)")
-    target = model.state_dict()
-    missing, unexpected = sorted(set(target) - set(state)), sorted(set(state) - set(target))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
-              for k in sorted(set(state) & set(target)) if tuple(state[k].shape) != tuple(target[k].shape)]
-    if missing or unexpected or shapes:
-        def few(keys):
-            return ", ".join(keys[:3]) + (f" … (+{len(keys) - 3})" if len(keys) > 3 else "")
-        problems = [f"{len(missing)} missing tensors ({few(missing)})" if missing else "",
-                    f"{len(unexpected)} unexpected tensors ({few(unexpected)})" if unexpected else "",
-                    f"{len(shapes)} of other shapes ({few(shapes)})" if shapes else ""]
+    problems = mismatch(state, model.state_dict())
+    if problems:
         raise PackageError(f"{source}: {WEIGHTS_NAME} does not fit {CONFIG_NAME}'s "
                            f"{_describe(config['model'], config['encoder_name'], config['input_size'], len(config['classes']))}"  # noqa: E501
-                           f": {'; '.join(p for p in problems if p)} — another model, encoder or input size")
+                           f", tensors {problems} — another model, encoder or input size")
 
 
 # --- the package ------------------------------------------------------------------------------------------
