@@ -189,3 +189,31 @@ def test_kmeans_stops_once_its_centres_stand_still():
     assert len(centres) == len(full_centres)
     order, full_order = np.argsort(centres[:, 0]), np.argsort(full_centres[:, 0])
     assert np.abs(centres[order] - full_centres[full_order]).max() < 1.0
+
+
+def test_a_large_photo_is_read_on_a_grid_with_its_full_pixel_counts():
+    """Above ``max_pixels`` every s-th row and column is read (pixels as they are, not averaged: a fine
+    two-colour print keeps both colours), the counts behind ``too_small`` stay the full photo's."""
+    rng = np.random.default_rng(1)
+    h, w = 300, 200
+    image = np.full((h, w, 3), 128.0)
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:150, 20:180] = TOP
+    image[10:150, 20:180] = _shaded(RED, (140, 160), 0.6, rng)
+    image[10:150:4, 20:180] = WHITE  # a stripe every 4th row: on every 2nd row of the grid
+    mask[200:290, 30:170] = PANTS
+    image[200:290, 30:170] = _shaded(NAVY, (90, 140), 0.8, rng)
+    mask[295:300, 0:30] = SHOE  # 150 pixels: 40 on the grid, under min_pixels there
+    image = image.astype(np.uint8)
+    found = garment_colours(image, mask, max_pixels=h * w // 4)  # stride 2
+    full = garment_colours(image, mask, max_pixels=None)
+    counts = {v: int((mask == v).sum()) for v in range(1, 9)}
+    on_grid = garment_colours(image[::2, ::2], mask[::2, ::2], classes=["top", "pants", "shoe"],
+                              pixel_counts=counts, max_pixels=None)
+    assert found == on_grid
+    assert found["shoe"].pixels == 150 and not found["shoe"].too_small and found["shoe"].main is not None
+    assert found["top"].pixels == full["top"].pixels == 140 * 160
+    for g in ("top", "pants"):
+        assert [c.name for c in found[g].colours] == [c.name for c in full[g].colours], (found[g], full[g])
+    assert {c.name for c in found["top"].colours} >= {"red", "white"}
+    assert garment_colours(image, mask, max_pixels=h * w) == full  # not larger: every pixel

@@ -169,7 +169,8 @@ def test_weights_of_another_encoder_or_input_size_are_refused(package, tmp_path)
     copy_package(package, bare, encoder_name="tf_efficientnet_lite2")
     save_file(load_file(bare / "model.safetensors"), str(bare / "model.safetensors"))
     with pytest.raises(PackageError, match=r"does not fit config.json's smp_unet with encoder tf_efficientnet_lite2"
-                                           r" at 64×48, 9 classes, tensors \d+ missing .*another model, encoder or input size"):
+                                           r" at 64×48, 9 classes, tensors \d+ missing .*"
+                                           r"another model, encoder or input size"):
         ParserPackage.from_pretrained(bare)
 
 

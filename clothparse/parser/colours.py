@@ -4,7 +4,9 @@ Colours are found in CIELAB (D65), where Euclidean distance approximates perceiv
 
 1. the garment's pixels (its mask slightly eroded by a 3×3 square, so that pixels blended with the
    neighbouring region at the outline — diagonal neighbours included — do not form colours of their own;
-   at most ``sample`` of them, a fixed random sample) are converted sRGB → Lab;
+   at most ``sample`` of them, a fixed random sample) are converted sRGB → Lab. A photo of more than
+   ``max_pixels`` is read on a regular grid (every s-th row and column: pixels as they are, not averaged,
+   so a print keeps its colours): a few thousand pixels make the sample either way;
 2. seeded k-means (k-means++ start, ``k`` clusters, numpy only) runs on ``(lightness_weight·L, a, b)``:
    lightness counts half, because shading — folds, shadows, a lit side — mostly changes the *lightness* of one
    material, while a different material or print changes hue and chroma;
@@ -36,6 +38,7 @@ pixels has no reliable colour. Everything is deterministic (fixed seed, fixed pi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,6 +197,14 @@ class GarmentColours:
         return {"pixels": self.pixels, "too_small": self.too_small, "colours": [c.to_dict() for c in self.colours]}
 
 
+#: Pixels sampled per garment. On 60 CCP photos (223 garments, ground-truth masks) 2000 changed the main colour
+#: of 6 garments against 5000, and another random sample of 5000 changed 5: near-ties either way, at 40 % of
+#: the cost.
+SAMPLE = 2000
+#: Photos larger than this are read on a grid for colours (:func:`garment_colours`); 825×550 → every 2nd pixel.
+MAX_PIXELS = 150_000
+
+
 def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped.
 
@@ -284,7 +295,7 @@ def _hue_distance(p: np.ndarray, q: np.ndarray, hue_delta: float, min_ratio: flo
 def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: float = 12.0,
                      lightness_weight: float = 0.5, min_shade_ratio: float = 0.45, hue_delta: float = 12.0,
                      min_share: float = 0.05,
-                     min_pixels: int = 100, sample: int = 5000, seed: int = 0) -> list[Colour]:
+                     min_pixels: int = 100, sample: int = SAMPLE, seed: int = 0) -> list[Colour]:
     """The dominant colours of N×3 uint8 sRGB ``pixels`` (see the module docstring); [] for < ``min_pixels``."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.shape[1] != 3:
@@ -292,7 +303,7 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
     if len(pixels) < max(min_pixels, 1):
         return []
     rng = np.random.default_rng(seed)
-    if len(pixels) > sample:  # a fixed random sample: k-means cost is O(N·k), shares stay within ~1 %
+    if len(pixels) > sample:  # a fixed random sample: k-means cost is O(N·k); see SAMPLE
         pixels = pixels[np.sort(rng.choice(len(pixels), sample, replace=False))]
     lab = srgb_to_lab(pixels.astype(np.uint8))
     x = _weighted(lab, lightness_weight)
@@ -340,7 +351,7 @@ def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
 
 def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int | None = None,
                     pixel_counts: dict[int, int] | None = None, boxes: dict | None = None,
-                    **kw) -> dict[str, GarmentColours]:
+                    max_pixels: int | None = MAX_PIXELS, **kw) -> dict[str, GarmentColours]:
     """Per clothing class present in ``mask`` (H×W, values 0..8) the colours of ``image`` (H×W×3 uint8) there.
 
     ``classes``: mask values (1..8) or names to analyse (default: every clothing class in the mask).
@@ -348,7 +359,9 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
     shorter side, at least 1); a garment too thin for that keeps its full mask. ``pixel_counts`` (mask value →
     pixels) overrides the counts used for ``too_small`` — e.g. counts at the original resolution when the
     analysis runs on a reduced copy. ``boxes`` (mask value → its tight box in ``mask``, x_min, y_min, x_max,
-    y_max, max exclusive, as :func:`clothparse.masks.tight_boxes`) spares finding them. ``**kw`` go to
+    y_max, max exclusive, as :func:`clothparse.masks.tight_boxes`) spares finding them. ``max_pixels``: a larger
+    photo is read on a grid of every s-th row and column, s the smallest that brings it under ``max_pixels``
+    (``None``: every pixel); pixel counts stay those of the full photo. ``**kw`` go to
     :func:`dominant_colours`.
     """
     image, mask = np.asarray(image), np.asarray(mask)
@@ -363,7 +376,12 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
     bad = [v for v in values if not 1 <= v < len(CLASSES)]
     if bad:
         raise ValueError(f"clothing classes are 1..{len(CLOTHING)} or {CLOTHING}, got {bad}")
-    steps = max(1, round(min(mask.shape) / 200)) if erode is None else int(erode)
+    stride = 1 if not max_pixels else max(1, math.ceil(math.sqrt(mask.size / max_pixels)))
+    if stride > 1:
+        if pixel_counts is None:
+            pixel_counts = {v: int(c) for v, c in enumerate(np.bincount(mask.ravel(), minlength=len(CLASSES)))}
+        image, mask, boxes = image[::stride, ::stride], mask[::stride, ::stride], None
+    steps = max(1, round(min(mask.shape) / 200)) if erode is None else int(erode)  # on the grid when read on one
     out = {}
     for v in values:
         # the garment's tight box: outside it there is no garment pixel, so eroding and reading the box alone
