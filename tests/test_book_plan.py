@@ -158,6 +158,18 @@ def test_the_time_left_comes_from_the_last_executions_of_the_steps(tmp_path):
     assert first.seconds_left(0) is None and first.line(0, now=5.0) == "[1/5] data — 0:05 elapsed"
 
 
+def test_the_time_left_counts_only_the_same_profiles_pages(tmp_path):
+    """The profiles share the pages' folder: after a CCP build the default book's estimate must not come from
+    CCP's (longer) trainings and evaluations."""
+    fake = [book_steps.Step("data", "data", {}), book_steps.Step("results", "results", {})]
+    KeyedFolder(tmp_path, "k", marker="data.key").mark_complete(seconds=30.0, profile="default")
+    KeyedFolder(tmp_path, "k", marker="results.key").mark_complete(seconds=900.0, profile="ccp")
+    assert book.previous_seconds(fake, tmp_path, profile="default") == {"data": 30.0}
+    assert book.previous_seconds(fake, tmp_path, profile="ccp") == {"results": 900.0}
+    assert book.previous_seconds(fake, tmp_path, profile="smoke") == {}
+    assert book.previous_seconds(fake, tmp_path) == {"data": 30.0, "results": 900.0}
+
+
 def test_a_notebook_runs_without_the_kernels_tcp_warning(tmp_path, capfd, monkeypatch):
     pm = pytest.importorskip("papermill")
 

@@ -111,13 +111,17 @@ def _focus_model(profile: Profile) -> str:
     return "extended_unet" if "extended_unet" in profile.models else (branch_models or list(profile.models))[0]
 
 
-def previous_seconds(steps: list[Step], pages: Path = OUT) -> dict[str, float]:
+def previous_seconds(steps: list[Step], pages: Path = OUT, profile: str | None = None) -> dict[str, float]:
     """The seconds the last execution of each step's page took (its marker ``<page>.key`` in ``pages``, written
     when the page was finished, and kept when a later build reused or failed to redo it), by page; {} before
-    the first build."""
+    the first build. With ``profile``, only pages that profile's build executed: the profiles share the pages'
+    folder, and a CCP build's evaluation times say nothing of the default book's."""
     out = {}
     for step in steps:
-        seconds = KeyedFolder(pages, "", marker=f"{step.output}.key").record().get("seconds")
+        record = KeyedFolder(pages, "", marker=f"{step.output}.key").record()
+        seconds = record.get("seconds")
+        if profile is not None and record.get("profile") != profile:
+            continue
         if isinstance(seconds, (int, float)) and seconds > 0:
             out[step.output] = float(seconds)
     return out
@@ -303,7 +307,7 @@ def build_book(profile: str | Profile = "default", force: bool = False, build: b
         result.steps = execute_parallel(plan(profile), profile, package, parallel, force=force, log=log)
     else:
         steps = plan(profile)
-        progress = Progress(steps, previous_seconds(steps), started=t0)
+        progress = Progress(steps, previous_seconds(steps, profile=profile.name), started=t0)
         if not progress.previous:
             log("  (no earlier build: no estimate of the time left)")
         for k, step in enumerate(steps):

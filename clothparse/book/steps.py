@@ -130,7 +130,8 @@ def execute(step: Step, profile: Profile, package: str, force: bool = False, log
     os.replace(running, out)
     # Runs and evaluations this notebook wrote itself (an evaluate page evaluates its run) belong to its
     # inputs from now on: keyed on the state *before* it ran, the next build would execute it again for nothing.
-    _cache(step, base_key + _inputs_digest(profile, step)[:16]).mark_complete(seconds=step.seconds)
+    _cache(step, base_key + _inputs_digest(profile, step)[:16]).mark_complete(seconds=step.seconds,
+                                                                            profile=profile.name)
     (FAILED_DIR / f"{step.output}.ipynb").unlink(missing_ok=True)
     step.status = "executed"
     log(f"  done      {step.output} in {step.seconds:.0f}s")
