@@ -248,12 +248,6 @@ def png_bytes(rgb: np.ndarray, level: int = 1) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, adaptive filtering, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", _deflate_rle(raw.tobytes(), level))
-            + chunk(b"IEND", b""))
-
-
-def _deflate_rle(data: bytes, level: int) -> bytes:
-    import zlib
-
     packer = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    return packer.compress(data) + packer.flush()
+    idat = packer.compress(raw.tobytes()) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clothparse.categories import CLASSES, CLOTHING
+from clothparse.masks import class_counts
 
 __all__ = ["NAMED_COLOURS", "Colour", "GarmentColours", "srgb_to_lab", "lab_to_srgb", "delta_e_ciede2000",
            "name_colour",
@@ -232,8 +233,8 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1)
         counts = np.bincount(labels, minlength=len(c))
         keep = counts > 0
         sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=len(c)) for j in range(dim)], axis=1)
-        moved = c[keep] - sums[keep] / counts[keep, None]
-        c = sums[keep] / counts[keep, None]
+        centres = sums[keep] / counts[keep, None]
+        moved, c = c[keep] - centres, centres
         labels = np.cumsum(keep)[labels] - 1
         if keep.all() and (moved ** 2).sum(1).max() < tol ** 2:
             break
@@ -379,7 +380,7 @@ def garment_colours(image, mask, classes=None, min_pixels: int = 100, erode: int
     stride = 1 if not max_pixels else max(1, math.ceil(math.sqrt(mask.size / max_pixels)))
     if stride > 1:
         if pixel_counts is None:
-            pixel_counts = {v: int(c) for v, c in enumerate(np.bincount(mask.ravel(), minlength=len(CLASSES)))}
+            pixel_counts = dict(enumerate(class_counts(mask).tolist()))
         image, mask, boxes = image[::stride, ::stride], mask[::stride, ::stride], None
     steps = max(1, round(min(mask.shape) / 200)) if erode is None else int(erode)  # on the grid when read on one
     out = {}
