@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "WORK_MAX_SIDE", "ImageLoadError", "LoadedImage", "load_image", "to_rgb_array",
-           "load_batches", "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch",
-           "png_bytes"]
+           "load_batches", "expand_inputs", "empty_folders", "IMAGENET_STATS", "stats_of", "normalise_batch"]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Longer side above which an image is reduced before anything else (see the module docstring).
@@ -222,32 +221,3 @@ def normalise_batch(images_uint8, stats=IMAGENET_STATS):
     std = torch.tensor(stats[1], device=images_uint8.device).view(1, 3, 1, 1)
     return (images_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
-
-def png_bytes(rgb: np.ndarray, level: int = 1) -> bytes:
-    """An H×W×3 uint8 image as an 8-bit RGB PNG file's bytes: every row with PNG's "up" filter (its
-    difference to the row above), then zlib at ``level`` with its run-length strategy (``Z_RLE``: matches
-    only of the previous byte, which is what the "up" differences of smooth regions are). Photos and overlays
-    compress about as well as with Pillow's default settings, in a fraction of the time: Pillow tries every
-    filter on every row, which costs more than the compression, and ``Z_RLE`` skips deflate's search for
-    distant matches (on a CCP photo about a third less time than plain level 1, files ~10 % larger).
-    Lossless: the pixels read back are ``rgb``."""
-    import struct
-    import zlib
-
-    rgb = np.ascontiguousarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
-        raise ValueError(f"png_bytes needs a non-empty H×W×3 uint8 image, got {rgb.dtype} {rgb.shape}")
-    h, w = rgb.shape[:2]
-    rows = rgb.reshape(h, w * 3)
-    raw = np.empty((h, w * 3 + 1), np.uint8)
-    raw[:, 0] = 2  # filter type "up"; the first row's "above" is zeros, so it is the row itself
-    raw[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # uint8 wraps modulo 256, as PNG's filter does
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, adaptive filtering, no interlace
-    packer = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    idat = packer.compress(raw.tobytes()) + packer.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-__all__ = ["encode", "decode", "parse_runs"]
+__all__ = ["encode", "encode_classes", "decode", "parse_runs"]
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
@@ -20,10 +20,31 @@ def encode(mask: np.ndarray) -> str:
     padded = np.concatenate([[False], flat, [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])  # 0-based: run starts, then ends (exclusive)
     starts, ends = edges[0::2], edges[1::2]
+    return _pairs_text(starts, ends - starts)
+
+
+def _pairs_text(starts: np.ndarray, lengths: np.ndarray) -> str:
     pairs = np.empty(2 * len(starts), dtype=np.int64)
     pairs[0::2] = starts + 1
-    pairs[1::2] = ends - starts
+    pairs[1::2] = lengths
     return " ".join(map(str, pairs.tolist()))
+
+
+def encode_classes(mask: np.ndarray, values) -> dict[int, tuple[str, int]]:
+    """Per value of ``values``: (the RLE of ``mask == value``, its pixel count), as :func:`encode` would give
+    each, from one pass over a class-id mask instead of one per value."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    flat = mask.ravel(order="F")
+    starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1]) if flat.size else np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, flat.size))
+    run_values = flat[starts]
+    out = {}
+    for v in values:
+        own = run_values == v
+        out[v] = (_pairs_text(starts[own], lengths[own]), int(lengths[own].sum()))
+    return out
 
 
 def parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:

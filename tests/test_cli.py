@@ -277,7 +277,8 @@ def test_parse_a_folder_reports_the_corrupt_file(tmp_path, random_run, capsys):
         for c in info["classes"]:
             main = info["colours"][c]["colours"][0]["name"] if info["colours"][c]["colours"] else ""
             assert row[f"colour_{c}"] == main
-        assert Image.open(out / row["overlay"]).size == (size[1], size[0])
+        with Image.open(out / row["overlay"]) as tinted:  # a tinted photo: JPEG, at the photo's size
+            assert tinted.format == "JPEG" and tinted.size == (size[1], size[0])
     assert not (out / "notes.json").exists()
 
 
@@ -571,8 +572,8 @@ def test_ctrl_c_during_parse_leaves_whole_files_a_summary_and_exit_130(tmp_path,
     assert [Path(r["file"]).name for r in rows] == ["p0.png"] and rows[0]["status"] == "ok"
     written = [p for p in out.rglob("*") if p.is_file()]
     for p in written:
-        if p.suffix == ".png":
-            Image.open(p).load()  # every PNG is whole
+        if p.suffix in (".png", ".jpg"):
+            Image.open(p).load()  # every image is whole
     # what summary.csv lists, nothing else: no temporary file, nothing of the interrupted image
     assert {p.relative_to(out).as_posix() for p in written} == {
         "summary.csv", *[v for k, v in rows[0].items() if v and k in ("mask", "overlay", "json")

@@ -18,7 +18,6 @@ from clothparse.images import (
     load_batches,
     load_image,
     normalise_batch,
-    png_bytes,
     stats_of,
     to_rgb_array,
 )
@@ -228,14 +227,3 @@ def test_stats_of_a_run_and_the_normalised_batch():
     default = normalise_batch(images)
     assert torch.allclose(default.flatten()[0], torch.tensor(-0.485 / 0.229))
 
-
-@pytest.mark.parametrize("shape", [(825, 550, 3), (1, 1, 3), (7, 300, 3)])
-def test_png_bytes_is_lossless(shape):
-    import io
-
-    rgb = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    with Image.open(io.BytesIO(png_bytes(rgb))) as im:
-        assert im.format == "PNG" and im.mode == "RGB"
-        assert np.array_equal(np.asarray(im), rgb)
-    with pytest.raises(ValueError, match="H×W×3 uint8"):
-        png_bytes(rgb[..., 0])

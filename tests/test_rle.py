@@ -58,6 +58,19 @@ def test_round_trip(mask):
     assert sum(values[1::2]) == int(mask.sum())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 20).flatmap(
+    lambda h: st.integers(1, 20).flatmap(lambda w: arrays(np.uint8, (h, w), elements=st.integers(0, 3)))))
+def test_encode_classes_is_encode_per_class_in_one_pass(mask):
+    runs = rle.encode_classes(mask, [0, 1, 2, 3, 7])
+    for value, (text, pixels) in runs.items():
+        assert text == rle.encode(mask == value) and pixels == int((mask == value).sum())
+    assert runs[7] == ("", 0)
+    assert rle.encode_classes(np.zeros((0, 3), np.uint8), [1]) == {1: ("", 0)}
+    with pytest.raises(ValueError, match="2-D"):
+        rle.encode_classes(mask[None], [1])
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 12), st.integers(1, 12), st.data())
 def test_decode_matches_naive_loop(h, w, data):

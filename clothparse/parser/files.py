@@ -22,7 +22,7 @@ from clothparse.parser.parse import Parser, check_batch_size
 __all__ = ["ParsedFiles", "ParseInterrupted", "parse_files", "prior_text"]
 
 #: what an earlier parse wrote into an output folder: never read back as photos (``--out`` inside an input folder)
-_OUTPUT_SUFFIXES = ("_mask.png", "_overlay.png")
+_OUTPUT_SUFFIXES = ("_mask.png", "_overlay.jpg", "_overlay.png")  # .png: earlier versions' overlays
 _OUTPUT_FOLDERS = ("cutouts", "masks")
 
 

@@ -181,12 +181,10 @@ class ParseResult:
     def garments(self) -> dict[str, dict]:
         """Per garment found: its box, its pixel count and its mask as a Kaggle-convention RLE string
         (:func:`clothparse.rle.encode`; ``rle.decode(text, *size)`` gives ``mask(name)`` back)."""
-        out = {}
-        for name in self.classes:
-            garment = self.mask(name)
-            out[name] = {"box": list(self.boxes[name]), "pixels": int(np.count_nonzero(garment)),
-                         "rle": rle.encode(garment)}
-        return out
+        ids = {name: CLASSES.index(name) for name in self.classes}
+        runs = rle.encode_classes(np.asarray(self.mask), ids.values())  # one pass over the mask for all
+        return {name: {"box": list(self.boxes[name]), "pixels": runs[i][1], "rle": runs[i][0]}
+                for name, i in ids.items()}
 
     def to_dict(self, garments: bool = True) -> dict:
         """JSON-ready (no arrays); ``garments``: with :meth:`garments` (each garment's box, pixels, RLE)."""
