@@ -191,6 +191,37 @@ def test_kmeans_stops_once_its_centres_stand_still():
     assert np.abs(centres[order] - full_centres[full_order]).max() < 1.0
 
 
+def test_weighted_kmeans_counts_each_point_as_often_as_its_weight():
+    from clothparse.parser.colours import _kmeans
+
+    rng = np.random.default_rng(3)
+    points = np.concatenate([rng.normal(0, 1, (40, 3)), rng.normal(40, 1, (40, 3))])
+    weights = rng.integers(1, 6, len(points))
+    labels, centres = _kmeans(points, 2, seed=0, weights=weights)
+    repeated_labels, repeated = _kmeans(np.repeat(points, weights, axis=0), 2, seed=0)
+    assert np.array_equal(labels[:40], np.full(40, labels[0])) and labels[0] != labels[40]
+    for j in range(2):  # each centre is the weighted mean of its points: that of the points repeated
+        mean = np.average(points[labels == j], axis=0, weights=weights[labels == j])
+        assert np.allclose(centres[j], mean)
+        assert np.allclose(np.sort(centres[:, 0]), np.sort(repeated[:, 0]))
+
+
+def test_binned_kmeans_keeps_a_bin_together_and_its_means_exact():
+    """Pixels that share a 5-bit colour bin get one label; the clusters are those of the pixels."""
+    from clothparse.parser.colours import BIN_BITS, _kmeans_binned
+
+    rng = np.random.default_rng(4)
+    red = np.clip(rng.normal((200, 40, 40), 6, (600, 3)), 0, 255).astype(np.uint8)
+    navy = np.clip(rng.normal((30, 40, 90), 6, (400, 3)), 0, 255).astype(np.uint8)
+    pixels = np.concatenate([red, navy])
+    x = srgb_to_lab(pixels) * np.array([0.5, 1.0, 1.0])
+    labels = _kmeans_binned(pixels, x, 6, seed=0)
+    bins = [tuple(p) for p in pixels >> (8 - BIN_BITS)]
+    for b in set(bins):
+        assert len({labels[i] for i, other in enumerate(bins) if other == b}) == 1
+    assert not set(labels[:600]) & set(labels[600:])  # no cluster mixes red and navy
+
+
 def test_a_large_photo_is_read_on_a_grid_with_its_full_pixel_counts():
     """Above ``max_pixels`` every s-th row and column is read (pixels as they are, not averaged: a fine
     two-colour print keeps both colours), the counts behind ``too_small`` stay the full photo's."""

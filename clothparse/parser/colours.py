@@ -7,7 +7,8 @@ Colours are found in CIELAB (D65), where Euclidean distance approximates perceiv
    at most ``sample`` of them, a fixed random sample) are converted sRGB → Lab. A photo of more than
    ``max_pixels`` is read on a regular grid (every s-th row and column: pixels as they are, not averaged,
    so a print keeps its colours): a few thousand pixels make the sample either way;
-2. seeded k-means (k-means++ start, ``k`` clusters, numpy only) runs on ``(lightness_weight·L, a, b)``:
+2. seeded k-means (k-means++ start, ``k`` clusters, numpy only) runs on ``(lightness_weight·L, a, b)``, over
+   the pixels binned by colour (5 bits a channel; each bin the mean of its pixels, weighted by their number):
    lightness counts half, because shading — folds, shadows, a lit side — mostly changes the *lightness* of one
    material, while a different material or print changes hue and chroma;
 3. clusters closer than ``merge_delta`` (ΔE in the same weighted space; 12 by default, "clearly different"
@@ -204,35 +205,41 @@ class GarmentColours:
 SAMPLE = 2000
 #: Photos larger than this are read on a grid for colours (:func:`garment_colours`); 825×550 → every 2nd pixel.
 MAX_PIXELS = 150_000
+#: sRGB bits a channel by which pixels are binned for k-means (:func:`_kmeans_binned`).
+BIN_BITS = 5
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1,
+            weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with a k-means++ start; returns (labels, centres). Empty clusters are dropped.
+    ``weights``: how many points each row of ``x`` stands for (default one each).
 
     It stops when no label changes or no centre moves by ``tol`` or more (ΔE units of ``x``): on smooth
     gradients — a lit fold, a sky — labels keep trading places along a boundary for every iteration while
     the centres stand still, far below any difference a colour name could show."""
     rng = np.random.default_rng(seed)
     n, dim = x.shape
-    centres = [x[rng.integers(n)]]
-    d2 = ((x - centres[0]) ** 2).sum(1)
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    centres = [x[rng.integers(n) if weights is None else rng.choice(n, p=w / w.sum())]]
+    d2 = ((x - centres[0]) ** 2).sum(1) * w
     for _ in range(1, k):
         total = d2.sum()
         if total <= 0:  # every point already coincides with a centre: fewer distinct colours than k
             break
         centres.append(x[rng.choice(n, p=d2 / total)])
-        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1) * w)
     c = np.array(centres)
     sq = (x ** 2).sum(1, keepdims=True)
+    xw = x * w[:, None]
     labels = np.full(n, -1, dtype=np.int64)
     for _ in range(iters):
         new = (sq - 2 * x @ c.T + (c ** 2).sum(1)).argmin(1)  # squared distances without an N×k×dim array
         if np.array_equal(new, labels):
             break
         labels = new
-        counts = np.bincount(labels, minlength=len(c))
+        counts = np.bincount(labels, weights=w, minlength=len(c))
         keep = counts > 0
-        sums = np.stack([np.bincount(labels, weights=x[:, j], minlength=len(c)) for j in range(dim)], axis=1)
+        sums = np.stack([np.bincount(labels, weights=xw[:, j], minlength=len(c)) for j in range(dim)], axis=1)
         centres = sums[keep] / counts[keep, None]
         moved, c = c[keep] - centres, centres
         labels = np.cumsum(keep)[labels] - 1
@@ -241,26 +248,44 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1)
     return labels, c
 
 
+def _kmeans_binned(pixels: np.ndarray, x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The k-means labels of the points ``x`` (the weighted Lab of the sRGB ``pixels``), found on the pixels binned
+    by their sRGB colour cut to :data:`BIN_BITS` bits a channel: each bin enters as the mean of its points,
+    weighted by their number. A garment's sample has about 5× fewer such bins than pixels, and k-means' cost is
+    per point. A bin spans 8 levels a channel, a few ΔE, so its pixels go to one cluster together; the cluster
+    means are still the exact means of their pixels."""
+    q = (np.asarray(pixels, np.uint8) >> (8 - BIN_BITS)).astype(np.int32)
+    key = (q[:, 0] << 2 * BIN_BITS) | (q[:, 1] << BIN_BITS) | q[:, 2]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    means = np.stack([np.bincount(inverse, weights=x[:, j]) for j in range(x.shape[1])], axis=1) / counts[:, None]
+    labels, _ = _kmeans(means, min(k, len(means)), seed, weights=counts)
+    return labels[inverse]
+
+
 def _groups(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels == j) for j in np.unique(labels)]
 
 
 def _merge_pairs(groups: list[np.ndarray], summary, distance) -> list[np.ndarray]:
     """Merge the closest pair of groups (member indices) while ``distance(summary(g), summary(h))`` is below 1
-    (``inf`` = never merge)."""
+    (``inf`` = never merge). After a merge only the merged group's distances are computed again."""
     groups = list(groups)
     sums = [summary(g) for g in groups]
+    d = np.full((len(groups), len(groups)), np.inf)
+    for i in range(len(groups)):
+        for j in range(i + 1, len(groups)):
+            d[i, j] = distance(sums[i], sums[j])
     while len(groups) > 1:
-        d = np.full((len(groups), len(groups)), np.inf)
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                d[i, j] = distance(sums[i], sums[j])
         i, j = np.unravel_index(d.argmin(), d.shape)
         if not d[i, j] < 1:
             break
         groups[i] = np.concatenate([groups[i], groups.pop(j)])
         sums.pop(j)
         sums[i] = summary(groups[i])
+        d = np.delete(np.delete(d, j, 0), j, 1)
+        for h in range(len(groups)):
+            if h != i:
+                d[min(h, i), max(h, i)] = distance(sums[min(h, i)], sums[max(h, i)])
     return groups
 
 
@@ -308,7 +333,7 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
         pixels = pixels[np.sort(rng.choice(len(pixels), sample, replace=False))]
     lab = srgb_to_lab(pixels.astype(np.uint8))
     x = _weighted(lab, lightness_weight)
-    labels, _ = _kmeans(x, min(k, len(x)), seed)
+    labels = _kmeans_binned(pixels, x, k, seed)
     # near clusters (one colour split by k-means), then lit/shaded parts of one colour
     groups = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
                           lambda p, q: float(np.linalg.norm(p - q)) / merge_delta)
@@ -316,8 +341,8 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
                           lambda p, q: min(_shading_distance(p, q, merge_delta, min_shade_ratio),
                                            _hue_distance(p, q, hue_delta, min_shade_ratio)))
     by_name: dict[str, list[np.ndarray]] = {}
-    for g in groups:
-        by_name.setdefault(name_colour(_lit(lab[g])), []).append(g)
+    for name, g in zip(name_colour(np.array([_lit(lab[g]) for g in groups])), groups):  # one CIEDE2000 call
+        by_name.setdefault(name, []).append(g)
     colours = []
     for name, parts in by_name.items():
         members = lab[np.concatenate(parts)]
