@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from PIL import Image
 
 from clothparse.categories import NUM_CLASSES
 
@@ -26,7 +27,10 @@ def class_counts(mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
     """Pixels per class (``NUM_CLASSES`` int64) of a class-id mask; values outside ``0..NUM_CLASSES-1`` are not
     counted. ``np.bincount`` casts its input to int64; counting ``chunk`` pixels at a time keeps that copy small
     for a huge mask."""
-    flat = np.asarray(mask).reshape(-1)
+    mask = np.asarray(mask)
+    if mask.dtype == np.uint8 and mask.ndim == 2 and mask.size:  # Pillow's histogram: ~10× faster, no copy
+        return np.array(Image.fromarray(mask).histogram()[:NUM_CLASSES], np.int64)
+    flat = mask.reshape(-1)
     counts = np.zeros(NUM_CLASSES, np.int64)
     for start in range(0, flat.size, chunk):
         counts += np.bincount(flat[start:start + chunk], minlength=NUM_CLASSES)[:NUM_CLASSES]

@@ -267,6 +267,21 @@ def test_threads_read_ahead_and_finish_results_as_one_image_after_the_other_does
         Parser(run=random_parser.run, device="cpu", workers=-1)
 
 
+def test_a_caller_that_stops_early_does_not_wait_for_the_batches_it_will_not_see(tmp_path, random_parser):
+    """The network runs one batch ahead of the results being yielded; a caller that stops (a break, Ctrl-C)
+    leaves the later batches unstarted."""
+    files = write_inputs(tmp_path / "in")
+    inputs = [tmp_path / "in" / name for name in sorted(files)] * 3
+    parser = Parser(run=random_parser.run, device="cpu", batch_size=1, workers=2)
+    calls, network = [], parser.network.module
+    parser.network.module = lambda x, **kw: calls.append(len(x)) or network(x, **kw)
+    results = parser.iter_parse(inputs)
+    first = next(results)
+    results.close()
+    assert first.source == str(inputs[0]) and first.ok
+    assert 2 <= len(calls) <= 3 < len(inputs)
+
+
 def test_mirror_averaging_averages_the_probabilities_of_a_photo_and_its_mirror(random_parser):
     """``tta``: the network's answer on the batch and on its mirror image (flipped back), averaged as
     probabilities — in the parser and in the evaluation alike; a photo that is its own mirror image gets a

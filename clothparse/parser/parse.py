@@ -49,8 +49,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -244,10 +245,17 @@ def _settled_cells(x: np.ndarray) -> np.ndarray:
     of the four corners, so every output pixel inside such a cell has that class as its argmax: each corner's
     winner beats every other class, hence so does any weighted mean of them. The margin (1e-4 of the largest
     logit) is far above float32 rounding, so computing the mean in another order cannot flip the winner."""
-    c = x.shape[0]
-    top = np.partition(x, c - 2, axis=0)[c - 2:] if c > 1 else np.concatenate([x, np.full_like(x, -np.inf)])
+    # the winner and the two largest logits of each source pixel, one class plane at a time (several times
+    # faster than a partition and an argmax over the first axis); ties go to the first class, as ``argmax``
+    best, second = x[0].copy(), np.full_like(x[0], -np.inf)
+    winner = np.zeros(x.shape[1:], np.uint8)
+    for c in range(1, x.shape[0]):
+        better = x[c] > best
+        second = np.where(better, best, np.maximum(second, x[c]))
+        best = np.where(better, x[c], best)
+        winner[better] = c
     eps = 1e-4 * max(1.0, float(np.abs(x).max()))
-    won = np.where(top[1] - top[0] > eps, x.argmax(0), 255).astype(np.uint8)
+    won = np.where(best - second > eps, winner, 255).astype(np.uint8)
     h, w = won.shape
     down, right = np.minimum(np.arange(h) + 1, h - 1), np.minimum(np.arange(w) + 1, w - 1)
     rows = np.where(won == won[down], won, 255).astype(np.uint8)
@@ -381,8 +389,17 @@ def _thread_pool(workers: int):
     if workers == 0:
         yield None
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clothparse-parse") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clothparse-parse")
+    try:
         yield pool
+    finally:  # a caller that stops early (Ctrl-C, an error, a break) does not wait for batches it will not see
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(slots: list) -> Iterator:
+    """A started batch's results in order, each as soon as it is done."""
+    for slot in slots:
+        yield slot.result() if isinstance(slot, Future) else slot
 
 
 class Parser:
@@ -393,8 +410,9 @@ class Parser:
     ``input_size`` (or give ``input_size=``), fed with ``normalisation`` (default ImageNet's). The network runs
     behind a backend (:mod:`clothparse.parser.backends`: torch, or onnxruntime for an ``.onnx`` file); the rest of the
     parse is the same for both. ``workers``: threads that read the next batch and finish each result (full-size
-    mask, boxes, colours) while the network runs, and one more that parses the next batch while the caller
-    handles this one's results (default :func:`default_workers`; 0: one image after the other, no threads).
+    mask, boxes, colours) while the network runs, and one more that runs the network on the next batch while
+    this one's results are finished and the caller handles them (default :func:`default_workers`; 0: one image
+    after the other, no threads).
     ``tta``: run the network on each photo and on its mirror image and average the two
     (:class:`~clothparse.parser.backends.MirrorAveraged`): twice the network's time for a little more accuracy."""
 
@@ -522,25 +540,28 @@ class Parser:
         if hard and prior_t is None:
             raise ValueError("hard=True needs a prior (which classes are absent)")
         with _thread_pool(self.workers) as pool, _thread_pool(1 if pool is not None else 0) as ahead:
-            batches = load_batches(images, self.batch_size, self.work_max_side, pool=pool)
-            pending = None
-            for start, slots in zip(range(0, len(images), self.batch_size), batches):
-                if ahead is None:
-                    yield from self._parse_batch(images, start, slots, prior_t, hard, errors, pool)
-                    continue
-                # the next batch (network, then finishing in the pool) runs while the caller handles this one's
-                # results — writing files, mostly: on a few cores that work would otherwise leave them idle
-                job = ahead.submit(self._parse_batch, images, start, slots, prior_t, hard, errors, pool)
-                if pending is not None:
-                    yield from pending.result()
-                pending = job
-            if pending is not None:
-                yield from pending.result()
+            batches = zip(range(0, len(images), self.batch_size),
+                          load_batches(images, self.batch_size, self.work_max_side, pool=pool))
+            if ahead is None:
+                for start, slots in batches:
+                    yield from self._start_batch(images, start, slots, prior_t, hard, errors, None)
+                return
+            # three stages side by side: the network on the next batch (in ``ahead``), this batch's results (in
+            # ``pool``) and the caller with the results yielded (writing files, mostly); on a few cores any one
+            # of them alone would leave some idle
+            started: deque[Future] = deque()
+            for start, slots in batches:
+                started.append(ahead.submit(self._start_batch, images, start, slots, prior_t, hard, errors, pool))
+                if len(started) > 1:
+                    yield from _in_order(started.popleft().result())
+            while started:
+                yield from _in_order(started.popleft().result())
 
-    def _parse_batch(self, images: list, start: int, slots: list, prior_t, hard: bool, errors: str, pool):
-        """One batch's results (or failures) in order: the network on the readable images, then each image's
-        mask, boxes and colours — side by side in ``pool`` (upsampling and colour statistics are torch and numpy
-        work that runs without the GIL)."""
+    def _start_batch(self, images: list, start: int, slots: list, prior_t, hard: bool, errors: str,
+                     pool) -> list:
+        """One batch in order: the network on its readable images, then each image's mask, boxes and colours —
+        submitted to ``pool`` (futures in the list returned) or, without one, computed here. An unreadable image
+        is a :class:`ParseFailure` in its place (``errors="report"``) or raises."""
         for slot in slots:
             if isinstance(slot, ImageLoadError) and errors == "raise":
                 raise slot
@@ -549,17 +570,16 @@ class Parser:
         if not idx:
             return slots
         rows = prior_t if prior_t is None or prior_t.ndim == 1 else prior_t[[start + k for k in idx]]
-        seg, cls = self._forward([slots[k] for k in idx], rows, hard)
+        loaded = [slots[k] for k in idx]
+        seg, cls = self._forward(loaded, rows, hard)
 
         def result(j: int) -> ParseResult:
-            k = idx[j]
             row = None if rows is None else (rows if rows.ndim == 1 else rows[j])
-            return self._result(slots[k], seg[j], None if cls is None else cls[j], row, hard,
-                                original=images[start + k])
+            return self._result(loaded[j], seg[j], None if cls is None else cls[j], row, hard,
+                                original=images[start + idx[j]])
 
-        done = pool.map(result, range(len(idx))) if pool is not None else map(result, range(len(idx)))
-        for k, res in zip(idx, list(done)):
-            slots[k] = res
+        for j, k in enumerate(idx):
+            slots[k] = pool.submit(result, j) if pool is not None else result(j)
         return slots
 
     def __call__(self, images, prior=None, hard: bool = False) -> list[ParseResult]:
