@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from PIL import Image
 
 from clothparse.categories import NUM_CLASSES
 
@@ -25,15 +24,16 @@ Box = tuple[int, int, int, int]  # x_min, y_min, x_max, y_max in pixels, max exc
 
 def class_counts(mask: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
     """Pixels per class (``NUM_CLASSES`` int64) of a class-id mask; values outside ``0..NUM_CLASSES-1`` are not
-    counted. ``np.bincount`` casts its input to int64; counting ``chunk`` pixels at a time keeps that copy small
-    for a huge mask."""
-    mask = np.asarray(mask)
-    if mask.dtype == np.uint8 and mask.ndim == 2 and mask.size:  # Pillow's histogram: ~10× faster, no copy
-        return np.array(Image.fromarray(mask).histogram()[:NUM_CLASSES], np.int64)
-    flat = mask.reshape(-1)
+    counted. A uint8 mask is counted by one vectorised comparison per class (~5× faster than ``np.bincount``,
+    which casts its input to int64); ``chunk`` pixels at a time keep either copy small for a huge mask."""
+    flat = np.asarray(mask).reshape(-1)
     counts = np.zeros(NUM_CLASSES, np.int64)
     for start in range(0, flat.size, chunk):
-        counts += np.bincount(flat[start:start + chunk], minlength=NUM_CLASSES)[:NUM_CLASSES]
+        part = flat[start:start + chunk]
+        if part.dtype == np.uint8:
+            counts += [np.count_nonzero(part == c) for c in range(NUM_CLASSES)]
+        else:
+            counts += np.bincount(part, minlength=NUM_CLASSES)[:NUM_CLASSES]
     return counts
 
 

@@ -215,11 +215,27 @@ def test_binned_kmeans_keeps_a_bin_together_and_its_means_exact():
     navy = np.clip(rng.normal((30, 40, 90), 6, (400, 3)), 0, 255).astype(np.uint8)
     pixels = np.concatenate([red, navy])
     x = srgb_to_lab(pixels) * np.array([0.5, 1.0, 1.0])
-    labels = _kmeans_binned(pixels, x, 6, seed=0)
+    labels, centres = _kmeans_binned(pixels, x, 6, seed=0)
     bins = [tuple(p) for p in pixels >> (8 - BIN_BITS)]
     for b in set(bins):
         assert len({labels[i] for i, other in enumerate(bins) if other == b}) == 1
     assert not set(labels[:600]) & set(labels[600:])  # no cluster mixes red and navy
+    assert np.allclose(centres, [x[labels == j].mean(0) for j in range(len(centres))])
+
+
+def test_merging_close_centres_is_merging_the_groups_by_their_means():
+    """Merging on the k-means centres and counts gives the groups that merging the members by their means does."""
+    from clothparse.parser.colours import _groups, _merge_close, _merge_pairs
+
+    rng = np.random.default_rng(5)
+    for trial in range(20):
+        labels = rng.integers(0, 6, 300)
+        x = rng.normal(0, 8, (300, 3)) + rng.normal(0, 15, (6, 3))[labels]
+        centres = np.array([x[labels == j].mean(0) for j in range(6)])
+        expected = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
+                                lambda p, q: float(np.linalg.norm(p - q)) / 12.0)
+        merged = _merge_close(labels, centres, 12.0)
+        assert sorted(map(sorted, map(list, merged))) == sorted(map(sorted, map(list, expected))), trial
 
 
 def test_a_large_photo_is_read_on_a_grid_with_its_full_pixel_counts():

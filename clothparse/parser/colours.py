@@ -229,41 +229,64 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1,
         centres.append(x[rng.choice(n, p=d2 / total)])
         d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1) * w)
     c = np.array(centres)
-    sq = (x ** 2).sum(1, keepdims=True)
     xw = x * w[:, None]
     labels = np.full(n, -1, dtype=np.int64)
     for _ in range(iters):
-        new = (sq - 2 * x @ c.T + (c ** 2).sum(1)).argmin(1)  # squared distances without an N×k×dim array
+        # the nearest centre by |c|² − 2 x·c: the squared distance less |x|², which is the same for every centre
+        new = ((c ** 2).sum(1) - 2 * x @ c.T).argmin(1)
         if np.array_equal(new, labels):
             break
         labels = new
         counts = np.bincount(labels, weights=w, minlength=len(c))
-        keep = counts > 0
         sums = np.stack([np.bincount(labels, weights=xw[:, j], minlength=len(c)) for j in range(dim)], axis=1)
-        centres = sums[keep] / counts[keep, None]
-        moved, c = c[keep] - centres, centres
-        labels = np.cumsum(keep)[labels] - 1
-        if keep.all() and (moved ** 2).sum(1).max() < tol ** 2:
-            break
+        if counts.all():
+            moved, c = c - sums / counts[:, None], sums / counts[:, None]
+            if (moved ** 2).sum(1).max() < tol ** 2:
+                break
+        else:  # an empty cluster is dropped
+            keep = counts > 0
+            c = sums[keep] / counts[keep, None]
+            labels = np.cumsum(keep)[labels] - 1
     return labels, c
 
 
-def _kmeans_binned(pixels: np.ndarray, x: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _kmeans_binned(pixels: np.ndarray, x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The k-means labels of the points ``x`` (the weighted Lab of the sRGB ``pixels``), found on the pixels binned
     by their sRGB colour cut to :data:`BIN_BITS` bits a channel: each bin enters as the mean of its points,
     weighted by their number. A garment's sample has about 5× fewer such bins than pixels, and k-means' cost is
     per point. A bin spans 8 levels a channel, a few ΔE, so its pixels go to one cluster together; the cluster
-    means are still the exact means of their pixels."""
+    means (returned with the labels) are still the exact means of their pixels."""
     q = (np.asarray(pixels, np.uint8) >> (8 - BIN_BITS)).astype(np.int32)
     key = (q[:, 0] << 2 * BIN_BITS) | (q[:, 1] << BIN_BITS) | q[:, 2]
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
     means = np.stack([np.bincount(inverse, weights=x[:, j]) for j in range(x.shape[1])], axis=1) / counts[:, None]
-    labels, _ = _kmeans(means, min(k, len(means)), seed, weights=counts)
-    return labels[inverse]
+    labels, centres = _kmeans(means, min(k, len(means)), seed, weights=counts)
+    return labels[inverse], centres
 
 
 def _groups(labels: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels == j) for j in np.unique(labels)]
+
+
+def _merge_close(labels: np.ndarray, centres: np.ndarray, delta: float) -> list[np.ndarray]:
+    """The clusters of ``labels`` as groups of member indices, the closest pair of centres merged while they are
+    less than ``delta`` apart (each merged centre the mean of its members): :func:`_merge_pairs` with the
+    groups' means, from the k-means centres and counts rather than the members themselves."""
+    counts = np.bincount(labels, minlength=len(centres)).astype(np.float64)
+    means, owner = centres.astype(np.float64), np.arange(len(centres))
+    alive = list(range(len(centres)))
+    while len(alive) > 1:
+        m = means[alive]
+        d = ((m[:, None, :] - m[None, :, :]) ** 2).sum(2)
+        d[np.tril_indices(len(alive))] = np.inf
+        i, j = np.unravel_index(d.argmin(), d.shape)
+        if not np.sqrt(d[i, j]) < delta:
+            break
+        a, b = alive[i], alive.pop(j)
+        means[a] = (counts[a] * means[a] + counts[b] * means[b]) / (counts[a] + counts[b])
+        counts[a] += counts[b]
+        owner[owner == b] = a
+    return [np.flatnonzero(owner[labels] == a) for a in alive]
 
 
 def _merge_pairs(groups: list[np.ndarray], summary, distance) -> list[np.ndarray]:
@@ -289,9 +312,19 @@ def _merge_pairs(groups: list[np.ndarray], summary, distance) -> list[np.ndarray
     return groups
 
 
+def _median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=0)`` of finite values, the same numbers (the middle one, or the mean of the middle
+    two) without ``np.median``'s general machinery, which costs more than the partition on a cluster's pixels."""
+    n = len(a)
+    if n % 2:
+        return np.partition(a, n // 2, axis=0)[n // 2]
+    part = np.partition(a, (n // 2 - 1, n // 2), axis=0)
+    return (part[n // 2 - 1] + part[n // 2]) / 2
+
+
 def _lit(lab: np.ndarray) -> np.ndarray:
     """A cluster's colour in its lit part: the median Lab of its lighter half (shadows only darken)."""
-    return np.median(lab[lab[:, 0] >= np.median(lab[:, 0])], axis=0)
+    return _median(lab[lab[:, 0] >= _median(lab[:, 0])])
 
 
 def _shading_distance(p: np.ndarray, q: np.ndarray, delta: float, min_ratio: float) -> float:
@@ -333,11 +366,10 @@ def dominant_colours(pixels, max_colours: int = 3, k: int = 6, merge_delta: floa
         pixels = pixels[np.sort(rng.choice(len(pixels), sample, replace=False))]
     lab = srgb_to_lab(pixels.astype(np.uint8))
     x = _weighted(lab, lightness_weight)
-    labels = _kmeans_binned(pixels, x, k, seed)
+    labels, centres = _kmeans_binned(pixels, x, k, seed)
     # near clusters (one colour split by k-means), then lit/shaded parts of one colour
-    groups = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
-                          lambda p, q: float(np.linalg.norm(p - q)) / merge_delta)
-    groups = _merge_pairs(groups, lambda g: np.median(lab[g], axis=0),
+    groups = _merge_close(labels, centres, merge_delta)
+    groups = _merge_pairs(groups, lambda g: _median(lab[g]),
                           lambda p, q: min(_shading_distance(p, q, merge_delta, min_shade_ratio),
                                            _hue_distance(p, q, hue_delta, min_shade_ratio)))
     by_name: dict[str, list[np.ndarray]] = {}

@@ -286,17 +286,22 @@ def _upsample_argmax_cpu(logits: torch.Tensor, size: tuple[int, int], max_elemen
         return None
     y0, y1, wy = _source_weights(h, H)
     x0, x1, wx = _source_weights(w, W)
-    flat = out.reshape(-1)
-    pixels = np.ascontiguousarray(x.reshape(c, h * w).T)  # one source pixel's C logits side by side
+    flat, planes = out.reshape(-1), x.reshape(c, h * w)
     step = max(1, max_elements // c)
     for k in range(0, open_.size, step):
         pix = open_[k:k + step]
         ys, xs = np.divmod(pix, W)
-        a, b, v, u = y0[ys] * w, y1[ys] * w, wy[ys, None], wx[xs, None]
+        a, b, v, u = y0[ys] * w, y1[ys] * w, wy[ys], wx[xs]
         left, right = x0[xs], x1[xs]
-        top = pixels[a + left] * (1 - u) + pixels[a + right] * u
-        bottom = pixels[b + left] * (1 - u) + pixels[b + right] * u
-        flat[pix] = (top * (1 - v) + bottom * v).argmax(1)
+        top = planes[:, a + left] * (1 - u) + planes[:, a + right] * u  # C × pixels: one plane per class
+        bottom = planes[:, b + left] * (1 - u) + planes[:, b + right] * u
+        mixed = top * (1 - v) + bottom * v
+        best, winner = mixed[0], np.zeros(pix.size, np.uint8)
+        for ch in range(1, c):  # plane by plane, as _argmax0: ties go to the first class
+            better = mixed[ch] > best
+            best = np.where(better, mixed[ch], best)
+            winner[better] = ch
+        flat[pix] = winner
     return torch.from_numpy(out)
 
 
