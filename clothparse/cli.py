@@ -366,8 +366,8 @@ def _run_commands(sub) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1 … (default auto: cuda when available)")
     p.add_argument("--batch-size", type=_whole_number(1), default=8, help="images per forward pass (≥ 1)")
     p.add_argument("--workers", type=_whole_number(0), default=None,
-                   help="threads reading photos and finishing results beside the network (default: the cores, "
-                        "at most 8; 0: one image after the other)")
+                   help="threads reading photos and finishing results beside the network (default: the cores but "
+                        "one, at most 8; 0: one image after the other)")
     p.add_argument("--tta", action="store_true",
                    help="also run the network on each photo's mirror image and average the two (twice its time)")
     p.add_argument("--classes", default=None, metavar="CLASSES", type=_class_list,

@@ -385,8 +385,10 @@ def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
 
 
 def default_workers() -> int:
-    """Threads that read photos and finish results beside the network: the cores, at most 8."""
-    return min(8, os.cpu_count() or 1)
+    """Threads that read photos and finish results beside the network: the cores but one, which the network's
+    own thread keeps busy (at least 1, at most 8). On 2 cores a second pool thread only added contention: about
+    10 % more CPU time a photo and no photo more a second (``bench/run.py --only parse_cost``)."""
+    return max(1, min(8, (os.cpu_count() or 1) - 1))
 
 
 @contextmanager
