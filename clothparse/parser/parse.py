@@ -349,6 +349,10 @@ class NonFiniteOutputError(ValueError):
 def _check_finite(seg: torch.Tensor, cls: torch.Tensor | None, model: str, sources: list[str]) -> None:
     """A :class:`NonFiniteOutputError` naming the model and the images where the logits are not all finite
     (they would become an all-background mask and NaN probabilities, with no word said)."""
+    # a NaN or infinite logit makes its image's sum NaN or infinite: one sum an image, ~20× cheaper than testing
+    # every logit, which runs only where a sum is not finite (finite logits can still overflow a float32 sum)
+    if bool(torch.isfinite(seg.flatten(1).sum(1)).all()) and (cls is None or bool(torch.isfinite(cls).all())):
+        return
     bad = ~torch.isfinite(seg).flatten(1).all(1)
     if cls is not None:
         bad |= ~torch.isfinite(cls).flatten(1).all(1)
