@@ -253,8 +253,8 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1,
 def _kmeans_binned(pixels: np.ndarray, x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The k-means labels of the points ``x`` (the weighted Lab of the sRGB ``pixels``), found on the pixels binned
     by their sRGB colour cut to :data:`BIN_BITS` bits a channel: each bin enters as the mean of its points,
-    weighted by their number. A garment's sample has about 5× fewer such bins than pixels, and k-means' cost is
-    per point. A bin spans 8 levels a channel, a few ΔE, so its pixels go to one cluster together; the cluster
+    weighted by their number. A garment's sample has several times fewer such bins than pixels, and k-means'
+    cost is per point. A bin spans 8 levels a channel, a few ΔE, so its pixels go to one cluster together; the cluster
     means (returned with the labels) are still the exact means of their pixels."""
     q = (np.asarray(pixels, np.uint8) >> (8 - BIN_BITS)).astype(np.int32)
     key = (q[:, 0] << 2 * BIN_BITS) | (q[:, 1] << BIN_BITS) | q[:, 2]

@@ -3,8 +3,8 @@ table of them). The figures are :mod:`clothparse.parser.figures`; ``clothparse p
 in, an output folder out) is :func:`clothparse.parser.files.parse_files`.
 
 Per parsed image: ``<stem>_mask.png`` (a palette PNG whose pixel values are the class ids),
-``<stem>_overlay.jpg`` (the photo with the garments tinted: a photo, so a JPEG — a lossless PNG of it took 7× the
-time and 7× the bytes, and the class ids are the mask's) and ``<stem>.json`` (:meth:`ParseResult.to_dict`
+``<stem>_overlay.jpg`` (the photo with the garments tinted: a photo, so a JPEG — a lossless PNG of it is several
+times larger and slower to write, and the class ids are the mask's) and ``<stem>.json`` (:meth:`ParseResult.to_dict`
 — per garment its box, pixel count and Kaggle-convention RLE mask under ``garments`` — plus the run and the
 names of the files written). Per garment found, on request: ``cutouts/<stem>_<class>.png`` (RGBA, the photo
 at its original resolution cropped to the garment's box, transparent outside the garment) and

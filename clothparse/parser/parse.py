@@ -239,14 +239,10 @@ def _source_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.n
     return i0, np.minimum(i0 + 1, n_in - 1), lam
 
 
-def _settled_cells(x: np.ndarray) -> np.ndarray:
-    """h×w uint8: per source cell (i, j) — the square spanned by rows i, i+1 and columns j, j+1 (clamped) — the
-    class that wins at all four corners by a clear margin, else 255. Bilinear interpolation is a convex combination
-    of the four corners, so every output pixel inside such a cell has that class as its argmax: each corner's
-    winner beats every other class, hence so does any weighted mean of them. The margin (1e-4 of the largest
-    logit) is far above float32 rounding, so computing the mean in another order cannot flip the winner."""
-    # the winner and the two largest logits of each source pixel, one class plane at a time (several times
-    # faster than a partition and an argmax over the first axis); ties go to the first class, as ``argmax``
+def _top_two(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per position of C×… logits: the winning class (uint8; ties go to the first, as ``argmax``), its logit and
+    the second largest — one class plane at a time, several times faster than an argmax or a partition over the
+    first axis."""
     best, second = x[0].copy(), np.full_like(x[0], -np.inf)
     winner = np.zeros(x.shape[1:], np.uint8)
     for c in range(1, x.shape[0]):
@@ -254,6 +250,16 @@ def _settled_cells(x: np.ndarray) -> np.ndarray:
         second = np.where(better, best, np.maximum(second, x[c]))
         best = np.where(better, x[c], best)
         winner[better] = c
+    return winner, best, second
+
+
+def _settled_cells(x: np.ndarray) -> np.ndarray:
+    """h×w uint8: per source cell (i, j) — the square spanned by rows i, i+1 and columns j, j+1 (clamped) — the
+    class that wins at all four corners by a clear margin, else 255. Bilinear interpolation is a convex combination
+    of the four corners, so every output pixel inside such a cell has that class as its argmax: each corner's
+    winner beats every other class, hence so does any weighted mean of them. The margin (1e-4 of the largest
+    logit) is far above float32 rounding, so computing the mean in another order cannot flip the winner."""
+    winner, best, second = _top_two(x)
     eps = 1e-4 * max(1.0, float(np.abs(x).max()))
     won = np.where(best - second > eps, winner, 255).astype(np.uint8)
     h, w = won.shape
@@ -295,13 +301,7 @@ def _upsample_argmax_cpu(logits: torch.Tensor, size: tuple[int, int], max_elemen
         left, right = x0[xs], x1[xs]
         top = planes[:, a + left] * (1 - u) + planes[:, a + right] * u  # C × pixels: one plane per class
         bottom = planes[:, b + left] * (1 - u) + planes[:, b + right] * u
-        mixed = top * (1 - v) + bottom * v
-        best, winner = mixed[0], np.zeros(pix.size, np.uint8)
-        for ch in range(1, c):  # plane by plane, as _argmax0: ties go to the first class
-            better = mixed[ch] > best
-            best = np.where(better, mixed[ch], best)
-            winner[better] = ch
-        flat[pix] = winner
+        flat[pix] = _top_two(top * (1 - v) + bottom * v)[0]
     return torch.from_numpy(out)
 
 
@@ -349,7 +349,7 @@ class NonFiniteOutputError(ValueError):
 def _check_finite(seg: torch.Tensor, cls: torch.Tensor | None, model: str, sources: list[str]) -> None:
     """A :class:`NonFiniteOutputError` naming the model and the images where the logits are not all finite
     (they would become an all-background mask and NaN probabilities, with no word said)."""
-    # a NaN or infinite logit makes its image's sum NaN or infinite: one sum an image, ~20× cheaper than testing
+    # a NaN or infinite logit makes its image's sum NaN or infinite: one sum an image, far cheaper than testing
     # every logit, which runs only where a sum is not finite (finite logits can still overflow a float32 sum)
     if bool(torch.isfinite(seg.flatten(1).sum(1)).all()) and (cls is None or bool(torch.isfinite(cls).all())):
         return
@@ -390,8 +390,8 @@ def _prior_rows(prior, n: int | None) -> torch.Tensor | None:
 
 def default_workers() -> int:
     """Threads that read photos and finish results beside the network: the cores but one, which the network's
-    own thread keeps busy (at least 1, at most 8). On 2 cores a second pool thread only added contention: about
-    10 % more CPU time a photo and no photo more a second (``bench/run.py --only parse_cost``)."""
+    own thread keeps busy (at least 1, at most 8): on 2 cores a second pool thread only adds contention, more CPU
+    time a photo for no photo more a second (``bench/run.py --only parse_cost`` shows it)."""
     return max(1, min(8, (os.cpu_count() or 1) - 1))
 
 
