@@ -225,14 +225,15 @@ def test_binned_kmeans_keeps_a_bin_together_and_its_means_exact():
 
 def test_merging_close_centres_is_merging_the_groups_by_their_means():
     """Merging on the k-means centres and counts gives the groups that merging the members by their means does."""
-    from clothparse.parser.colours import _groups, _merge_close, _merge_pairs
+    from clothparse.parser.colours import _merge_close, _merge_pairs
 
     rng = np.random.default_rng(5)
     for trial in range(20):
         labels = rng.integers(0, 6, 300)
         x = rng.normal(0, 8, (300, 3)) + rng.normal(0, 15, (6, 3))[labels]
         centres = np.array([x[labels == j].mean(0) for j in range(6)])
-        expected = _merge_pairs(_groups(labels), lambda g: x[g].mean(0),
+        groups = [np.flatnonzero(labels == j) for j in np.unique(labels)]
+        expected = _merge_pairs(groups, lambda g: x[g].mean(0),
                                 lambda p, q: float(np.linalg.norm(p - q)) / 12.0)
         merged = _merge_close(labels, centres, 12.0)
         assert sorted(map(sorted, map(list, merged))) == sorted(map(sorted, map(list, expected))), trial

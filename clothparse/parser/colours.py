@@ -220,7 +220,7 @@ def _kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25, tol: float = 0.1,
     rng = np.random.default_rng(seed)
     n, dim = x.shape
     w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
-    centres = [x[rng.integers(n) if weights is None else rng.choice(n, p=w / w.sum())]]
+    centres = [x[rng.choice(n, p=w / w.sum())]]
     d2 = ((x - centres[0]) ** 2).sum(1) * w
     for _ in range(1, k):
         total = d2.sum()
@@ -262,10 +262,6 @@ def _kmeans_binned(pixels: np.ndarray, x: np.ndarray, k: int, seed: int) -> tupl
     means = np.stack([np.bincount(inverse, weights=x[:, j]) for j in range(x.shape[1])], axis=1) / counts[:, None]
     labels, centres = _kmeans(means, min(k, len(means)), seed, weights=counts)
     return labels[inverse], centres
-
-
-def _groups(labels: np.ndarray) -> list[np.ndarray]:
-    return [np.flatnonzero(labels == j) for j in np.unique(labels)]
 
 
 def _merge_close(labels: np.ndarray, centres: np.ndarray, delta: float) -> list[np.ndarray]:
